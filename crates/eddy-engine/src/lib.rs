@@ -1,0 +1,1 @@
+//! eddy's engine: memtables, Tantivy segments, flusher, search, recovery.

@@ -1,0 +1,1 @@
+//! Meilisearch-compatible HTTP API for eddy.

@@ -1,0 +1,4 @@
+//! eddy's command-line entry point.
+fn main() {
+    println!("eddy");
+}
