@@ -1,0 +1,260 @@
+//! [`Replay`]: reading records back from the segment files.
+//!
+//! A replay reads the files, never the in-memory queue, so what it returns is what a restart
+//! would find. It stops at the durable LSN captured when it was created, which also keeps it
+//! from reading a frame the writer is still appending.
+
+use std::collections::VecDeque;
+use std::io::{BufReader, Read};
+use std::path::PathBuf;
+
+use crate::error::CorruptReason;
+use crate::frame::{Damage, FrameStream, ReadFault, read_full, split_body};
+use crate::recovery::SegmentMeta;
+use crate::segment::{HeaderFault, SEGMENT_HEADER_LEN, VERSION, decode_header, segment_name};
+use crate::storage::Storage;
+use crate::{Error, Lsn, Record};
+
+const READ_BUFFER_BYTES: usize = 128 * 1024;
+
+type SegmentStream = FrameStream<BufReader<Box<dyn Read + Send>>>;
+
+/// Iterator over durable records in LSN order; see [`Wal::replay`](crate::Wal::replay).
+///
+/// After yielding an error it ends.
+pub struct Replay {
+    pending: VecDeque<PendingSegment>,
+    current: Option<(PathBuf, SegmentStream)>,
+    /// LSN of the next record in the files.
+    next_lsn: Lsn,
+    from: Lsn,
+    limit: Lsn,
+    buffered: VecDeque<Record>,
+    done: bool,
+}
+
+struct PendingSegment {
+    first_lsn: Lsn,
+    path: PathBuf,
+    reader: Box<dyn Read + Send>,
+}
+
+impl std::fmt::Debug for Replay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replay")
+            .field("next_lsn", &self.next_lsn)
+            .field("from", &self.from)
+            .field("limit", &self.limit)
+            .finish()
+    }
+}
+
+impl Replay {
+    /// Opens every segment that may hold records in `from..=limit`.
+    pub(crate) fn open(
+        storage: &dyn Storage,
+        segments: &[SegmentMeta],
+        from: Lsn,
+        limit: Lsn,
+    ) -> Result<Replay, Error> {
+        let from = from.max(1);
+        // The last segment starting at or before `from` holds it; if `from` is below the
+        // oldest segment (truncated), start at the oldest.
+        let start = segments
+            .iter()
+            .rposition(|s| s.first_lsn <= from)
+            .unwrap_or(0);
+        let mut pending = VecDeque::new();
+        for segment in &segments[start..] {
+            if segment.first_lsn > limit {
+                break;
+            }
+            let name = segment_name(segment.first_lsn);
+            let path = storage.path(&name);
+            let reader = storage
+                .open_read(&name)
+                .map_err(|e| Error::io("open", path.clone(), e))?;
+            pending.push_back(PendingSegment {
+                first_lsn: segment.first_lsn,
+                path,
+                reader,
+            });
+        }
+        let next_lsn = pending.front().map_or(limit + 1, |s| s.first_lsn);
+        Ok(Replay {
+            pending,
+            current: None,
+            next_lsn,
+            from,
+            limit,
+            buffered: VecDeque::new(),
+            done: false,
+        })
+    }
+
+    /// Reads the next frame (or segment header) into `buffered`.
+    fn advance(&mut self) -> Result<(), Error> {
+        let Some((path, stream)) = &mut self.current else {
+            return self.open_next_segment();
+        };
+        match stream.next_frame() {
+            Ok(Some(frame)) => {
+                let crcs = (frame.header.crc, frame.header.crc);
+                if frame.header.first_lsn != self.next_lsn {
+                    let reason = CorruptReason::LsnMismatch {
+                        expected: self.next_lsn,
+                        found: frame.header.first_lsn,
+                    };
+                    return Err(Error::corrupt(path.clone(), frame.offset, crcs, reason));
+                }
+                let first = frame.header.first_lsn;
+                self.next_lsn = first + u64::from(frame.header.count);
+                if frame.header.last_lsn() < self.from {
+                    return Ok(());
+                }
+                let body = stream.body();
+                let records =
+                    split_body(body, frame.header.count).expect("FrameStream verified the layout");
+                for (lsn, (kind, range)) in (first..).zip(records) {
+                    if lsn >= self.from && lsn <= self.limit {
+                        self.buffered.push_back(Record {
+                            lsn,
+                            kind,
+                            payload: body[range].to_vec(),
+                        });
+                    }
+                }
+                Ok(())
+            }
+            Ok(None) => {
+                self.current = None;
+                Ok(())
+            }
+            Err(ReadFault::Io(e)) => Err(Error::io("read", path.clone(), e)),
+            Err(ReadFault::Layout { offset, crc }) => Err(Error::corrupt(
+                path.clone(),
+                offset,
+                (crc, crc),
+                CorruptReason::BadRecordLayout,
+            )),
+            Err(ReadFault::Damaged { offset, damage }) => {
+                let (crcs, reason) = match damage {
+                    Damage::ShortHeader { .. } | Damage::ShortBody { .. } => (
+                        (0, 0),
+                        CorruptReason::MissingRecords {
+                            expected: self.next_lsn,
+                        },
+                    ),
+                    Damage::Checksum {
+                        stored_crc,
+                        actual_crc,
+                    } => ((stored_crc, actual_crc), CorruptReason::ChecksumMismatch),
+                };
+                Err(Error::corrupt(path.clone(), offset, crcs, reason))
+            }
+        }
+    }
+
+    fn open_next_segment(&mut self) -> Result<(), Error> {
+        let Some(segment) = self.pending.pop_front() else {
+            let path = PathBuf::from(segment_name(self.next_lsn));
+            return Err(Error::corrupt(
+                path,
+                0,
+                (0, 0),
+                CorruptReason::MissingRecords {
+                    expected: self.next_lsn,
+                },
+            ));
+        };
+        let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, segment.reader);
+        let mut header = [0u8; SEGMENT_HEADER_LEN];
+        let got = read_full(&mut reader, &mut header)
+            .map_err(|e| Error::io("read", segment.path.clone(), e))?;
+        let stored_crc = u32::from_le_bytes([header[20], header[21], header[22], header[23]]);
+        let corrupt =
+            |offset, crcs, reason| Error::corrupt(segment.path.clone(), offset, crcs, reason);
+        match decode_header(&header[..got]) {
+            Ok(lsn) if lsn != segment.first_lsn => {
+                return Err(corrupt(
+                    0,
+                    (stored_crc, stored_crc),
+                    CorruptReason::NameMismatch {
+                        name_lsn: segment.first_lsn,
+                        header_lsn: lsn,
+                    },
+                ));
+            }
+            Ok(_) => {}
+            Err(HeaderFault::Version(version)) => {
+                return Err(Error::UnsupportedVersion {
+                    file: segment.path,
+                    version,
+                    supported: VERSION,
+                });
+            }
+            Err(HeaderFault::Short { available }) => {
+                return Err(corrupt(
+                    0,
+                    (0, 0),
+                    CorruptReason::Truncated {
+                        needed: SEGMENT_HEADER_LEN as u64,
+                        available,
+                    },
+                ));
+            }
+            Err(HeaderFault::BadMagic {
+                stored_crc,
+                actual_crc,
+            }) => {
+                return Err(corrupt(
+                    0,
+                    (stored_crc, actual_crc),
+                    CorruptReason::BadMagic,
+                ));
+            }
+            Err(HeaderFault::Checksum {
+                stored_crc,
+                actual_crc,
+            }) => {
+                return Err(corrupt(
+                    0,
+                    (stored_crc, actual_crc),
+                    CorruptReason::ChecksumMismatch,
+                ));
+            }
+        }
+        if segment.first_lsn != self.next_lsn {
+            let reason = CorruptReason::LsnMismatch {
+                expected: self.next_lsn,
+                found: segment.first_lsn,
+            };
+            return Err(corrupt(0, (stored_crc, stored_crc), reason));
+        }
+        self.current = Some((
+            segment.path,
+            FrameStream::new(reader, SEGMENT_HEADER_LEN as u64),
+        ));
+        Ok(())
+    }
+}
+
+impl Iterator for Replay {
+    type Item = Result<Record, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(record) = self.buffered.pop_front() {
+                return Some(Ok(record));
+            }
+            if self.done || self.next_lsn > self.limit {
+                self.done = true;
+                return None;
+            }
+            if let Err(error) = self.advance() {
+                self.done = true;
+                return Some(Err(error));
+            }
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! Acknowledgements: how an appender learns that its records are durable.
+//!
+//! The writer publishes one number, the durable LSN; a ticket is done when the durable LSN
+//! reaches its last LSN. Waiters (blocked threads and async tasks alike) register a `Waker`
+//! with their LSN, and the writer wakes exactly those its publication covers: no thundering
+//! herd when many appenders wait on different batches. A blocked thread's waker unparks it.
+
+use std::future::Future;
+use std::io;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
+
+use parking_lot::Mutex;
+
+use crate::{Error, Lsn};
+
+/// The durable watermark and everyone waiting on it.
+pub(crate) struct Progress {
+    durable: AtomicU64,
+    state: Mutex<ProgressState>,
+}
+
+struct ProgressState {
+    durable: Lsn,
+    failure: Option<Failure>,
+    stopped: bool,
+    waiters: Vec<Waiter>,
+}
+
+struct Waiter {
+    lsn: Lsn,
+    id: u64,
+    waker: Waker,
+}
+
+/// The first write or sync failure; it poisons the log.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    /// Tickets with LSNs up to here were in the failing batch and get the I/O error; later
+    /// ones get [`Error::Poisoned`].
+    pub(crate) batch_end: Lsn,
+    pub(crate) op: &'static str,
+    pub(crate) path: PathBuf,
+    pub(crate) kind: io::ErrorKind,
+    pub(crate) message: String,
+}
+
+impl Failure {
+    pub(crate) fn new(error: &Error, batch_end: Lsn) -> Failure {
+        match error {
+            Error::Io { op, path, source } => Failure {
+                batch_end,
+                op,
+                path: path.clone(),
+                kind: source.kind(),
+                message: source.to_string(),
+            },
+            other => Failure {
+                batch_end,
+                op: "write",
+                path: PathBuf::new(),
+                kind: io::ErrorKind::Other,
+                message: other.to_string(),
+            },
+        }
+    }
+
+    /// A copy of the I/O error for one more waiter (`io::Error` is not `Clone`).
+    pub(crate) fn to_error(&self) -> Error {
+        Error::io(
+            self.op,
+            self.path.clone(),
+            io::Error::new(self.kind, self.message.clone()),
+        )
+    }
+}
+
+static NEXT_WAITER_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Progress {
+    pub(crate) fn new(durable: Lsn) -> Progress {
+        Progress {
+            durable: AtomicU64::new(durable),
+            state: Mutex::new(ProgressState {
+                durable,
+                failure: None,
+                stopped: false,
+                waiters: Vec::new(),
+            }),
+        }
+    }
+
+    /// Every LSN up to this one is durable (at the configured level).
+    pub(crate) fn durable(&self) -> Lsn {
+        self.durable.load(Ordering::Acquire)
+    }
+
+    /// Advances the durable LSN to `lsn` and wakes the waiters it covers.
+    pub(crate) fn publish(&self, lsn: Lsn) {
+        let mut woken = Vec::new();
+        {
+            let mut state = self.state.lock();
+            if lsn <= state.durable {
+                return;
+            }
+            state.durable = lsn;
+            self.durable.store(lsn, Ordering::Release);
+            state.waiters.retain(|w| {
+                if w.lsn <= lsn {
+                    woken.push(w.waker.clone());
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        // Wake outside the lock so that woken threads do not immediately block on it.
+        for waker in woken {
+            waker.wake();
+        }
+    }
+
+    /// Records the first failure and wakes every waiter: none of them can succeed any more.
+    pub(crate) fn fail(&self, failure: Failure) {
+        let waiters = {
+            let mut state = self.state.lock();
+            state.failure.get_or_insert(failure);
+            std::mem::take(&mut state.waiters)
+        };
+        for waiter in waiters {
+            waiter.waker.wake();
+        }
+    }
+
+    /// The writer is gone: wake every waiter.
+    pub(crate) fn stop(&self) {
+        let waiters = {
+            let mut state = self.state.lock();
+            state.stopped = true;
+            std::mem::take(&mut state.waiters)
+        };
+        for waiter in waiters {
+            waiter.waker.wake();
+        }
+    }
+
+    pub(crate) fn is_failed(&self) -> bool {
+        self.state.lock().failure.is_some()
+    }
+
+    /// The outcome for a ticket covering `lsns`, or `Pending` after registering `waker`
+    /// (replacing an earlier registration with the same `id`).
+    fn poll(
+        &self,
+        lsns: &RangeInclusive<Lsn>,
+        id: u64,
+        waker: impl FnOnce() -> Waker,
+    ) -> Poll<Result<RangeInclusive<Lsn>, Error>> {
+        if self.durable() >= *lsns.end() {
+            return Poll::Ready(Ok(lsns.clone()));
+        }
+        let mut state = self.state.lock();
+        if state.durable >= *lsns.end() {
+            return Poll::Ready(Ok(lsns.clone()));
+        }
+        if let Some(failure) = &state.failure {
+            let error = if *lsns.start() <= failure.batch_end {
+                failure.to_error()
+            } else {
+                Error::Poisoned
+            };
+            return Poll::Ready(Err(error));
+        }
+        if state.stopped {
+            return Poll::Ready(Err(Error::Closed));
+        }
+        match state.waiters.iter_mut().find(|w| w.id == id) {
+            Some(existing) => existing.waker = waker(),
+            None => state.waiters.push(Waiter {
+                lsn: *lsns.end(),
+                id,
+                waker: waker(),
+            }),
+        }
+        Poll::Pending
+    }
+
+    fn forget(&self, id: u64) {
+        self.state.lock().waiters.retain(|w| w.id != id);
+    }
+}
+
+/// A submitted batch: its LSNs are known at once, its durability later.
+#[must_use = "a ticket does nothing unless waited on; dropping it does not cancel the append"]
+pub struct Ticket {
+    progress: Arc<Progress>,
+    lsns: RangeInclusive<Lsn>,
+    acknowledged: bool,
+}
+
+impl std::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ticket").field("lsns", &self.lsns).finish()
+    }
+}
+
+struct ThreadWaker(Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+impl Ticket {
+    pub(crate) fn new(
+        progress: Arc<Progress>,
+        lsns: RangeInclusive<Lsn>,
+        acknowledged: bool,
+    ) -> Ticket {
+        Ticket {
+            progress,
+            lsns,
+            acknowledged,
+        }
+    }
+
+    /// The LSNs assigned to the batch, first to last.
+    pub fn lsns(&self) -> RangeInclusive<Lsn> {
+        self.lsns.clone()
+    }
+
+    /// Blocks until the batch is durable at the log's durability level.
+    ///
+    /// # Errors
+    /// The I/O error if the batch's own write or fdatasync failed, [`Error::Poisoned`] if an
+    /// earlier one did, [`Error::Closed`] if the log shut down first.
+    pub fn wait(self) -> Result<RangeInclusive<Lsn>, Error> {
+        if self.acknowledged {
+            return Ok(self.lsns);
+        }
+        let id = NEXT_WAITER_ID.fetch_add(1, Ordering::Relaxed);
+        let mut waker = None;
+        loop {
+            let make = || {
+                waker
+                    .get_or_insert_with(|| Waker::from(Arc::new(ThreadWaker(thread::current()))))
+                    .clone()
+            };
+            match self.progress.poll(&self.lsns, id, make) {
+                Poll::Ready(result) => return result,
+                // A spurious unpark just polls again.
+                Poll::Pending => thread::park(),
+            }
+        }
+    }
+
+    /// Waits without blocking a thread; works with any executor (no runtime is required).
+    ///
+    /// # Errors
+    /// As [`Ticket::wait`].
+    pub fn wait_async(self) -> WaitFuture {
+        WaitFuture {
+            ticket: self,
+            id: NEXT_WAITER_ID.fetch_add(1, Ordering::Relaxed),
+            registered: false,
+        }
+    }
+}
+
+/// The future returned by [`Ticket::wait_async`].
+#[must_use = "futures do nothing unless polled"]
+#[derive(Debug)]
+pub struct WaitFuture {
+    ticket: Ticket,
+    id: u64,
+    registered: bool,
+}
+
+impl Future for WaitFuture {
+    type Output = Result<RangeInclusive<Lsn>, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if this.ticket.acknowledged {
+            return Poll::Ready(Ok(this.ticket.lsns.clone()));
+        }
+        let poll = this
+            .ticket
+            .progress
+            .poll(&this.ticket.lsns, this.id, || cx.waker().clone());
+        this.registered = poll.is_pending();
+        poll
+    }
+}
+
+impl Drop for WaitFuture {
+    fn drop(&mut self) {
+        if self.registered {
+            self.ticket.progress.forget(self.id);
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! [`Wal`]: the public handle, the bounded queue, and the operations that do not append.
+
+use std::ops::RangeInclusive;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread::{self, JoinHandle};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::frame::EncodedFrame;
+use crate::reader::Replay;
+use crate::recovery::{self, SegmentMeta};
+use crate::segment::segment_name;
+use crate::storage::{FsStorage, Storage};
+use crate::ticket::{Failure, Progress, Ticket};
+use crate::writer::{Item, Writer};
+use crate::{Durability, Error, Lsn, WalConfig, WalStats};
+
+/// State shared by the handle, the writer thread and the appenders.
+pub(crate) struct Shared {
+    pub(crate) config: WalConfig,
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) queue: Mutex<Queue>,
+    /// Signalled when the queue gains an item (or the log closes); the writer waits on it.
+    pub(crate) work: Condvar,
+    /// Signalled when queue space is freed; blocked appenders wait on it.
+    pub(crate) space: Condvar,
+    pub(crate) progress: Arc<Progress>,
+    /// Oldest first; the last one is the active segment.
+    pub(crate) segments: Mutex<Vec<SegmentMeta>>,
+    pub(crate) active_bytes: AtomicU64,
+    pub(crate) counters: Counters,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) fsyncs: AtomicU64,
+    pub(crate) dir_syncs: AtomicU64,
+    pub(crate) records_written: AtomicU64,
+    pub(crate) records_synced: AtomicU64,
+}
+
+pub(crate) struct Queue {
+    pub(crate) items: Vec<Item>,
+    /// Bytes of frames admitted and not yet written.
+    pub(crate) bytes: u64,
+    pub(crate) next_lsn: Lsn,
+    /// Admission tickets, so that blocked appenders are admitted first come, first served and a
+    /// large record cannot be starved by a stream of small ones.
+    pub(crate) admit_issued: u64,
+    pub(crate) admit_next: u64,
+    pub(crate) blocked: u32,
+    pub(crate) writer_waiting: bool,
+    pub(crate) closing: bool,
+    pub(crate) poisoned: bool,
+}
+
+impl Shared {
+    /// Poisons the log: no more appends, every waiter fails.
+    pub(crate) fn poison(&self, failure: Failure) {
+        self.queue.lock().poisoned = true;
+        self.space.notify_all();
+        self.progress.fail(failure);
+    }
+}
+
+/// A segmented write-ahead log with group commit. `Send + Sync`: share it behind an `Arc`.
+///
+/// See the crate documentation for the guarantees and `docs/wal.md` for the design.
+pub struct Wal {
+    shared: Arc<Shared>,
+    writer: Mutex<Option<JoinHandle<Result<(), Error>>>>,
+}
+
+impl std::fmt::Debug for Wal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal")
+            .field("storage", &self.shared.storage)
+            .field("config", &self.shared.config)
+            .finish()
+    }
+}
+
+impl Wal {
+    /// Opens (creating it if missing) the log in directory `dir`, locks it, and recovers.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] if another log owns the directory, [`Error::Corrupt`] or
+    /// [`Error::UnsupportedVersion`] if recovery finds damage it must not repair,
+    /// [`Error::Io`] for I/O failures, [`Error::InvalidConfig`].
+    pub fn open(dir: impl AsRef<Path>, config: WalConfig) -> Result<Wal, Error> {
+        let storage = FsStorage::open(dir)?;
+        Wal::open_with_storage(Arc::new(storage), config)
+    }
+
+    /// Opens the log kept in `storage` (e.g. a [`SimStorage`](crate::SimStorage) in tests).
+    ///
+    /// # Errors
+    /// As [`Wal::open`], except locking, which is the storage's business.
+    pub fn open_with_storage(storage: Arc<dyn Storage>, config: WalConfig) -> Result<Wal, Error> {
+        config.validate()?;
+        let recovered = recovery::recover(&*storage)?;
+        let active = *recovered
+            .segments
+            .last()
+            .expect("recovery always leaves an active segment");
+        let durable = recovered.next_lsn - 1;
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                items: Vec::new(),
+                bytes: 0,
+                next_lsn: recovered.next_lsn,
+                admit_issued: 0,
+                admit_next: 0,
+                blocked: 0,
+                writer_waiting: false,
+                closing: false,
+                poisoned: false,
+            }),
+            work: Condvar::new(),
+            space: Condvar::new(),
+            progress: Arc::new(Progress::new(durable)),
+            segments: Mutex::new(recovered.segments),
+            active_bytes: AtomicU64::new(active.bytes),
+            counters: Counters::default(),
+            config,
+            storage,
+        });
+        let writer = Writer::new(shared.clone(), recovered.active, active, recovered.next_lsn);
+        let handle = thread::Builder::new()
+            .name("eddy-wal-writer".into())
+            .spawn(move || writer.run())
+            .map_err(|e| Error::io("spawn writer thread", shared.storage.path(""), e))?;
+        Ok(Wal {
+            shared,
+            writer: Mutex::new(Some(handle)),
+        })
+    }
+
+    /// Enqueues an atomic batch and returns at once with its LSNs, blocking only while the queue
+    /// is full. LSNs are contiguous and assigned in the order `submit` calls return: if one
+    /// returns before another is called, the first one's LSNs are lower. After a crash the
+    /// batch is either entirely present or entirely absent.
+    ///
+    /// # Errors
+    /// [`Error::EmptyBatch`], [`Error::RecordTooLarge`] (the batch body exceeds 4 GiB),
+    /// [`Error::Poisoned`], [`Error::Closed`].
+    pub fn submit(&self, records: Vec<(u8, Vec<u8>)>) -> Result<Ticket, Error> {
+        // Copy and checksum outside the lock; only the LSN stamp happens inside.
+        let frame = EncodedFrame::encode(&records)?;
+        drop(records);
+        let len = frame.len() as u64;
+        let count = u64::from(frame.count());
+        let max = self.shared.config.queue_bytes_max;
+        let mut queue = self.shared.queue.lock();
+        let check = |queue: &Queue| {
+            if queue.poisoned {
+                Err(Error::Poisoned)
+            } else if queue.closing {
+                Err(Error::Closed)
+            } else {
+                Ok(())
+            }
+        };
+        check(&queue)?;
+        let turn = queue.admit_issued;
+        queue.admit_issued += 1;
+        // A record larger than the whole bound is admitted once the queue is empty, so it cannot
+        // wait forever.
+        while !(queue.admit_next == turn && (queue.bytes == 0 || queue.bytes + len <= max)) {
+            queue.blocked += 1;
+            self.shared.space.wait(&mut queue);
+            queue.blocked -= 1;
+            // Poisoning and closing wake everyone and end admission for good, so abandoning our
+            // turn here cannot strand a later appender.
+            check(&queue)?;
+        }
+        queue.admit_next += 1;
+        if queue.blocked > 0 {
+            self.shared.space.notify_all();
+        }
+        let first = queue.next_lsn;
+        let last = first + count - 1;
+        queue.next_lsn = last + 1;
+        queue.bytes += len;
+        queue.items.push(Item::Frame {
+            bytes: frame.seal(first),
+            last_lsn: last,
+        });
+        let wake_writer = queue.writer_waiting;
+        drop(queue);
+        if wake_writer {
+            self.shared.work.notify_one();
+        }
+        let acknowledged = self.shared.config.durability == Durability::None;
+        Ok(Ticket::new(
+            self.shared.progress.clone(),
+            first..=last,
+            acknowledged,
+        ))
+    }
+
+    /// Appends one record and waits until it is durable; returns its LSN.
+    ///
+    /// # Errors
+    /// As [`Wal::submit`] and [`Ticket::wait`].
+    pub fn append(&self, kind: u8, payload: Vec<u8>) -> Result<Lsn, Error> {
+        Ok(*self.submit(vec![(kind, payload)])?.wait()?.start())
+    }
+
+    /// Appends an atomic batch and waits until it is durable; returns its LSNs.
+    ///
+    /// # Errors
+    /// As [`Wal::submit`] and [`Ticket::wait`].
+    pub fn append_batch(&self, records: Vec<(u8, Vec<u8>)>) -> Result<RangeInclusive<Lsn>, Error> {
+        self.submit(records)?.wait()
+    }
+
+    /// Every LSN up to this one is durable at the configured level (at `Flush` and `None`: handed
+    /// to the OS). 0 when nothing is.
+    pub fn durable_lsn(&self) -> Lsn {
+        self.shared.progress.durable()
+    }
+
+    /// The LSN the next submitted record will get.
+    pub fn next_lsn(&self) -> Lsn {
+        self.shared.queue.lock().next_lsn
+    }
+
+    /// Reads every record with `lsn >= from_lsn` that was durable when `replay` was called, in
+    /// LSN order, from the segment files. Records below the oldest kept segment (truncated) are
+    /// not returned. The segments are opened now, so a concurrent `truncate_before` cannot pull
+    /// them from under the iterator.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if a segment cannot be opened; the iterator yields [`Error::Corrupt`] or
+    /// [`Error::Io`] (and then ends) if a segment cannot be read back.
+    pub fn replay(&self, from_lsn: Lsn) -> Result<Replay, Error> {
+        let limit = self.durable_lsn();
+        let segments = self.shared.segments.lock();
+        Replay::open(&*self.shared.storage, &segments, from_lsn, limit)
+    }
+
+    /// Deletes every segment whose records all have LSNs below `lsn`, oldest first, never the
+    /// active one. Returns how many were removed.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if a removal or the directory fsync fails; a failed directory fsync also
+    /// poisons the log.
+    pub fn truncate_before(&self, lsn: Lsn) -> Result<usize, Error> {
+        let storage = &*self.shared.storage;
+        let mut segments = self.shared.segments.lock();
+        let mut removed = 0;
+        while segments.len() > 1 && segments[1].first_lsn <= lsn {
+            let name = segment_name(segments[0].first_lsn);
+            storage
+                .remove(&name)
+                .map_err(|e| Error::io("remove", storage.path(&name), e))?;
+            segments.remove(0);
+            removed += 1;
+            // IMPORTANT: make each removal durable before the next one. Un-synced removals may
+            // persist in any order, and a crash that kept an older segment but lost a newer one
+            // would leave an LSN gap that recovery refuses.
+            if let Err(e) = storage.sync_dir() {
+                let error = Error::io("fsync directory", storage.path(""), e);
+                self.shared.poison(Failure::new(&error, self.durable_lsn()));
+                return Err(error);
+            }
+            self.shared
+                .counters
+                .dir_syncs
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(removed)
+    }
+
+    /// Closes the active segment (if it holds any record) and starts a new one. Records
+    /// submitted before the call go to the old segment.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if syncing the old segment or creating the new one fails (the log is then
+    /// poisoned), [`Error::Poisoned`], [`Error::Closed`].
+    pub fn rotate(&self) -> Result<(), Error> {
+        let (reply, answer) = mpsc::channel();
+        {
+            let mut queue = self.shared.queue.lock();
+            if queue.poisoned {
+                return Err(Error::Poisoned);
+            }
+            if queue.closing {
+                return Err(Error::Closed);
+            }
+            queue.items.push(Item::Rotate(reply));
+        }
+        self.shared.work.notify_one();
+        answer.recv().map_err(|_| Error::Closed)?
+    }
+
+    /// Counters and sizes, for monitoring and benchmarks.
+    pub fn stats(&self) -> WalStats {
+        let next_lsn = self.next_lsn();
+        let (segments, bytes, first_lsn) = {
+            let segments = self.shared.segments.lock();
+            let closed: u64 = segments[..segments.len() - 1].iter().map(|s| s.bytes).sum();
+            let active = self.shared.active_bytes.load(Ordering::Relaxed);
+            (
+                segments.len() as u64,
+                closed + active,
+                segments.first().map_or(next_lsn, |s| s.first_lsn),
+            )
+        };
+        let c = &self.shared.counters;
+        let fsyncs = c.fsyncs.load(Ordering::Relaxed);
+        let records_synced = c.records_synced.load(Ordering::Relaxed);
+        WalStats {
+            segments,
+            bytes,
+            first_lsn,
+            last_lsn: next_lsn - 1,
+            durable_lsn: self.durable_lsn(),
+            fsyncs,
+            dir_syncs: c.dir_syncs.load(Ordering::Relaxed),
+            records_appended: c.records_written.load(Ordering::Relaxed),
+            records_per_fsync: if fsyncs == 0 {
+                0.0
+            } else {
+                records_synced as f64 / fsyncs as f64
+            },
+        }
+    }
+
+    /// Drains the queue, syncs (at every durability level), and stops the writer thread.
+    ///
+    /// # Errors
+    /// The error of the final sync, or [`Error::Poisoned`] if the log was poisoned.
+    pub fn close(self) -> Result<(), Error> {
+        self.shutdown()
+    }
+
+    fn shutdown(&self) -> Result<(), Error> {
+        let Some(handle) = self.writer.lock().take() else {
+            return Ok(());
+        };
+        self.shared.queue.lock().closing = true;
+        self.shared.work.notify_one();
+        self.shared.space.notify_all();
+        handle.join().unwrap_or(Err(Error::Closed))
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        if let Err(error) = self.shutdown() {
+            tracing::warn!(%error, "WAL: closing on drop failed");
+        }
+    }
+}
