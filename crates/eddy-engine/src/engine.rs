@@ -1,0 +1,1597 @@
+//! The engine: many indexes sharing one write-ahead log and one metadata store.
+//!
+//! # Write path
+//!
+//! Every write is one log record. Per index uid there is one *slot* whose queue orders the
+//! writes: under the slot lock the record is submitted to the log (which assigns its LSN) and
+//! queued; the writer then waits for group commit outside the lock; once durable, whoever
+//! holds the slot lock applies every queued operation whose LSN is durable, in LSN order
+//! (W3), records the tasks in the metadata store, and every writer returns its own task —
+//! durable (W1) and visible (W2).
+//!
+//! # Checkpoints
+//!
+//! After a flush the engine makes the metadata durable with `applied_lsn` = the highest LSN
+//! below which every operation is applied, then truncates the log below
+//! `min(applied_lsn + 1, first LSN still in a memtable of any index)`.
+//!
+//! # Recovery
+//!
+//! Opening replays the log from `min(applied_lsn, every index checkpoint) + 1`: metadata
+//! effects of operations up to `applied_lsn` are skipped (the store has them), memtable
+//! effects of operations up to an index's checkpoint are skipped (its segments have them).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use eddy_wal::{Lsn, Wal, WalConfig};
+use parking_lot::{Condvar, Mutex, RwLock};
+use rustc_hash::FxHashMap;
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+
+use crate::config::{EngineConfig, MergeStrategy};
+use crate::document::{
+    Document, PayloadFormat, document_id, id_from_value, infer_primary_key, parse_payload,
+    select_fields, validate_index_uid,
+};
+use crate::error::{Code, Error, Result};
+use crate::index::{IndexInstance, View};
+use crate::memory::MemoryBudget;
+use crate::meta::{IndexRecord, MetaBatch, MetaStore};
+use crate::ops::{self, Method, Op, OpHeader, RECORD_KIND_OP};
+use crate::search::{self, SearchRequest};
+use crate::settings::Settings;
+use crate::task::{Task, TaskFilter, TaskKind, TaskStatus, format_duration, uid_of_lsn};
+
+/// Format version of the data directory.
+pub const DATA_VERSION: &str = "eddy-1";
+
+/// What recovery did when the engine opened.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecoveryStats {
+    /// Log records replayed.
+    pub records_replayed: u64,
+    /// Documents (re)applied to memtables.
+    pub documents_recovered: u64,
+    /// Time spent replaying.
+    pub duration: Duration,
+    /// First LSN replayed from.
+    pub from_lsn: Lsn,
+}
+
+/// Public description of an index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexInfo {
+    /// Uid.
+    pub uid: String,
+    /// Primary key.
+    pub primary_key: Option<String>,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+    /// Last update.
+    pub updated_at: OffsetDateTime,
+}
+
+/// Statistics of an index.
+#[derive(Debug, Clone, Default)]
+pub struct IndexStats {
+    /// Visible documents.
+    pub number_of_documents: u64,
+    /// Documents per attribute.
+    pub field_distribution: BTreeMap<String, u64>,
+    /// Bytes of the active memtable.
+    pub active_memtable_bytes: usize,
+    /// Bytes of all memtables.
+    pub memtable_bytes: usize,
+    /// Frozen memtables waiting for a flush (the flush queue).
+    pub frozen_memtables: usize,
+    /// Tantivy segments.
+    pub segments: usize,
+    /// LSN of the last durable commit.
+    pub checkpoint: Lsn,
+    /// When the last flush finished.
+    pub last_flush_at: Option<OffsetDateTime>,
+    /// How long it took.
+    pub last_flush_duration: Option<Duration>,
+}
+
+/// A search hit.
+#[derive(Debug, Clone)]
+pub struct SearchHit {
+    /// Primary key value.
+    pub id: String,
+    /// The stored document.
+    pub document: Document,
+    /// BM25 score.
+    pub score: f32,
+    /// Ranking score in `0..=1`.
+    pub ranking_score: f64,
+}
+
+/// Search results.
+#[derive(Debug, Clone)]
+pub struct SearchResults {
+    /// Hits.
+    pub hits: Vec<SearchHit>,
+    /// Number of matching documents.
+    pub total: u64,
+}
+
+/// A page of tasks.
+#[derive(Debug, Clone)]
+pub struct TaskPage {
+    /// Tasks, newest first (oldest first with `reverse`).
+    pub results: Vec<Task>,
+    /// Tasks matching the filter.
+    pub total: u64,
+    /// Uid to continue from.
+    pub next: Option<u64>,
+}
+
+enum DocsSource<'a> {
+    Parsed(Vec<Document>),
+    Raw(&'a [u8]),
+}
+
+#[derive(Clone, Copy)]
+enum Mode {
+    Live,
+    /// Replay; metadata effects up to this LSN are already stored.
+    Replay {
+        meta_applied: Lsn,
+    },
+}
+
+impl Mode {
+    fn skip_meta(self, lsn: Lsn) -> bool {
+        matches!(self, Mode::Replay { meta_applied } if lsn <= meta_applied)
+    }
+}
+
+struct Pending {
+    lsn: Lsn,
+    header: OpHeader,
+    docs: Option<Vec<Document>>,
+}
+
+#[derive(Default)]
+struct SlotQueue {
+    pending: VecDeque<Pending>,
+    results: FxHashMap<Lsn, Result<Task>>,
+}
+
+struct Slot {
+    uid: Option<String>,
+    queue: Mutex<SlotQueue>,
+    current: RwLock<Option<Arc<IndexInstance>>>,
+}
+
+impl Slot {
+    fn new(uid: Option<String>) -> Arc<Slot> {
+        Arc::new(Slot {
+            uid,
+            queue: Mutex::new(SlotQueue::default()),
+            current: RwLock::new(None),
+        })
+    }
+
+    fn instance(&self) -> Option<Arc<IndexInstance>> {
+        self.current.read().clone()
+    }
+}
+
+/// What one applied operation produced.
+struct Outcome {
+    kind: TaskKind,
+    details: Option<Map<String, Value>>,
+    error: Option<Error>,
+    /// Documents written to a memtable (recovery statistics).
+    applied_docs: u64,
+}
+
+impl Outcome {
+    fn ok(kind: TaskKind, details: Value) -> Outcome {
+        Outcome {
+            kind,
+            details: details.as_object().cloned(),
+            error: None,
+            applied_docs: 0,
+        }
+    }
+
+    fn with_applied(mut self, docs: u64) -> Outcome {
+        self.applied_docs = docs;
+        self
+    }
+
+    fn failed(kind: TaskKind, details: Value, error: Error) -> Outcome {
+        Outcome {
+            kind,
+            details: details.as_object().cloned(),
+            error: Some(error),
+            applied_docs: 0,
+        }
+    }
+}
+
+struct Inner {
+    path: PathBuf,
+    _lock: File,
+    config: EngineConfig,
+    wal: Wal,
+    meta: MetaStore,
+    slots: RwLock<BTreeMap<String, Arc<Slot>>>,
+    tasks_slot: Arc<Slot>,
+    in_flight: Mutex<BTreeSet<Lsn>>,
+    budget: Arc<MemoryBudget>,
+    poisoned: RwLock<Option<String>>,
+    removals: Mutex<Vec<Arc<IndexInstance>>>,
+    flush_wakeup: (Mutex<bool>, Condvar),
+    shutdown: AtomicBool,
+    checkpoint_lock: Mutex<()>,
+    last_periodic: Mutex<Instant>,
+    /// Documents the last applied operation wrote to a memtable (read by recovery).
+    last_applied_docs: std::sync::atomic::AtomicU64,
+}
+
+/// The engine. Cheap to share behind an `Arc`; every method takes `&self`.
+pub struct Engine {
+    inner: Arc<Inner>,
+    flusher: Mutex<Option<JoinHandle<()>>>,
+    recovery: RecoveryStats,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_ns() -> i128 {
+    OffsetDateTime::now_utc().unix_timestamp_nanos()
+}
+
+fn time_of_ns(ns: i128) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(ns).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |e| Error::io(op, path, e)
+}
+
+impl Engine {
+    /// Opens (or creates) a data directory, recovers from the log and starts the flusher.
+    ///
+    /// # Errors
+    /// `Locked` when another process holds the directory, `UnsupportedVersion` for an
+    /// unknown format, I/O and corruption errors (the directory is never modified to
+    /// "repair" it, except truncating a torn log tail).
+    pub fn open(path: impl AsRef<Path>, config: EngineConfig) -> Result<Engine> {
+        let path = path.as_ref().to_path_buf();
+        std::fs::create_dir_all(&path).map_err(io("create data directory", &path))?;
+        let lock_path = path.join("LOCK");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io("open lock file", &lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked(path)),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::io("lock", &lock_path, e));
+            }
+        }
+        check_version(&path)?;
+        std::fs::create_dir_all(path.join("meta")).map_err(io("create", &path))?;
+        std::fs::create_dir_all(path.join("indexes")).map_err(io("create", &path))?;
+        let meta = MetaStore::open(&path.join("meta").join("meta.redb"))?;
+        let wal = Wal::open(
+            path.join("wal"),
+            WalConfig {
+                segment_bytes_max: config.wal_segment_bytes,
+                durability: config.durability,
+                ..WalConfig::default()
+            },
+        )?;
+        let budget = MemoryBudget::new(config.memory_budget_bytes);
+        let inner = Arc::new(Inner {
+            path: path.clone(),
+            _lock: lock,
+            config,
+            wal,
+            meta,
+            slots: RwLock::new(BTreeMap::new()),
+            tasks_slot: Slot::new(None),
+            in_flight: Mutex::new(BTreeSet::new()),
+            budget,
+            poisoned: RwLock::new(None),
+            removals: Mutex::new(Vec::new()),
+            flush_wakeup: (Mutex::new(false), Condvar::new()),
+            shutdown: AtomicBool::new(false),
+            checkpoint_lock: Mutex::new(()),
+            last_periodic: Mutex::new(Instant::now()),
+            last_applied_docs: std::sync::atomic::AtomicU64::new(0),
+        });
+        for record in inner.meta.indexes()? {
+            let slot = inner.slot(&record.uid, true).expect("created");
+            let instance = inner.open_instance(record)?;
+            *slot.current.write() = Some(Arc::new(instance));
+        }
+        let recovery = inner.replay()?;
+        inner.remove_orphan_directories()?;
+        let flusher = if inner.config.merge_strategy == MergeStrategy::Manual {
+            None
+        } else {
+            let inner2 = inner.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("eddy-flusher".into())
+                    .spawn(move || inner2.flusher_loop())
+                    .map_err(io("spawn flusher thread", &path))?,
+            )
+        };
+        Ok(Engine {
+            inner,
+            flusher: Mutex::new(flusher),
+            recovery,
+        })
+    }
+
+    /// What recovery did.
+    pub fn recovery(&self) -> RecoveryStats {
+        self.recovery
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// Why writes are refused, if they are.
+    pub fn poisoned(&self) -> Option<String> {
+        self.inner.poisoned.read().clone()
+    }
+
+    // ------------------------------------------------------------------ writes
+
+    /// Adds or replaces (`Method::Replace`) or adds or updates (`Method::Update`) documents
+    /// from a payload. Syntax errors are returned; everything that depends on the index's
+    /// state (missing or invalid ids, primary key) makes a failed task.
+    pub fn add_documents(
+        &self,
+        uid: &str,
+        payload: &[u8],
+        format: PayloadFormat,
+        method: Method,
+        primary_key: Option<String>,
+    ) -> Result<Task> {
+        validate_index_uid(uid)?;
+        let docs = parse_payload(payload, format)?;
+        let header = OpHeader {
+            enqueued_at_ns: now_ns(),
+            index: Some(uid.to_string()),
+            op: Op::Documents {
+                method,
+                format,
+                primary_key,
+            },
+        };
+        let estimate = payload.len().saturating_mul(4) + 4096;
+        self.inner
+            .write(Some(uid), header, payload, Some(docs), estimate)
+    }
+
+    /// Deletes documents by id.
+    pub fn delete_documents(&self, uid: &str, ids: Vec<Value>) -> Result<Task> {
+        validate_index_uid(uid)?;
+        self.simple_write(Some(uid), Op::DeleteDocuments { ids })
+    }
+
+    /// Deletes every document of an index.
+    pub fn clear_documents(&self, uid: &str) -> Result<Task> {
+        validate_index_uid(uid)?;
+        self.simple_write(Some(uid), Op::ClearDocuments)
+    }
+
+    /// Creates an index.
+    pub fn create_index(&self, uid: &str, primary_key: Option<String>) -> Result<Task> {
+        validate_index_uid(uid)?;
+        self.simple_write(Some(uid), Op::CreateIndex { primary_key })
+    }
+
+    /// Changes an index's primary key.
+    pub fn update_index(&self, uid: &str, primary_key: Option<String>) -> Result<Task> {
+        validate_index_uid(uid)?;
+        self.simple_write(Some(uid), Op::UpdateIndex { primary_key })
+    }
+
+    /// Deletes an index.
+    pub fn delete_index(&self, uid: &str) -> Result<Task> {
+        validate_index_uid(uid)?;
+        self.simple_write(Some(uid), Op::DeleteIndex)
+    }
+
+    /// Updates settings with a patch (validated now; invalid settings are an error, not a
+    /// task). A missing index is created.
+    pub fn update_settings(&self, uid: &str, patch: Map<String, Value>) -> Result<Task> {
+        validate_index_uid(uid)?;
+        Settings::default().patched(&patch)?;
+        self.simple_write(Some(uid), Op::UpdateSettings { patch })
+    }
+
+    /// Cancels tasks matching a filter (eddy's tasks are finished when created, so nothing
+    /// is ever canceled; the cancelation task records what matched).
+    pub fn cancel_tasks(&self, filter: TaskFilter, original_filter: String) -> Result<Task> {
+        let query = serde_json::to_value(&filter).map_err(Error::meta)?;
+        self.simple_write(
+            None,
+            Op::CancelTasks {
+                query,
+                original_filter,
+            },
+        )
+    }
+
+    /// Deletes finished tasks matching a filter.
+    pub fn delete_tasks(&self, filter: TaskFilter, original_filter: String) -> Result<Task> {
+        let query = serde_json::to_value(&filter).map_err(Error::meta)?;
+        self.simple_write(
+            None,
+            Op::DeleteTasks {
+                query,
+                original_filter,
+            },
+        )
+    }
+
+    fn simple_write(&self, uid: Option<&str>, op: Op) -> Result<Task> {
+        let header = OpHeader {
+            enqueued_at_ns: now_ns(),
+            index: uid.map(str::to_string),
+            op,
+        };
+        self.inner.write(uid, header, &[], None, 4096)
+    }
+
+    /// Freezes every active memtable and flushes everything to Tantivy, then checkpoints.
+    pub fn flush(&self) -> Result<()> {
+        for instance in self.inner.instances() {
+            instance.freeze(None);
+            self.inner.flush_instance(&instance, usize::MAX)?;
+        }
+        self.inner.checkpoint()
+    }
+
+    /// Flushes and closes: the next open has nothing to replay.
+    pub fn close(self) -> Result<()> {
+        self.stop_flusher();
+        if self.poisoned().is_none() {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn stop_flusher(&self) {
+        self.inner.shutdown.store(true, Ordering::SeqCst);
+        {
+            let (lock, cv) = &self.inner.flush_wakeup;
+            *lock.lock() = true;
+            cv.notify_all();
+        }
+        if let Some(handle) = self.flusher.lock().take() {
+            let _ = handle.join();
+        }
+    }
+
+    // ------------------------------------------------------------------ reads
+
+    fn instance(&self, uid: &str) -> Result<Arc<IndexInstance>> {
+        self.inner
+            .slot(uid, false)
+            .and_then(|s| s.instance())
+            .ok_or_else(|| Error::IndexNotFound(uid.to_string()))
+    }
+
+    /// Every index, by uid.
+    pub fn indexes(&self) -> Vec<IndexInfo> {
+        self.inner
+            .instances()
+            .iter()
+            .map(|i| info_of(&i.record()))
+            .collect()
+    }
+
+    /// One index.
+    pub fn index(&self, uid: &str) -> Result<IndexInfo> {
+        Ok(info_of(&self.instance(uid)?.record()))
+    }
+
+    /// Settings of an index.
+    pub fn settings(&self, uid: &str) -> Result<Settings> {
+        Ok(self.instance(uid)?.record().settings)
+    }
+
+    /// One document by id (fields selected with `fields`).
+    pub fn document(&self, uid: &str, id: &str, fields: Option<&[String]>) -> Result<Document> {
+        let instance = self.instance(uid)?;
+        instance.with_snapshot(|s| match s.find(id)? {
+            Some(r) => {
+                let doc: Document = serde_json::from_slice(&s.json(r.layer, r.doc)?)
+                    .map_err(|e| Error::Corrupt(e.to_string()))?;
+                Ok(select_fields(&doc, fields))
+            }
+            None => Err(Error::DocumentNotFound(id.to_string())),
+        })
+    }
+
+    /// A page of documents in insertion order, and the total.
+    pub fn documents(
+        &self,
+        uid: &str,
+        offset: usize,
+        limit: usize,
+        fields: Option<&[String]>,
+    ) -> Result<(Vec<Document>, u64)> {
+        let instance = self.instance(uid)?;
+        instance.with_snapshot(|s| {
+            let mut top = search::eval::TopK::new(offset.saturating_add(limit));
+            search::eval::placeholder(s, &mut top);
+            let total = top.count;
+            let mut docs = Vec::new();
+            for c in top.into_sorted().into_iter().skip(offset) {
+                let doc: Document = serde_json::from_slice(&s.json(c.doc.layer, c.doc.doc)?)
+                    .map_err(|e| Error::Corrupt(e.to_string()))?;
+                docs.push(select_fields(&doc, fields));
+            }
+            Ok((docs, total))
+        })
+    }
+
+    /// Searches an index.
+    pub fn search(&self, uid: &str, request: &SearchRequest) -> Result<SearchResults> {
+        let instance = self.instance(uid)?;
+        let settings = instance.record().settings;
+        instance.with_snapshot(|s| {
+            let ranked = search::rank(s, &settings, request)?;
+            let mut hits = Vec::with_capacity(ranked.hits.len());
+            for h in ranked.hits {
+                let r = h.candidate.doc;
+                let document: Document = serde_json::from_slice(&s.json(r.layer, r.doc)?)
+                    .map_err(|e| Error::Corrupt(e.to_string()))?;
+                hits.push(SearchHit {
+                    id: s.pk(r.layer, r.doc),
+                    document,
+                    score: h.candidate.score,
+                    ranking_score: h.ranking_score,
+                });
+            }
+            Ok(SearchResults {
+                hits,
+                total: ranked.total,
+            })
+        })
+    }
+
+    /// Statistics of an index. `field_distribution` reads every document; ask for it only
+    /// when needed.
+    pub fn index_stats(&self, uid: &str, field_distribution: bool) -> Result<IndexStats> {
+        let instance = self.instance(uid)?;
+        let view: Arc<View> = instance.view();
+        let (docs, distribution) = instance.with_snapshot(|s| {
+            let mut dist = BTreeMap::new();
+            if field_distribution {
+                let mut refs = Vec::new();
+                s.for_each_visible(|r| refs.push(r));
+                for r in refs {
+                    let doc: Document = serde_json::from_slice(&s.json(r.layer, r.doc)?)
+                        .map_err(|e| Error::Corrupt(e.to_string()))?;
+                    for k in doc.keys() {
+                        *dist.entry(k.clone()).or_insert(0u64) += 1;
+                    }
+                }
+            }
+            Ok((s.corpus().docs, dist))
+        })?;
+        let flush = instance.flush_stats();
+        Ok(IndexStats {
+            number_of_documents: docs,
+            field_distribution: distribution,
+            active_memtable_bytes: view.active().bytes(),
+            memtable_bytes: view.memtables.iter().map(|m| m.bytes()).sum(),
+            frozen_memtables: view.memtables.len() - 1,
+            segments: view.searcher.segment_readers().len(),
+            checkpoint: instance.checkpoint(),
+            last_flush_at: flush.last_flush_at,
+            last_flush_duration: flush.last_flush_duration,
+        })
+    }
+
+    /// Log statistics.
+    pub fn wal_stats(&self) -> eddy_wal::WalStats {
+        self.inner.wal.stats()
+    }
+
+    /// Bytes charged to the memory budget, and the budget.
+    pub fn memory(&self) -> (usize, usize) {
+        (self.inner.budget.in_use(), self.inner.budget.limit())
+    }
+
+    /// A task by uid.
+    pub fn task(&self, uid: u64) -> Result<Task> {
+        self.inner.meta.task(uid)?.ok_or(Error::TaskNotFound(uid))
+    }
+
+    /// Lists tasks matching a filter, newest first (oldest first with `reverse`), from uid
+    /// `from`, at most `limit`.
+    pub fn tasks(
+        &self,
+        filter: &TaskFilter,
+        from: Option<u64>,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<TaskPage> {
+        let mut results = Vec::new();
+        let mut next = None;
+        self.inner.meta.scan_tasks(from, reverse, |t| {
+            if filter.matches(&t) {
+                if results.len() < limit {
+                    results.push(t);
+                } else {
+                    next = Some(t.uid);
+                    return false;
+                }
+            }
+            true
+        })?;
+        let mut total = 0u64;
+        self.inner.meta.scan_tasks(None, false, |t| {
+            if filter.matches(&t) {
+                total += 1;
+            }
+            true
+        })?;
+        Ok(TaskPage {
+            results,
+            total,
+            next,
+        })
+    }
+
+    /// The metadata store (server-side records: keys, webhooks, features).
+    pub fn meta(&self) -> &MetaStore {
+        &self.inner.meta
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop_flusher();
+    }
+}
+
+fn info_of(r: &IndexRecord) -> IndexInfo {
+    IndexInfo {
+        uid: r.uid.clone(),
+        primary_key: r.primary_key.clone(),
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    }
+}
+
+fn check_version(path: &Path) -> Result<()> {
+    let version_path = path.join("VERSION");
+    match std::fs::read_to_string(&version_path) {
+        Ok(found) => {
+            if found.trim() != DATA_VERSION {
+                return Err(Error::UnsupportedVersion {
+                    path: path.to_path_buf(),
+                    found: found.trim().to_string(),
+                    expected: DATA_VERSION.to_string(),
+                });
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let has_data = ["wal", "meta", "indexes"]
+                .iter()
+                .any(|d| path.join(d).exists());
+            if has_data {
+                return Err(Error::UnsupportedVersion {
+                    path: path.to_path_buf(),
+                    found: "(no VERSION file)".into(),
+                    expected: DATA_VERSION.to_string(),
+                });
+            }
+            std::fs::write(&version_path, format!("{DATA_VERSION}\n"))
+                .map_err(io("write", &version_path))?;
+            File::open(&version_path)
+                .and_then(|f| f.sync_all())
+                .map_err(io("fsync", &version_path))?;
+            crate::segments::sync_dir(path)
+        }
+        Err(e) => Err(Error::io("read", &version_path, e)),
+    }
+}
+
+impl Inner {
+    fn slot(&self, uid: &str, create: bool) -> Option<Arc<Slot>> {
+        if let Some(s) = self.slots.read().get(uid) {
+            return Some(s.clone());
+        }
+        if !create {
+            return None;
+        }
+        let mut slots = self.slots.write();
+        Some(
+            slots
+                .entry(uid.to_string())
+                .or_insert_with(|| Slot::new(Some(uid.to_string())))
+                .clone(),
+        )
+    }
+
+    fn instances(&self) -> Vec<Arc<IndexInstance>> {
+        self.slots
+            .read()
+            .values()
+            .filter_map(|s| s.instance())
+            .collect()
+    }
+
+    fn index_dir(&self, id: u64) -> PathBuf {
+        self.path.join("indexes").join(format!("{id:020}"))
+    }
+
+    fn open_instance(&self, record: IndexRecord) -> Result<IndexInstance> {
+        IndexInstance::open(
+            &self.index_dir(record.id),
+            record,
+            self.config.segments,
+            self.budget.clone(),
+        )
+    }
+
+    fn failpoint(&self, name: &'static str) -> Result<()> {
+        match &self.config.failpoint {
+            Some(f) => f(name),
+            None => Ok(()),
+        }
+    }
+
+    fn poison(&self, why: String) -> Error {
+        let mut p = self.poisoned.write();
+        if p.is_none() {
+            tracing::error!(reason = %why, "eddy stops accepting writes");
+            *p = Some(why.clone());
+        }
+        Error::Poisoned(p.clone().unwrap_or(why))
+    }
+
+    fn check_poison(&self) -> Result<()> {
+        match &*self.poisoned.read() {
+            Some(why) => Err(Error::Poisoned(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// The write path: log, wait for group commit, apply in order, answer.
+    fn write(
+        &self,
+        uid: Option<&str>,
+        header: OpHeader,
+        body: &[u8],
+        docs: Option<Vec<Document>>,
+        estimate: usize,
+    ) -> Result<Task> {
+        self.check_poison()?;
+        if self.shutdown.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let reservation = self.budget.reserve(estimate, self.config.overload_wait)?;
+        let slot = match uid {
+            Some(uid) => self.slot(uid, true).expect("created"),
+            None => self.tasks_slot.clone(),
+        };
+        let payload = ops::encode(&header, body)?;
+        let (lsn, ticket) = {
+            let mut queue = slot.queue.lock();
+            let mut in_flight = self.in_flight.lock();
+            let ticket = match self.wal.submit(vec![(RECORD_KIND_OP, payload)]) {
+                Ok(t) => t,
+                Err(e) => return Err(self.poison(format!("log append failed: {e}"))),
+            };
+            let lsn = *ticket.lsns().start();
+            in_flight.insert(lsn);
+            drop(in_flight);
+            queue.pending.push_back(Pending { lsn, header, docs });
+            (lsn, ticket)
+        };
+        let waited = ticket.wait();
+        let mut queue = slot.queue.lock();
+        if let Err(e) = waited {
+            queue.pending.retain(|p| p.lsn != lsn);
+            self.in_flight.lock().remove(&lsn);
+            return Err(self.poison(format!("log sync failed: {e}")));
+        }
+        self.drain(&slot, &mut queue);
+        let result = queue.results.remove(&lsn).unwrap_or_else(|| {
+            Err(Error::Poisoned(
+                "the operation was not applied (the engine stopped)".into(),
+            ))
+        });
+        drop(queue);
+        drop(reservation);
+        if let Ok(task) = &result
+            && task.status == TaskStatus::Succeeded
+        {
+            self.after_write(&slot);
+        }
+        result
+    }
+
+    /// Applies every queued operation whose record is durable, in LSN order.
+    fn drain(&self, slot: &Slot, queue: &mut SlotQueue) {
+        let durable = self.wal.durable_lsn();
+        let mut batch = MetaBatch::default();
+        let mut applied = Vec::new();
+        while queue.pending.front().is_some_and(|p| p.lsn <= durable) {
+            let Some(p) = queue.pending.pop_front() else {
+                break;
+            };
+            let result = if let Err(e) = self.check_poison() {
+                Err(e)
+            } else {
+                let docs = p.docs.map(DocsSource::Parsed);
+                match self.apply(slot, p.lsn, p.header, docs, Mode::Live, &mut batch) {
+                    Ok(task) => Ok(task),
+                    Err(e) => Err(self.poison(format!("applying LSN {} failed: {e}", p.lsn))),
+                }
+            };
+            queue.results.insert(p.lsn, result);
+            applied.push(p.lsn);
+        }
+        if let Err(e) = self.meta.commit(&batch) {
+            let err = self.poison(format!("metadata commit failed: {e}"));
+            for lsn in &applied {
+                queue
+                    .results
+                    .insert(*lsn, Err(Error::Poisoned(err.to_string())));
+            }
+        }
+        let mut in_flight = self.in_flight.lock();
+        for lsn in applied {
+            in_flight.remove(&lsn);
+        }
+    }
+
+    /// After a write: freeze a full memtable, wake the flusher.
+    fn after_write(&self, slot: &Slot) {
+        if let Some(instance) = slot.instance() {
+            let view = instance.view();
+            if view.active().bytes() >= self.config.write_buffer_bytes {
+                let _queue = slot.queue.lock();
+                let view = instance.view();
+                if view.active().bytes() >= self.config.write_buffer_bytes {
+                    instance.freeze(None);
+                }
+            }
+        }
+        if self.budget.in_use() > self.budget.limit() / 2 {
+            self.wake_flusher();
+        }
+    }
+
+    fn wake_flusher(&self) {
+        let (lock, cv) = &self.flush_wakeup;
+        *lock.lock() = true;
+        cv.notify_one();
+    }
+
+    /// Applies one operation. User errors make a failed task; `Err` is an internal error.
+    fn apply(
+        &self,
+        slot: &Slot,
+        lsn: Lsn,
+        header: OpHeader,
+        docs: Option<DocsSource<'_>>,
+        mode: Mode,
+        batch: &mut MetaBatch,
+    ) -> Result<Task> {
+        let started = OffsetDateTime::now_utc();
+        let clock = Instant::now();
+        let outcome = match &header.op {
+            Op::Documents {
+                method,
+                format,
+                primary_key,
+            } => {
+                let source = docs.unwrap_or(DocsSource::Raw(&[]));
+                self.apply_documents(
+                    slot,
+                    lsn,
+                    &header,
+                    source,
+                    *method,
+                    *format,
+                    primary_key.clone(),
+                    mode,
+                    batch,
+                )?
+            }
+            Op::DeleteDocuments { ids } => self.apply_delete(slot, lsn, ids, mode)?,
+            Op::DeleteByFilter { .. } => Outcome::failed(
+                TaskKind::DocumentDeletion,
+                json!({"providedIds": 0, "deletedDocuments": 0}),
+                Error::invalid(
+                    Code::InvalidDocumentFilter,
+                    "deleting documents by filter is not supported yet",
+                ),
+            ),
+            Op::ClearDocuments => self.apply_clear(slot, lsn, mode)?,
+            Op::CreateIndex { primary_key } => {
+                self.apply_create(slot, lsn, &header, primary_key.clone(), mode, batch)?
+            }
+            Op::UpdateIndex { primary_key } => {
+                self.apply_update_index(slot, lsn, primary_key.clone(), mode, batch)?
+            }
+            Op::DeleteIndex => self.apply_delete_index(slot, lsn, mode, batch)?,
+            Op::UpdateSettings { patch } => {
+                self.apply_settings(slot, lsn, &header, patch, mode, batch)?
+            }
+            Op::CancelTasks {
+                query,
+                original_filter,
+            } => self.apply_cancel(lsn, query, original_filter)?,
+            Op::DeleteTasks {
+                query,
+                original_filter,
+            } => self.apply_delete_tasks(lsn, query, original_filter, mode, batch)?,
+        };
+        let finished = OffsetDateTime::now_utc();
+        let uid = uid_of_lsn(lsn);
+        let task = Task {
+            uid,
+            batch_uid: Some(uid),
+            index_uid: header.index.clone(),
+            status: if outcome.error.is_some() {
+                TaskStatus::Failed
+            } else {
+                TaskStatus::Succeeded
+            },
+            kind: outcome.kind,
+            canceled_by: None,
+            details: outcome.details,
+            error: outcome.error.as_ref().map(Error::to_response),
+            duration: Some(format_duration(clock.elapsed())),
+            enqueued_at: time_of_ns(header.enqueued_at_ns),
+            started_at: Some(started),
+            finished_at: Some(finished),
+        };
+        if !mode.skip_meta(lsn) {
+            batch.tasks.push(task.clone());
+        }
+        self.last_applied_docs
+            .store(outcome.applied_docs, Ordering::Relaxed);
+        Ok(task)
+    }
+
+    fn touch(&self, instance: &IndexInstance, lsn: Lsn, mode: Mode, batch: &mut MetaBatch) {
+        if mode.skip_meta(lsn) {
+            return;
+        }
+        instance.update_record(|r| r.updated_at = OffsetDateTime::now_utc());
+        batch.put_indexes.retain(|r| r.id != instance.id);
+        batch.put_indexes.push(instance.record());
+    }
+
+    fn new_instance(
+        &self,
+        slot: &Slot,
+        lsn: Lsn,
+        header: &OpHeader,
+        primary_key: Option<String>,
+    ) -> Result<Arc<IndexInstance>> {
+        let uid = slot.uid.clone().unwrap_or_default();
+        let at = time_of_ns(header.enqueued_at_ns);
+        let record = IndexRecord {
+            id: lsn,
+            uid,
+            primary_key,
+            created_at: at,
+            updated_at: at,
+            settings: Settings::default(),
+            fields: Vec::new(),
+        };
+        let instance = Arc::new(self.open_instance(record)?);
+        *slot.current.write() = Some(instance.clone());
+        Ok(instance)
+    }
+
+    /// The instance an operation at `lsn` applies to during replay of already-stored
+    /// metadata: only the incarnation that existed then.
+    fn replay_target(&self, slot: &Slot, lsn: Lsn) -> Option<Arc<IndexInstance>> {
+        slot.instance().filter(|i| i.id <= lsn)
+    }
+
+    fn task_failed_before(&self, lsn: Lsn) -> Result<bool> {
+        Ok(self
+            .meta
+            .task(uid_of_lsn(lsn))?
+            .is_some_and(|t| t.status == TaskStatus::Failed))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply_documents(
+        &self,
+        slot: &Slot,
+        lsn: Lsn,
+        header: &OpHeader,
+        source: DocsSource<'_>,
+        method: Method,
+        format: PayloadFormat,
+        primary_key: Option<String>,
+        mode: Mode,
+        batch: &mut MetaBatch,
+    ) -> Result<Outcome> {
+        let kind = TaskKind::DocumentAdditionOrUpdate;
+        let docs = match source {
+            DocsSource::Parsed(d) => d,
+            DocsSource::Raw(body) => match parse_payload(body, format) {
+                Ok(d) => d,
+                Err(e) => {
+                    return Ok(Outcome::failed(
+                        kind,
+                        json!({"receivedDocuments": 0, "indexedDocuments": 0}),
+                        e,
+                    ));
+                }
+            },
+        };
+        let received = docs.len() as u64;
+        let failed = |e: Error| {
+            Ok(Outcome::failed(
+                kind,
+                json!({"receivedDocuments": received, "indexedDocuments": 0}),
+                e,
+            ))
+        };
+        if mode.skip_meta(lsn) {
+            // Replaying an operation whose metadata is stored: only the memtable matters.
+            let Some(instance) = self.replay_target(slot, lsn) else {
+                return Ok(Outcome::ok(kind, json!({})));
+            };
+            if lsn <= instance.checkpoint() || self.task_failed_before(lsn)? {
+                return Ok(Outcome::ok(kind, json!({})));
+            }
+            let Some(pk) = instance.record().primary_key else {
+                return Ok(Outcome::ok(kind, json!({})));
+            };
+            if docs.iter().any(|d| document_id(d, &pk).is_err()) {
+                return Ok(Outcome::ok(kind, json!({})));
+            }
+            let n = instance.apply_documents(lsn, docs, method, &pk, &self.config)?;
+            return Ok(Outcome::ok(kind, json!({})).with_applied(n));
+        }
+        let instance = slot.instance();
+        let index_pk = instance.as_ref().and_then(|i| i.record().primary_key);
+        let pk = match (index_pk, primary_key) {
+            (Some(existing), Some(given)) if existing != given => {
+                return failed(Error::PrimaryKeyAlreadyPresent {
+                    index: slot.uid.clone().unwrap_or_default(),
+                    primary_key: existing,
+                });
+            }
+            (Some(existing), _) => Some(existing),
+            (None, Some(given)) => Some(given),
+            (None, None) => match docs.first() {
+                None => None,
+                Some(first) => match infer_primary_key(first) {
+                    Ok(pk) => Some(pk),
+                    Err(e) => return failed(e),
+                },
+            },
+        };
+        if let Some(pk) = &pk {
+            for doc in &docs {
+                if let Err(e) = document_id(doc, pk) {
+                    return failed(e);
+                }
+            }
+        }
+        let instance = match instance {
+            Some(i) => i,
+            None => self.new_instance(slot, lsn, header, pk.clone())?,
+        };
+        if instance.record().primary_key.is_none() && pk.is_some() {
+            instance.update_record(|r| r.primary_key = pk.clone());
+        }
+        let mut indexed = 0;
+        if let Some(pk) = &pk
+            && lsn > instance.checkpoint()
+        {
+            indexed = instance.apply_documents(lsn, docs, method, pk, &self.config)?;
+        }
+        self.touch(&instance, lsn, mode, batch);
+        Ok(Outcome::ok(
+            kind,
+            json!({"receivedDocuments": received, "indexedDocuments": indexed}),
+        )
+        .with_applied(indexed))
+    }
+
+    fn apply_delete(&self, slot: &Slot, lsn: Lsn, ids: &[Value], mode: Mode) -> Result<Outcome> {
+        let kind = TaskKind::DocumentDeletion;
+        let provided = ids.len() as u64;
+        let instance = if mode.skip_meta(lsn) {
+            self.replay_target(slot, lsn)
+        } else {
+            slot.instance()
+        };
+        let Some(instance) = instance else {
+            return Ok(Outcome::failed(
+                kind,
+                json!({"providedIds": provided, "deletedDocuments": 0}),
+                Error::IndexNotFound(slot.uid.clone().unwrap_or_default()),
+            ));
+        };
+        let mut canonical = Vec::with_capacity(ids.len());
+        for id in ids {
+            match id_from_value(id) {
+                Ok(id) => canonical.push(id),
+                Err(e) => {
+                    return Ok(Outcome::failed(
+                        kind,
+                        json!({"providedIds": provided, "deletedDocuments": 0}),
+                        e,
+                    ));
+                }
+            }
+        }
+        let deleted = if lsn > instance.checkpoint() {
+            instance.apply_delete(lsn, &canonical)?
+        } else {
+            0
+        };
+        Ok(Outcome::ok(
+            kind,
+            json!({"providedIds": provided, "deletedDocuments": deleted}),
+        ))
+    }
+
+    fn apply_clear(&self, slot: &Slot, lsn: Lsn, mode: Mode) -> Result<Outcome> {
+        let kind = TaskKind::DocumentDeletion;
+        let instance = if mode.skip_meta(lsn) {
+            self.replay_target(slot, lsn)
+        } else {
+            slot.instance()
+        };
+        let Some(instance) = instance else {
+            return Ok(Outcome::failed(
+                kind,
+                json!({"providedIds": 0, "deletedDocuments": 0, "originalFilter": null}),
+                Error::IndexNotFound(slot.uid.clone().unwrap_or_default()),
+            ));
+        };
+        let deleted = if lsn > instance.checkpoint() {
+            instance.apply_clear(lsn)?
+        } else {
+            0
+        };
+        self.wake_flusher();
+        Ok(Outcome::ok(
+            kind,
+            json!({"providedIds": 0, "deletedDocuments": deleted, "originalFilter": null}),
+        ))
+    }
+
+    fn apply_create(
+        &self,
+        slot: &Slot,
+        lsn: Lsn,
+        header: &OpHeader,
+        primary_key: Option<String>,
+        mode: Mode,
+        batch: &mut MetaBatch,
+    ) -> Result<Outcome> {
+        let kind = TaskKind::IndexCreation;
+        let details = json!({"primaryKey": primary_key});
+        if mode.skip_meta(lsn) {
+            return Ok(Outcome::ok(kind, details));
+        }
+        if slot.instance().is_some() {
+            return Ok(Outcome::failed(
+                kind,
+                details,
+                Error::IndexAlreadyExists(slot.uid.clone().unwrap_or_default()),
+            ));
+        }
+        let instance = self.new_instance(slot, lsn, header, primary_key)?;
+        batch.put_indexes.push(instance.record());
+        Ok(Outcome::ok(kind, details))
+    }
+
+    fn apply_update_index(
+        &self,
+        slot: &Slot,
+        lsn: Lsn,
+        primary_key: Option<String>,
+        mode: Mode,
+        batch: &mut MetaBatch,
+    ) -> Result<Outcome> {
+        let kind = TaskKind::IndexUpdate;
+        let details = json!({"primaryKey": primary_key});
+        if mode.skip_meta(lsn) {
+            return Ok(Outcome::ok(kind, details));
+        }
+        let Some(instance) = slot.instance() else {
+            return Ok(Outcome::failed(
+                kind,
+                details,
+                Error::IndexNotFound(slot.uid.clone().unwrap_or_default()),
+            ));
+        };
+        if let Some(new_pk) = primary_key {
+            let current = instance.record().primary_key;
+            if current.as_deref() != Some(new_pk.as_str()) {
+                let docs = instance.with_snapshot(|s| Ok(s.corpus().docs))?;
+                if current.is_some() && docs > 0 {
+                    return Ok(Outcome::failed(
+                        kind,
+                        details,
+                        Error::PrimaryKeyAlreadyPresent {
+                            index: instance.uid(),
+                            primary_key: current.unwrap_or_default(),
+                        },
+                    ));
+                }
+                instance.update_record(|r| r.primary_key = Some(new_pk));
+            }
+        }
+        instance.update_record(|r| r.updated_at = OffsetDateTime::now_utc());
+        batch.put_indexes.push(instance.record());
+        Ok(Outcome::ok(kind, details))
+    }
+
+    fn apply_delete_index(
+        &self,
+        slot: &Slot,
+        lsn: Lsn,
+        mode: Mode,
+        batch: &mut MetaBatch,
+    ) -> Result<Outcome> {
+        let kind = TaskKind::IndexDeletion;
+        if mode.skip_meta(lsn) {
+            return Ok(Outcome::ok(kind, json!({"deletedDocuments": 0})));
+        }
+        let Some(instance) = slot.current.write().take() else {
+            return Ok(Outcome::failed(
+                kind,
+                json!({"deletedDocuments": 0}),
+                Error::IndexNotFound(slot.uid.clone().unwrap_or_default()),
+            ));
+        };
+        let docs = instance.with_snapshot(|s| Ok(s.corpus().docs))?;
+        batch.delete_indexes.push(instance.uid());
+        self.removals.lock().push(instance);
+        self.wake_flusher();
+        Ok(Outcome::ok(kind, json!({"deletedDocuments": docs})))
+    }
+
+    fn apply_settings(
+        &self,
+        slot: &Slot,
+        lsn: Lsn,
+        header: &OpHeader,
+        patch: &Map<String, Value>,
+        mode: Mode,
+        batch: &mut MetaBatch,
+    ) -> Result<Outcome> {
+        let kind = TaskKind::SettingsUpdate;
+        let details = Value::Object(patch.clone());
+        if mode.skip_meta(lsn) {
+            return Ok(Outcome::ok(kind, details));
+        }
+        let instance = match slot.instance() {
+            Some(i) => i,
+            None => self.new_instance(slot, lsn, header, None)?,
+        };
+        let current = instance.record().settings;
+        match current.patched(patch) {
+            Ok(settings) => {
+                instance.update_record(|r| {
+                    r.settings = settings;
+                    r.updated_at = OffsetDateTime::now_utc();
+                });
+                batch.put_indexes.push(instance.record());
+                Ok(Outcome::ok(kind, details))
+            }
+            Err(e) => Ok(Outcome::failed(kind, details, e)),
+        }
+    }
+
+    fn apply_cancel(&self, lsn: Lsn, query: &Value, original: &str) -> Result<Outcome> {
+        let filter: TaskFilter = serde_json::from_value(query.clone())
+            .map_err(|e| Error::Corrupt(format!("task filter does not decode: {e}")))?;
+        let mut matched = 0u64;
+        self.meta
+            .scan_tasks(Some(uid_of_lsn(lsn).saturating_sub(1)), false, |t| {
+                if t.uid < uid_of_lsn(lsn) && filter.matches(&t) {
+                    matched += 1;
+                }
+                true
+            })?;
+        Ok(Outcome::ok(
+            TaskKind::TaskCancelation,
+            json!({"matchedTasks": matched, "canceledTasks": 0, "originalFilter": format!("?{original}")}),
+        ))
+    }
+
+    fn apply_delete_tasks(
+        &self,
+        lsn: Lsn,
+        query: &Value,
+        original: &str,
+        mode: Mode,
+        batch: &mut MetaBatch,
+    ) -> Result<Outcome> {
+        let filter: TaskFilter = serde_json::from_value(query.clone())
+            .map_err(|e| Error::Corrupt(format!("task filter does not decode: {e}")))?;
+        let own = uid_of_lsn(lsn);
+        let mut matched = Vec::new();
+        if !mode.skip_meta(lsn) {
+            self.meta
+                .scan_tasks(Some(own.saturating_sub(1)), false, |t| {
+                    if t.uid < own && filter.matches(&t) {
+                        matched.push(t.uid);
+                    }
+                    true
+                })?;
+        }
+        let n = matched.len() as u64;
+        batch.delete_tasks.extend(matched);
+        Ok(Outcome::ok(
+            TaskKind::TaskDeletion,
+            json!({"matchedTasks": n, "deletedTasks": n, "originalFilter": format!("?{original}")}),
+        ))
+    }
+
+    // ------------------------------------------------------------------ recovery
+
+    fn replay(&self) -> Result<RecoveryStats> {
+        let started = Instant::now();
+        let meta_applied = self.meta.applied_lsn()?;
+        let from = self
+            .instances()
+            .iter()
+            .map(|i| i.checkpoint())
+            .chain(std::iter::once(meta_applied))
+            .min()
+            .unwrap_or(0)
+            + 1;
+        let mut stats = RecoveryStats {
+            from_lsn: from,
+            ..RecoveryStats::default()
+        };
+        let mut batch = MetaBatch::default();
+        for record in self.wal.replay(from)? {
+            let record = record?;
+            if record.kind != RECORD_KIND_OP {
+                return Err(Error::Corrupt(format!(
+                    "log record {} has unknown kind {}",
+                    record.lsn, record.kind
+                )));
+            }
+            let (header, body) = ops::decode(&record.payload)?;
+            let slot = match &header.index {
+                Some(uid) => self.slot(uid, true).expect("created"),
+                None => self.tasks_slot.clone(),
+            };
+            self.apply(
+                &slot,
+                record.lsn,
+                header,
+                Some(DocsSource::Raw(body)),
+                Mode::Replay { meta_applied },
+                &mut batch,
+            )?;
+            stats.documents_recovered += self.last_applied_docs.load(Ordering::Relaxed);
+            stats.records_replayed += 1;
+            if batch.tasks.len() + batch.put_indexes.len() >= 1024 {
+                self.meta.commit(&std::mem::take(&mut batch))?;
+            }
+            if let Some(instance) = slot.instance()
+                && instance.view().active().bytes() >= self.config.write_buffer_bytes
+            {
+                instance.freeze(None);
+            }
+            if self.budget.in_use() > self.budget.limit() {
+                self.meta.commit(&std::mem::take(&mut batch))?;
+                for instance in self.instances() {
+                    instance.freeze(None);
+                    self.flush_instance(&instance, usize::MAX)?;
+                }
+            }
+        }
+        self.meta.commit(&batch)?;
+        stats.duration = started.elapsed();
+        if stats.records_replayed > 0 {
+            tracing::info!(
+                records = stats.records_replayed,
+                documents = stats.documents_recovered,
+                from_lsn = stats.from_lsn,
+                ms = stats.duration.as_millis() as u64,
+                "recovered from the write-ahead log"
+            );
+        }
+        Ok(stats)
+    }
+
+    fn remove_orphan_directories(&self) -> Result<()> {
+        let live: BTreeSet<PathBuf> = self
+            .instances()
+            .iter()
+            .map(|i| self.index_dir(i.id))
+            .collect();
+        let dir = self.path.join("indexes");
+        let entries = std::fs::read_dir(&dir).map_err(io("list", &dir))?;
+        for entry in entries {
+            let entry = entry.map_err(io("list", &dir))?;
+            let path = entry.path();
+            let is_ours = entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.len() == 20 && n.bytes().all(|b| b.is_ascii_digit()));
+            if is_ours && !live.contains(&path) {
+                tracing::info!(path = %path.display(), "removing the files of a deleted index");
+                std::fs::remove_dir_all(&path).map_err(io("remove", &path))?;
+            }
+        }
+        crate::segments::sync_dir(&dir)
+    }
+
+    // ------------------------------------------------------------------ flushing
+
+    fn flush_instance(&self, instance: &IndexInstance, max: usize) -> Result<()> {
+        let sync_meta = || {
+            let applied = self.applied_watermark();
+            self.meta.sync(applied)
+        };
+        let failpoint = |name: &'static str| self.failpoint(name);
+        match instance.flush(max, &sync_meta, &failpoint) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.poison(format!("flush of index `{}` failed: {e}", instance.uid()))),
+        }
+    }
+
+    /// Every operation with an LSN at or below this is applied and in the metadata store.
+    fn applied_watermark(&self) -> Lsn {
+        let in_flight = self.in_flight.lock();
+        match in_flight.first() {
+            Some(first) => first - 1,
+            None => self.wal.next_lsn() - 1,
+        }
+    }
+
+    /// Makes metadata durable, removes deleted indexes' files and truncates the log.
+    fn checkpoint(&self) -> Result<()> {
+        let _g = self.checkpoint_lock.lock();
+        let applied = self.applied_watermark();
+        self.meta.sync(applied)?;
+        self.failpoint("checkpoint.after_meta_sync")?;
+        let removals: Vec<Arc<IndexInstance>> = std::mem::take(&mut *self.removals.lock());
+        for instance in removals {
+            match Arc::try_unwrap(instance) {
+                Ok(instance) => instance.destroy()?,
+                Err(still_used) => self.removals.lock().push(still_used),
+            }
+        }
+        let bound = self
+            .instances()
+            .iter()
+            .filter_map(|i| i.first_unflushed_lsn())
+            .chain(std::iter::once(applied + 1))
+            .min()
+            .unwrap_or(applied + 1);
+        self.wal.truncate_before(bound)?;
+        self.failpoint("checkpoint.after_truncate")?;
+        Ok(())
+    }
+
+    fn flusher_loop(self: Arc<Self>) {
+        let tick = Duration::from_millis(50);
+        while !self.shutdown.load(Ordering::Acquire) {
+            {
+                let (lock, cv) = &self.flush_wakeup;
+                let mut woken = lock.lock();
+                if !*woken {
+                    cv.wait_for(&mut woken, tick);
+                }
+                *woken = false;
+            }
+            if self.shutdown.load(Ordering::Acquire) || self.poisoned.read().is_some() {
+                continue;
+            }
+            if let Err(e) = self.flush_round() {
+                tracing::error!(error = %e, "background flush failed");
+            }
+        }
+    }
+
+    fn flush_round(&self) -> Result<()> {
+        let strategy = self.config.merge_strategy;
+        let over_budget = self.budget.in_use() > self.budget.limit() / 2;
+        let periodic_due = match strategy {
+            MergeStrategy::Periodic { interval } => {
+                let mut last = self.last_periodic.lock();
+                if last.elapsed() >= interval {
+                    *last = Instant::now();
+                    true
+                } else {
+                    false
+                }
+            }
+            _ => false,
+        };
+        let mut flushed = false;
+        let mut instances = self.instances();
+        // Largest active memtables first when memory is short.
+        instances.sort_by_key(|i| std::cmp::Reverse(i.view().active().bytes()));
+        for instance in instances {
+            let view = instance.view();
+            let active = view.active();
+            let freeze = match strategy {
+                MergeStrategy::Manual => false,
+                MergeStrategy::Periodic { .. } => periodic_due || over_budget,
+                _ => {
+                    over_budget
+                        || (active.bytes() > 0
+                            && (active.idle() >= self.config.idle_freeze
+                                || active.age() >= self.config.max_memtable_age))
+                }
+            };
+            if freeze {
+                let slot = self.slot(&instance.uid(), false);
+                if let Some(slot) = slot {
+                    let _queue = slot.queue.lock();
+                    instance.freeze(None);
+                }
+            }
+            let frozen = instance.frozen_count();
+            let max = match strategy {
+                MergeStrategy::Manual => 0,
+                MergeStrategy::Immediate => 1,
+                MergeStrategy::Batched { count } => {
+                    if frozen >= count || over_budget {
+                        count.max(1)
+                    } else {
+                        0
+                    }
+                }
+                MergeStrategy::Periodic { .. } | MergeStrategy::Adaptive => usize::MAX,
+            };
+            if frozen > 0 && max > 0 {
+                self.flush_instance(&instance, max)?;
+                flushed = true;
+            }
+        }
+        if flushed || !self.removals.lock().is_empty() {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,650 @@
+//! One incarnation of an index: its memtables, its Tantivy segments, and the *view* that
+//! searches pin.
+//!
+//! The view is an immutable value — the Tantivy searcher plus the list of memtables, oldest
+//! first, the last one active — published with an atomic pointer swap. Freezing the active
+//! memtable and publishing a flush are the only two ways to change it, and both hold
+//! `view_lock`, so a flush never undoes a freeze. Searches never take that lock: they load the
+//! pointer and read-lock the memtables they found (only the active one is ever written).
+//!
+//! Writes are applied by one thread at a time per index (the engine's apply queue), in log
+//! order, in chunks: each chunk is one short write-lock of the active memtable, and the
+//! operation becomes visible only when `finish` publishes its LSN.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use eddy_wal::Lsn;
+use parking_lot::{Mutex, RwLock};
+use rustc_hash::FxHashMap;
+use serde_json::Value;
+use tantivy::Searcher;
+use tantivy::index::SegmentId;
+use time::OffsetDateTime;
+
+use crate::analysis::{AnalyzedDocument, analyze_document};
+use crate::config::EngineConfig;
+use crate::document::{Document, document_id, merge_update};
+use crate::error::{Error, Result};
+use crate::memory::MemoryBudget;
+use crate::memtable::{Memtable, OlderVersion, PreparedDoc};
+use crate::meta::IndexRecord;
+use crate::ops::Method;
+use crate::search::layers::{SegLayer, Snapshot};
+use crate::segments::{SegmentConfig, SegmentStore};
+
+/// A memtable with its share of the memory budget.
+pub struct MemCell {
+    /// The memtable.
+    pub mem: RwLock<Memtable>,
+    budget: Arc<MemoryBudget>,
+    charged: AtomicUsize,
+    created: Instant,
+    last_write_ms: AtomicU64,
+}
+
+impl std::fmt::Debug for MemCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemCell")
+            .field("charged", &self.charged)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MemCell {
+    fn new(mem: Memtable, budget: Arc<MemoryBudget>) -> Arc<MemCell> {
+        Arc::new(MemCell {
+            mem: RwLock::new(mem),
+            budget,
+            charged: AtomicUsize::new(0),
+            created: Instant::now(),
+            last_write_ms: AtomicU64::new(0),
+        })
+    }
+
+    /// Charges the budget for growth since the last call.
+    fn sync_charge(&self, bytes: usize) {
+        let before = self.charged.swap(bytes, Ordering::AcqRel);
+        if bytes > before {
+            self.budget.charge(bytes - before);
+        } else if before > bytes {
+            self.budget.release(before - bytes);
+        }
+        self.last_write_ms
+            .store(self.created.elapsed().as_millis() as u64, Ordering::Release);
+    }
+
+    /// Time since the last write.
+    pub fn idle(&self) -> Duration {
+        self.created.elapsed().saturating_sub(Duration::from_millis(
+            self.last_write_ms.load(Ordering::Acquire),
+        ))
+    }
+
+    /// Age of the memtable.
+    pub fn age(&self) -> Duration {
+        self.created.elapsed()
+    }
+
+    /// Bytes charged.
+    pub fn bytes(&self) -> usize {
+        self.charged.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for MemCell {
+    fn drop(&mut self) {
+        self.budget.release(*self.charged.get_mut());
+    }
+}
+
+/// What searches pin.
+pub struct View {
+    /// Tantivy searcher of the last published flush.
+    pub searcher: Searcher,
+    /// Tokens of deleted documents per segment (same order as the searcher's segments).
+    pub deleted_tokens: Vec<u64>,
+    /// Memtables, oldest first; the last one is active.
+    pub memtables: Vec<Arc<MemCell>>,
+}
+
+impl View {
+    /// The active memtable.
+    pub fn active(&self) -> &Arc<MemCell> {
+        self.memtables
+            .last()
+            .expect("a view always has an active memtable")
+    }
+}
+
+/// Field ids: flattened attribute paths in order of first appearance.
+#[derive(Debug, Default, Clone)]
+pub struct Fields {
+    order: Vec<String>,
+    ids: FxHashMap<String, u32>,
+}
+
+impl Fields {
+    fn from_order(order: Vec<String>) -> Fields {
+        let ids = order
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.clone(), i as u32))
+            .collect();
+        Fields { order, ids }
+    }
+
+    fn id_or_insert(&mut self, path: &str) -> u32 {
+        if let Some(id) = self.ids.get(path) {
+            return *id;
+        }
+        let id = self.order.len() as u32;
+        self.order.push(path.to_string());
+        self.ids.insert(path.to_string(), id);
+        id
+    }
+
+    /// Paths in id order.
+    pub fn order(&self) -> &[String] {
+        &self.order
+    }
+
+    /// Id of a path.
+    pub fn id(&self, path: &str) -> Option<u32> {
+        self.ids.get(path).copied()
+    }
+}
+
+/// Timing of the last flush.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FlushStats {
+    /// When the last flush finished.
+    pub last_flush_at: Option<OffsetDateTime>,
+    /// How long it took.
+    pub last_flush_duration: Option<Duration>,
+    /// Flushes since open.
+    pub flushes: u64,
+}
+
+/// One incarnation of an index.
+pub struct IndexInstance {
+    /// Internal id (LSN of the creating operation); names the Tantivy directory.
+    pub id: u64,
+    record: RwLock<IndexRecord>,
+    fields: RwLock<Fields>,
+    segments: SegmentStore,
+    view: ArcSwap<View>,
+    view_lock: Mutex<()>,
+    flush_lock: Mutex<()>,
+    next_mem_id: AtomicU64,
+    deleted_cache: Mutex<HashMap<(SegmentId, u32), u64>>,
+    budget: Arc<MemoryBudget>,
+    flush_stats: Mutex<FlushStats>,
+}
+
+impl std::fmt::Debug for IndexInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexInstance")
+            .field("id", &self.id)
+            .field("uid", &self.record.read().uid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Result of a flush.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FlushOutcome {
+    /// Memtables written.
+    pub memtables: usize,
+    /// LSN of the commit, if one happened.
+    pub checkpoint: Option<Lsn>,
+}
+
+impl IndexInstance {
+    /// Opens (or creates) an index incarnation in `dir`.
+    pub fn open(
+        dir: &std::path::Path,
+        record: IndexRecord,
+        segment_config: SegmentConfig,
+        budget: Arc<MemoryBudget>,
+    ) -> Result<IndexInstance> {
+        let segments = SegmentStore::open(dir, segment_config)?;
+        let searcher = segments.searcher();
+        let fields = Fields::from_order(record.fields.clone());
+        let instance = IndexInstance {
+            id: record.id,
+            record: RwLock::new(record),
+            fields: RwLock::new(fields),
+            segments,
+            view: ArcSwap::from_pointee(View {
+                searcher: searcher.clone(),
+                deleted_tokens: Vec::new(),
+                memtables: vec![MemCell::new(Memtable::new(0, None), budget.clone())],
+            }),
+            view_lock: Mutex::new(()),
+            flush_lock: Mutex::new(()),
+            next_mem_id: AtomicU64::new(1),
+            deleted_cache: Mutex::new(HashMap::new()),
+            budget,
+            flush_stats: Mutex::new(FlushStats::default()),
+        };
+        let deleted = instance.deleted_tokens(&searcher)?;
+        let view = instance.view.load_full();
+        instance.view.store(Arc::new(View {
+            searcher,
+            deleted_tokens: deleted,
+            memtables: view.memtables.clone(),
+        }));
+        Ok(instance)
+    }
+
+    /// Index uid.
+    pub fn uid(&self) -> String {
+        self.record.read().uid.clone()
+    }
+
+    /// The registry record, with the current field order.
+    pub fn record(&self) -> IndexRecord {
+        let mut r = self.record.read().clone();
+        r.fields = self.fields.read().order.clone();
+        r
+    }
+
+    /// Changes the registry record (primary key, settings, timestamps).
+    pub fn update_record(&self, f: impl FnOnce(&mut IndexRecord)) {
+        f(&mut self.record.write());
+    }
+
+    /// Field order.
+    pub fn fields(&self) -> Fields {
+        self.fields.read().clone()
+    }
+
+    /// LSN of the last durable Tantivy commit.
+    pub fn checkpoint(&self) -> Lsn {
+        self.segments.checkpoint()
+    }
+
+    /// The current view.
+    pub fn view(&self) -> Arc<View> {
+        self.view.load_full()
+    }
+
+    /// Flush statistics.
+    pub fn flush_stats(&self) -> FlushStats {
+        *self.flush_stats.lock()
+    }
+
+    /// Runs `f` on a snapshot of every layer at the latest completed operation.
+    pub fn with_snapshot<R>(&self, f: impl FnOnce(&Snapshot<'_>) -> Result<R>) -> Result<R> {
+        let view = self.view.load_full();
+        Self::snapshot_of(&view, self.segments.fields(), &view.memtables, f)
+    }
+
+    fn snapshot_of<R>(
+        view: &View,
+        fields: crate::segments::SegmentFields,
+        memtables: &[Arc<MemCell>],
+        f: impl FnOnce(&Snapshot<'_>) -> Result<R>,
+    ) -> Result<R> {
+        let guards: Vec<_> = memtables.iter().map(|m| m.mem.read()).collect();
+        let mems = guards.iter().map(|g| g.reader(g.visible_lsn())).collect();
+        let mut segs = Vec::with_capacity(view.searcher.segment_readers().len());
+        for (i, reader) in view.searcher.segment_readers().iter().enumerate() {
+            let deleted = view.deleted_tokens.get(i).copied().unwrap_or(0);
+            segs.push(SegLayer::open(reader, fields, deleted)?);
+        }
+        let snapshot = Snapshot::new(segs, mems);
+        f(&snapshot)
+    }
+
+    fn deleted_tokens(&self, searcher: &Searcher) -> Result<Vec<u64>> {
+        let mut cache = self.deleted_cache.lock();
+        let mut out = Vec::with_capacity(searcher.segment_readers().len());
+        let mut live_keys = Vec::new();
+        for reader in searcher.segment_readers() {
+            let key = (reader.segment_id(), reader.num_deleted_docs());
+            live_keys.push(key);
+            let tokens = match cache.get(&key) {
+                Some(t) => *t,
+                None => {
+                    let t = SegLayer::deleted_tokens_of(reader)?;
+                    cache.insert(key, t);
+                    t
+                }
+            };
+            out.push(tokens);
+        }
+        cache.retain(|k, _| live_keys.contains(k));
+        Ok(out)
+    }
+
+    /// Analyzes a document, assigning ids to attribute paths seen for the first time.
+    fn analyze_assigning(&self, doc: &Document) -> AnalyzedDocument {
+        let mut fields = self.fields.write();
+        analyze_document(doc, |path| Some(fields.id_or_insert(path)))
+    }
+
+    /// Analyzes a stored document with existing field ids (flush path).
+    fn analyze_stored(&self, json: &[u8]) -> Result<AnalyzedDocument> {
+        let doc: Document = serde_json::from_slice(json)
+            .map_err(|e| Error::Corrupt(format!("stored document does not decode: {e}")))?;
+        let fields = self.fields.read();
+        let mut missing = None;
+        let analyzed = analyze_document(&doc, |path| {
+            let id = fields.id(path);
+            if id.is_none() {
+                missing = Some(path.to_string());
+            }
+            id
+        });
+        match missing {
+            Some(path) => Err(Error::Corrupt(format!(
+                "attribute `{path}` of a stored document has no field id"
+            ))),
+            None => Ok(analyzed),
+        }
+    }
+
+    /// Applies add-or-replace / add-or-update of validated documents at `lsn`. Returns the
+    /// number of documents indexed.
+    pub fn apply_documents(
+        &self,
+        lsn: Lsn,
+        docs: Vec<Document>,
+        method: Method,
+        primary_key: &str,
+        config: &EngineConfig,
+    ) -> Result<u64> {
+        let view = self.view.load_full();
+        let active = view.active().clone();
+        let older = &view.memtables[..view.memtables.len() - 1];
+        let clears = active.mem.read().clear_lsn().is_some();
+        let count = docs.len() as u64;
+        let chunk = config.apply_chunk_docs.max(1);
+        Self::snapshot_of(&view, self.segments.fields(), older, |older| {
+            // Versions written earlier in this same operation (duplicates in a batch).
+            let mut this_op: FxHashMap<Arc<str>, Arc<[u8]>> = FxHashMap::default();
+            let mut prepared = Vec::with_capacity(chunk);
+            for (i, mut doc) in docs.into_iter().enumerate() {
+                let pk: Arc<str> = Arc::from(document_id(&doc, primary_key)?);
+                let (older_version, base) =
+                    self.previous_version(&active, older, clears, &pk, method, &this_op)?;
+                if let Some(base) = base {
+                    let mut merged: Document = serde_json::from_slice(&base).map_err(|e| {
+                        Error::Corrupt(format!("stored document does not decode: {e}"))
+                    })?;
+                    merge_update(&mut merged, doc);
+                    doc = merged;
+                }
+                let analyzed = self.analyze_assigning(&doc);
+                let json: Arc<[u8]> = Arc::from(serde_json::to_vec(&doc).map_err(Error::meta)?);
+                if method == Method::Update {
+                    this_op.insert(pk.clone(), json.clone());
+                }
+                prepared.push(prepare(pk, json, analyzed, seq_of(lsn, i), older_version));
+                if prepared.len() == chunk {
+                    self.insert_chunk(&active, lsn, &mut prepared);
+                }
+            }
+            self.insert_chunk(&active, lsn, &mut prepared);
+            Ok(())
+        })?;
+        let mut mem = active.mem.write();
+        mem.finish(lsn);
+        let bytes = mem.bytes();
+        drop(mem);
+        active.sync_charge(bytes);
+        Ok(count)
+    }
+
+    fn insert_chunk(&self, active: &MemCell, lsn: Lsn, prepared: &mut Vec<PreparedDoc>) {
+        if prepared.is_empty() {
+            return;
+        }
+        let mut mem = active.mem.write();
+        for doc in prepared.drain(..) {
+            mem.upsert(lsn, doc);
+        }
+        let bytes = mem.bytes();
+        drop(mem);
+        active.sync_charge(bytes);
+    }
+
+    /// The version a write replaces: its length and order key in older layers, and the JSON
+    /// to merge into for an update.
+    fn previous_version(
+        &self,
+        active: &MemCell,
+        older: &Snapshot<'_>,
+        clears: bool,
+        pk: &str,
+        method: Method,
+        this_op: &FxHashMap<Arc<str>, Arc<[u8]>>,
+    ) -> Result<Previous> {
+        let want_json = method == Method::Update;
+        if want_json && let Some(json) = this_op.get(pk) {
+            return Ok((None, Some(json.clone())));
+        }
+        if let Some(state) = active.mem.read().current(pk) {
+            // Known to the active memtable: it tracks the older version itself.
+            let base = match state {
+                Some(v) if want_json => Some(Arc::from(v.json)),
+                _ => None,
+            };
+            return Ok((None, base));
+        }
+        if clears {
+            return Ok((None, None));
+        }
+        let Some(r) = older.find(pk)? else {
+            return Ok((None, None));
+        };
+        let version = OlderVersion {
+            len: older.len(r.layer, r.doc),
+            seq: older.seq(r.layer, r.doc),
+        };
+        let base = if want_json {
+            Some(older.json(r.layer, r.doc)?)
+        } else {
+            None
+        };
+        Ok((Some(version), base))
+    }
+
+    /// Deletes documents by id at `lsn`; returns how many existed.
+    pub fn apply_delete(&self, lsn: Lsn, ids: &[String]) -> Result<u64> {
+        let view = self.view.load_full();
+        let active = view.active().clone();
+        let older = &view.memtables[..view.memtables.len() - 1];
+        let clears = active.mem.read().clear_lsn().is_some();
+        let empty = FxHashMap::default();
+        let deleted = Self::snapshot_of(&view, self.segments.fields(), older, |older| {
+            let mut deleted = 0u64;
+            for id in ids {
+                let pk: Arc<str> = Arc::from(id.as_str());
+                let (older_version, _) =
+                    self.previous_version(&active, older, clears, &pk, Method::Replace, &empty)?;
+                if active.mem.write().delete(lsn, pk, older_version) {
+                    deleted += 1;
+                }
+            }
+            Ok(deleted)
+        })?;
+        let mut mem = active.mem.write();
+        mem.finish(lsn);
+        let bytes = mem.bytes();
+        drop(mem);
+        active.sync_charge(bytes);
+        Ok(deleted)
+    }
+
+    /// Deletes every document at `lsn`: the active memtable is frozen and a new one that
+    /// hides every older layer takes its place. Returns how many documents were visible.
+    pub fn apply_clear(&self, lsn: Lsn) -> Result<u64> {
+        let before = self.with_snapshot(|s| Ok(s.corpus().docs))?;
+        self.freeze(Some(lsn));
+        Ok(before)
+    }
+
+    /// Freezes the active memtable (if it holds anything) and starts a new one; with
+    /// `clear_lsn`, the new one deletes everything older.
+    pub fn freeze(&self, clear_lsn: Option<Lsn>) -> bool {
+        let _g = self.view_lock.lock();
+        let old = self.view.load_full();
+        let active = old.active();
+        let active_empty = active.mem.read().is_empty();
+        if active_empty && clear_lsn.is_none() {
+            return false;
+        }
+        let mut memtables = old.memtables.clone();
+        if active_empty {
+            memtables.pop();
+        } else {
+            active.mem.write().freeze();
+        }
+        let id = self.next_mem_id.fetch_add(1, Ordering::Relaxed);
+        memtables.push(MemCell::new(
+            Memtable::new(id, clear_lsn),
+            self.budget.clone(),
+        ));
+        if let Some(lsn) = clear_lsn {
+            // The clear is its own finished operation.
+            memtables
+                .last()
+                .expect("just pushed")
+                .mem
+                .write()
+                .finish(lsn);
+        }
+        self.view.store(Arc::new(View {
+            searcher: old.searcher.clone(),
+            deleted_tokens: old.deleted_tokens.clone(),
+            memtables,
+        }));
+        true
+    }
+
+    /// Frozen memtables waiting for a flush.
+    pub fn frozen_count(&self) -> usize {
+        let view = self.view.load_full();
+        view.memtables.len() - 1
+    }
+
+    /// First LSN held in any memtable (what the log must keep for this index).
+    pub fn first_unflushed_lsn(&self) -> Option<Lsn> {
+        let view = self.view.load_full();
+        view.memtables
+            .iter()
+            .filter_map(|m| m.mem.read().first_lsn())
+            .min()
+    }
+
+    /// Writes up to `max` frozen memtables into one Tantivy commit and publishes the new
+    /// view. `before_commit` runs first (the engine makes metadata durable there).
+    pub fn flush(
+        &self,
+        max: usize,
+        before_commit: &dyn Fn() -> Result<()>,
+        failpoint: &dyn Fn(&'static str) -> Result<()>,
+    ) -> Result<FlushOutcome> {
+        let _flush = self.flush_lock.lock();
+        let started = Instant::now();
+        let view = self.view.load_full();
+        let frozen: Vec<Arc<MemCell>> = view.memtables[..view.memtables.len() - 1]
+            .iter()
+            .take(max)
+            .cloned()
+            .collect();
+        if frozen.is_empty() {
+            return Ok(FlushOutcome::default());
+        }
+        let last_lsn = frozen
+            .iter()
+            .map(|m| m.mem.read().last_lsn())
+            .max()
+            .unwrap_or(0);
+        before_commit()?;
+        failpoint("flush.before_commit")?;
+        let guards: Vec<_> = frozen.iter().map(|m| m.mem.read()).collect();
+        let mems: Vec<&Memtable> = guards.iter().map(|g| &**g).collect();
+        let searcher = self.segments.flush(
+            &mems,
+            last_lsn,
+            &|json| self.analyze_stored(json),
+            failpoint,
+        )?;
+        drop(mems);
+        drop(guards);
+        failpoint("flush.after_dir_sync")?;
+        let deleted = self.deleted_tokens(&searcher)?;
+        {
+            let _g = self.view_lock.lock();
+            let current = self.view.load_full();
+            let memtables = current
+                .memtables
+                .iter()
+                .filter(|m| !frozen.iter().any(|f| Arc::ptr_eq(f, m)))
+                .cloned()
+                .collect();
+            self.view.store(Arc::new(View {
+                searcher,
+                deleted_tokens: deleted,
+                memtables,
+            }));
+        }
+        failpoint("flush.after_publish")?;
+        let mut stats = self.flush_stats.lock();
+        stats.last_flush_at = Some(OffsetDateTime::now_utc());
+        stats.last_flush_duration = Some(started.elapsed());
+        stats.flushes += 1;
+        Ok(FlushOutcome {
+            memtables: frozen.len(),
+            checkpoint: Some(last_lsn),
+        })
+    }
+
+    /// Deletes the index's files.
+    pub fn destroy(self) -> Result<()> {
+        self.segments.destroy()
+    }
+}
+
+fn prepare(
+    pk: Arc<str>,
+    json: Arc<[u8]>,
+    analyzed: AnalyzedDocument,
+    new_seq: u64,
+    older: Option<OlderVersion>,
+) -> PreparedDoc {
+    let len = analyzed.len();
+    let mut grouped: FxHashMap<String, Vec<u32>> = FxHashMap::default();
+    for t in analyzed.tokens {
+        grouped.entry(t.term).or_default().push(t.position);
+    }
+    PreparedDoc {
+        pk,
+        json,
+        terms: grouped.into_iter().collect(),
+        len,
+        new_seq,
+        older,
+    }
+}
+
+/// What a write replaces: the older version's length and order key (when it lives in an
+/// older layer), and the JSON an update merges into.
+type Previous = (Option<OlderVersion>, Option<Arc<[u8]>>);
+
+/// Ordering key of the `i`-th document of the operation at `lsn`.
+pub fn seq_of(lsn: Lsn, i: usize) -> u64 {
+    (lsn << 24) | (i as u64).min((1 << 24) - 1)
+}
+
+/// Details value helper.
+pub fn count_value(n: u64) -> Value {
+    Value::from(n)
+}

@@ -1,0 +1,725 @@
+//! Memtables: the in-memory inverted index that makes a write searchable the moment it is
+//! acknowledged.
+//!
+//! A memtable is append-only. Every document version gets a new *slot*; replacing or
+//! deleting a document marks the old slot dead *as of an LSN* instead of removing it. A
+//! search reads at a snapshot LSN `S`: a slot is visible when `slot.lsn <= S < slot.dead_lsn`.
+//! This is what lets the write path apply a large batch in several short critical sections
+//! while a concurrent search, which reads at the LSN of the last *completed* operation, never
+//! sees half of a batch (R1).
+//!
+//! Besides its own documents, a memtable remembers which primary keys it *shadows*: keys
+//! whose previous version lives in an older layer (an older memtable or the Tantivy
+//! segments). Searches skip older versions of those keys, statistics subtract them
+//! (`dead_docs`, `dead_tokens`), and the flusher turns them into Tantivy deletes.
+//!
+//! A memtable never contains a `delete all`: the engine freezes the active memtable and
+//! starts an empty one that carries `clear_lsn`, which hides every older layer.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use eddy_wal::Lsn;
+use rustc_hash::FxHashMap;
+
+/// Stable 64-bit hash of a primary key, stored with every document (memtable and segment)
+/// so that shadow checks on segment documents can probe a hash set before comparing keys.
+pub fn pk_hash(pk: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(pk.as_bytes())
+}
+
+/// What a lookup in the layers older than a memtable found for a primary key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OlderVersion {
+    /// Number of tokens of the older version.
+    pub len: u32,
+    /// Ordering key of the document (kept across versions).
+    pub seq: u64,
+}
+
+/// A document ready to be inserted: analyzed, with its id and ordering key.
+#[derive(Debug, Clone)]
+pub struct PreparedDoc {
+    /// Primary key value.
+    pub pk: Arc<str>,
+    /// The document as stored (compact JSON).
+    pub json: Arc<[u8]>,
+    /// Distinct terms with their positions (ascending).
+    pub terms: Vec<(String, Vec<u32>)>,
+    /// Number of tokens.
+    pub len: u32,
+    /// Ordering key if the document is new (used when no older version exists).
+    pub new_seq: u64,
+    /// The version in older layers, if any (looked up by the write path).
+    pub older: Option<OlderVersion>,
+}
+
+#[derive(Debug, Clone)]
+struct Slot {
+    pk: Arc<str>,
+    lsn: Lsn,
+    dead_lsn: Lsn,
+    seq: u64,
+    len: u32,
+    fieldnorm_id: u8,
+    json: Arc<[u8]>,
+}
+
+#[derive(Debug, Clone)]
+struct PkEntry {
+    /// LSN at which this memtable first had an entry for the key.
+    first_lsn: Lsn,
+    /// Current live slot, or `None` for a tombstone.
+    current: Option<u32>,
+    /// LSN of the latest change to the key.
+    last_lsn: Lsn,
+    /// Whether an older layer holds a version this memtable hides.
+    shadows_older: bool,
+}
+
+/// One posting: a slot, its term frequency and where its positions start.
+#[derive(Debug, Clone, Copy)]
+struct Posting {
+    slot: u32,
+    tf: u32,
+    pos_start: u32,
+}
+
+#[derive(Debug, Default)]
+struct TermPostings {
+    entries: Vec<Posting>,
+    positions: Vec<u32>,
+}
+
+/// Counters describing the memtable at its visible LSN.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemStats {
+    /// Live documents in this memtable.
+    pub live_docs: u64,
+    /// Tokens of live documents.
+    pub live_tokens: u64,
+    /// Older-layer versions this memtable hides.
+    pub dead_docs: u64,
+    /// Tokens of those hidden versions.
+    pub dead_tokens: u64,
+}
+
+/// What the flusher writes to Tantivy for one primary key.
+#[derive(Debug, Clone)]
+pub enum FlushEntry {
+    /// Add this version (after deleting the older one when `replaces` is set).
+    Upsert {
+        /// Primary key.
+        pk: Arc<str>,
+        /// Stored JSON.
+        json: Arc<[u8]>,
+        /// Ordering key.
+        seq: u64,
+        /// Version LSN.
+        lsn: Lsn,
+        /// Whether an older version must be deleted.
+        replaces: bool,
+    },
+    /// Delete the older version.
+    Delete {
+        /// Primary key.
+        pk: Arc<str>,
+    },
+}
+
+/// The in-memory inverted index of one index's recent writes.
+#[derive(Debug)]
+pub struct Memtable {
+    id: u64,
+    first_lsn: Option<Lsn>,
+    last_lsn: Lsn,
+    visible_lsn: Lsn,
+    clear_lsn: Option<Lsn>,
+    frozen: bool,
+    slots: Vec<Slot>,
+    pks: FxHashMap<Arc<str>, PkEntry>,
+    shadow_hashes: FxHashMap<u64, u32>,
+    term_ids: FxHashMap<Arc<str>, u32>,
+    sorted_terms: BTreeMap<Box<[u8]>, u32>,
+    postings: Vec<TermPostings>,
+    visible: MemStats,
+    pending: MemStats,
+    bytes: usize,
+}
+
+/// Fixed cost charged per slot and per new term, on top of their payload bytes.
+const SLOT_OVERHEAD_BYTES: usize = 96;
+const TERM_OVERHEAD_BYTES: usize = 96;
+const POSTING_BYTES: usize = std::mem::size_of::<Posting>();
+
+impl Memtable {
+    /// An empty memtable. `clear_lsn` makes it hide every older layer from that LSN on.
+    pub fn new(id: u64, clear_lsn: Option<Lsn>) -> Memtable {
+        Memtable {
+            id,
+            first_lsn: clear_lsn,
+            last_lsn: clear_lsn.unwrap_or(0),
+            visible_lsn: clear_lsn.unwrap_or(0),
+            clear_lsn,
+            frozen: false,
+            slots: Vec::new(),
+            pks: FxHashMap::default(),
+            shadow_hashes: FxHashMap::default(),
+            term_ids: FxHashMap::default(),
+            sorted_terms: BTreeMap::new(),
+            postings: Vec::new(),
+            visible: MemStats::default(),
+            pending: MemStats::default(),
+            bytes: 0,
+        }
+    }
+
+    /// Creation order among the index's memtables.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// First LSN applied (or the clear LSN), `None` when empty.
+    pub fn first_lsn(&self) -> Option<Lsn> {
+        self.first_lsn
+    }
+
+    /// Last LSN applied.
+    pub fn last_lsn(&self) -> Lsn {
+        self.last_lsn
+    }
+
+    /// LSN of the last completed operation: what searches read at.
+    pub fn visible_lsn(&self) -> Lsn {
+        self.visible_lsn
+    }
+
+    /// The LSN of the `delete all` this memtable starts with.
+    pub fn clear_lsn(&self) -> Option<Lsn> {
+        self.clear_lsn
+    }
+
+    /// Whether the memtable is frozen (no more writes).
+    pub fn is_frozen(&self) -> bool {
+        self.frozen
+    }
+
+    /// Freezes the memtable.
+    pub fn freeze(&mut self) {
+        debug_assert_eq!(
+            self.pending, self.visible,
+            "freeze in the middle of an operation"
+        );
+        self.frozen = true;
+    }
+
+    /// Estimated heap bytes.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Whether nothing was ever applied.
+    pub fn is_empty(&self) -> bool {
+        self.first_lsn.is_none()
+    }
+
+    /// Number of slots (document versions) ever inserted.
+    pub fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Statistics as of the visible LSN.
+    pub fn stats(&self) -> MemStats {
+        self.visible
+    }
+
+    /// Number of keys that hide an older version.
+    pub fn shadow_count(&self) -> usize {
+        self.shadow_hashes.values().map(|c| *c as usize).sum()
+    }
+
+    fn note_lsn(&mut self, lsn: Lsn) {
+        assert!(!self.frozen, "write to a frozen memtable");
+        assert!(
+            lsn >= self.last_lsn,
+            "LSN went backwards: {lsn} < {}",
+            self.last_lsn
+        );
+        self.first_lsn.get_or_insert(lsn);
+        self.last_lsn = lsn;
+    }
+
+    /// The live version of a key at the *current* (not only visible) state, as the write path
+    /// sees it: `Some(Some(slot))` live here, `Some(None)` deleted here, `None` unknown here.
+    pub fn current(&self, pk: &str) -> Option<Option<CurrentVersion<'_>>> {
+        let entry = self.pks.get(pk)?;
+        Some(entry.current.map(|slot| {
+            let s = &self.slots[slot as usize];
+            CurrentVersion {
+                json: &s.json,
+                len: s.len,
+                seq: s.seq,
+            }
+        }))
+    }
+
+    /// Inserts (or replaces) a document as part of the operation at `lsn`.
+    pub fn upsert(&mut self, lsn: Lsn, doc: PreparedDoc) {
+        self.note_lsn(lsn);
+        let slot_id = u32::try_from(self.slots.len()).expect("fewer than 2^32 slots");
+        let (seq, shadows_older, first_lsn) = match self.pks.get(&doc.pk) {
+            Some(entry) => {
+                let mut seq = doc.new_seq;
+                if let Some(old) = entry.current {
+                    let old = &mut self.slots[old as usize];
+                    old.dead_lsn = lsn;
+                    seq = old.seq;
+                    self.pending.live_docs -= 1;
+                    self.pending.live_tokens -= u64::from(old.len);
+                }
+                (seq, entry.shadows_older, entry.first_lsn)
+            }
+            None => match doc.older {
+                Some(older) => {
+                    self.pending.dead_docs += 1;
+                    self.pending.dead_tokens += u64::from(older.len);
+                    *self.shadow_hashes.entry(pk_hash(&doc.pk)).or_insert(0) += 1;
+                    (older.seq, true, lsn)
+                }
+                None => (doc.new_seq, false, lsn),
+            },
+        };
+        self.pks.insert(
+            doc.pk.clone(),
+            PkEntry {
+                first_lsn,
+                current: Some(slot_id),
+                last_lsn: lsn,
+                shadows_older,
+            },
+        );
+        for (term, positions) in &doc.terms {
+            let term_id = match self.term_ids.get(term.as_str()) {
+                Some(id) => *id,
+                None => {
+                    let id = u32::try_from(self.postings.len()).expect("fewer than 2^32 terms");
+                    let key: Arc<str> = Arc::from(term.as_str());
+                    self.term_ids.insert(key, id);
+                    self.sorted_terms.insert(Box::from(term.as_bytes()), id);
+                    self.postings.push(TermPostings::default());
+                    self.bytes += TERM_OVERHEAD_BYTES + 2 * term.len();
+                    id
+                }
+            };
+            let postings = &mut self.postings[term_id as usize];
+            postings.entries.push(Posting {
+                slot: slot_id,
+                tf: u32::try_from(positions.len()).unwrap_or(u32::MAX),
+                pos_start: u32::try_from(postings.positions.len()).unwrap_or(u32::MAX),
+            });
+            postings.positions.extend_from_slice(positions);
+            self.bytes += POSTING_BYTES + 4 * positions.len();
+        }
+        self.bytes += SLOT_OVERHEAD_BYTES + doc.json.len() + doc.pk.len();
+        self.pending.live_docs += 1;
+        self.pending.live_tokens += u64::from(doc.len);
+        self.slots.push(Slot {
+            pk: doc.pk,
+            lsn,
+            dead_lsn: Lsn::MAX,
+            seq,
+            len: doc.len,
+            fieldnorm_id: tantivy::fieldnorm::FieldNormReader::fieldnorm_to_id(doc.len),
+            json: doc.json,
+        });
+    }
+
+    /// Deletes a key as part of the operation at `lsn`. `older` is the version in older
+    /// layers (looked up by the caller when this memtable does not know the key). Returns
+    /// whether a live document was deleted.
+    pub fn delete(&mut self, lsn: Lsn, pk: Arc<str>, older: Option<OlderVersion>) -> bool {
+        self.note_lsn(lsn);
+        if let Some(entry) = self.pks.get_mut(&pk) {
+            entry.last_lsn = lsn;
+            let Some(old) = entry.current.take() else {
+                return false;
+            };
+            let old = &mut self.slots[old as usize];
+            old.dead_lsn = lsn;
+            self.pending.live_docs -= 1;
+            self.pending.live_tokens -= u64::from(old.len);
+            return true;
+        }
+        let Some(older) = older else {
+            return false;
+        };
+        self.pending.dead_docs += 1;
+        self.pending.dead_tokens += u64::from(older.len);
+        *self.shadow_hashes.entry(pk_hash(&pk)).or_insert(0) += 1;
+        self.bytes += SLOT_OVERHEAD_BYTES + pk.len();
+        self.pks.insert(
+            pk,
+            PkEntry {
+                first_lsn: lsn,
+                current: None,
+                last_lsn: lsn,
+                shadows_older: true,
+            },
+        );
+        true
+    }
+
+    /// Marks the operation at `lsn` complete: it becomes visible to searches.
+    pub fn finish(&mut self, lsn: Lsn) {
+        self.note_lsn(lsn);
+        self.visible = self.pending;
+        self.visible_lsn = lsn;
+    }
+
+    /// A read view at snapshot `lsn`.
+    pub fn reader(&self, lsn: Lsn) -> MemReader<'_> {
+        MemReader { mem: self, lsn }
+    }
+
+    /// Final state of every key, in insertion order of the final version, for the flusher.
+    pub fn flush_entries(&self) -> Vec<FlushEntry> {
+        let mut entries: Vec<(u64, FlushEntry)> = self
+            .pks
+            .iter()
+            .filter_map(|(pk, e)| match e.current {
+                Some(slot) => {
+                    let s = &self.slots[slot as usize];
+                    Some((
+                        u64::from(slot),
+                        FlushEntry::Upsert {
+                            pk: pk.clone(),
+                            json: s.json.clone(),
+                            seq: s.seq,
+                            lsn: s.lsn,
+                            replaces: e.shadows_older,
+                        },
+                    ))
+                }
+                None if e.shadows_older => Some((0, FlushEntry::Delete { pk: pk.clone() })),
+                None => None,
+            })
+            .collect();
+        entries.sort_by_key(|(order, _)| *order);
+        entries.into_iter().map(|(_, e)| e).collect()
+    }
+}
+
+/// A live version of a document, as the write path sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct CurrentVersion<'a> {
+    /// Stored JSON.
+    pub json: &'a [u8],
+    /// Number of tokens.
+    pub len: u32,
+    /// Ordering key.
+    pub seq: u64,
+}
+
+/// A memtable read at a snapshot LSN.
+#[derive(Clone, Copy)]
+pub struct MemReader<'a> {
+    mem: &'a Memtable,
+    lsn: Lsn,
+}
+
+impl<'a> MemReader<'a> {
+    /// Snapshot LSN.
+    pub fn lsn(&self) -> Lsn {
+        self.lsn
+    }
+
+    /// The memtable read.
+    pub fn memtable(&self) -> &'a Memtable {
+        self.mem
+    }
+
+    /// Whether the memtable hides every older layer at this snapshot.
+    pub fn clears_older(&self) -> bool {
+        self.mem.clear_lsn.is_some_and(|l| l <= self.lsn)
+    }
+
+    /// Whether a slot is live at the snapshot.
+    pub fn slot_visible(&self, slot: u32) -> bool {
+        let s = &self.mem.slots[slot as usize];
+        s.lsn <= self.lsn && self.lsn < s.dead_lsn
+    }
+
+    /// Number of slots.
+    pub fn slot_count(&self) -> u32 {
+        u32::try_from(self.mem.slots.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Whether this memtable, at the snapshot, has any entry for the key — i.e. hides every
+    /// older version of it.
+    pub fn hides(&self, pk: &str) -> bool {
+        self.mem
+            .pks
+            .get(pk)
+            .is_some_and(|e| e.first_lsn <= self.lsn)
+    }
+
+    /// Fast pre-check for [`hides`](Self::hides) on a key known to exist in an older layer:
+    /// `false` means certainly not hidden.
+    pub fn may_hide_hash(&self, hash: u64) -> bool {
+        self.mem.shadow_hashes.contains_key(&hash)
+    }
+
+    /// Whether any key may hide an older version (fast path for the common append case).
+    pub fn hides_anything(&self) -> bool {
+        !self.mem.shadow_hashes.is_empty() || self.clears_older()
+    }
+
+    /// Primary key of a slot.
+    pub fn pk(&self, slot: u32) -> &'a Arc<str> {
+        &self.mem.slots[slot as usize].pk
+    }
+
+    /// Number of tokens of a slot.
+    pub fn len(&self, slot: u32) -> u32 {
+        self.mem.slots[slot as usize].len
+    }
+
+    /// Ordering key of a slot.
+    pub fn seq(&self, slot: u32) -> u64 {
+        self.mem.slots[slot as usize].seq
+    }
+
+    /// BM25 fieldnorm id of a slot.
+    pub fn fieldnorm_id(&self, slot: u32) -> u8 {
+        self.mem.slots[slot as usize].fieldnorm_id
+    }
+
+    /// Stored JSON of a slot.
+    pub fn json(&self, slot: u32) -> &'a Arc<[u8]> {
+        &self.mem.slots[slot as usize].json
+    }
+
+    /// Statistics at the snapshot. Exact when the snapshot is the visible LSN or later; a
+    /// reader never uses an older snapshot on an active memtable.
+    pub fn stats(&self) -> MemStats {
+        self.mem.visible
+    }
+
+    /// Cursor over the postings of a term.
+    pub fn postings(&self, term: &str) -> Option<MemPostings<'a>> {
+        let id = *self.mem.term_ids.get(term)?;
+        Some(MemPostings {
+            postings: &self.mem.postings[id as usize],
+            index: 0,
+        })
+    }
+
+    /// The first term of the dictionary that is `>= from` (byte order, which for UTF-8 is
+    /// code-point order).
+    pub fn term_at_or_after(&self, from: &[u8]) -> Option<&'a [u8]> {
+        self.mem
+            .sorted_terms
+            .range::<[u8], _>((Bound::Included(from), Bound::Unbounded))
+            .next()
+            .map(|(k, _)| &**k)
+    }
+
+    /// Number of distinct terms.
+    pub fn term_count(&self) -> usize {
+        self.mem.sorted_terms.len()
+    }
+
+    /// Looks a key up: its live slot at the snapshot, if any.
+    pub fn slot_of(&self, pk: &str) -> Option<u32> {
+        let entry = self.mem.pks.get(pk)?;
+        if entry.last_lsn <= self.lsn {
+            return entry.current;
+        }
+        // The latest change belongs to an operation newer than the snapshot: an older version
+        // of this memtable may still be the visible one.
+        if entry.first_lsn > self.lsn {
+            return None;
+        }
+        (0..self.slot_count())
+            .rev()
+            .find(|&s| self.slot_visible(s) && &*self.mem.slots[s as usize].pk == pk)
+    }
+}
+
+/// Cursor over a memtable posting list (slots ascending).
+pub struct MemPostings<'a> {
+    postings: &'a TermPostings,
+    index: usize,
+}
+
+impl MemPostings<'_> {
+    /// Current slot, or `u32::MAX` when exhausted.
+    pub fn doc(&self) -> u32 {
+        self.postings
+            .entries
+            .get(self.index)
+            .map_or(u32::MAX, |p| p.slot)
+    }
+
+    /// Moves to the next posting.
+    pub fn advance(&mut self) -> u32 {
+        self.index += 1;
+        self.doc()
+    }
+
+    /// Moves to the first posting with slot `>= target`.
+    pub fn seek(&mut self, target: u32) -> u32 {
+        let rest = &self.postings.entries[self.index.min(self.postings.entries.len())..];
+        self.index += rest.partition_point(|p| p.slot < target);
+        self.doc()
+    }
+
+    /// Term frequency in the current slot.
+    pub fn term_freq(&self) -> u32 {
+        self.postings.entries.get(self.index).map_or(0, |p| p.tf)
+    }
+
+    /// Positions of the term in the current slot.
+    pub fn positions(&self, out: &mut Vec<u32>) {
+        out.clear();
+        if let Some(p) = self.postings.entries.get(self.index) {
+            let start = p.pos_start as usize;
+            out.extend_from_slice(&self.postings.positions[start..start + p.tf as usize]);
+        }
+    }
+
+    /// Number of postings (visible or not).
+    pub fn len(&self) -> usize {
+        self.postings.entries.len()
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.postings.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(pk: &str, words: &[&str], seq: u64, older: Option<OlderVersion>) -> PreparedDoc {
+        let mut terms: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for (i, w) in words.iter().enumerate() {
+            terms.entry(w.to_string()).or_default().push(i as u32);
+        }
+        PreparedDoc {
+            pk: Arc::from(pk),
+            json: Arc::from(format!("{{\"id\":\"{pk}\"}}").into_bytes()),
+            terms: terms.into_iter().collect(),
+            len: words.len() as u32,
+            new_seq: seq,
+            older,
+        }
+    }
+
+    fn visible_slots(m: &Memtable, lsn: Lsn, term: &str) -> Vec<u32> {
+        let r = m.reader(lsn);
+        let mut out = Vec::new();
+        if let Some(mut p) = r.postings(term) {
+            while p.doc() != u32::MAX {
+                if r.slot_visible(p.doc()) {
+                    out.push(p.doc());
+                }
+                p.advance();
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn snapshot_hides_unfinished_and_replaced_versions() {
+        let mut m = Memtable::new(1, None);
+        m.upsert(1, doc("a", &["red", "fox"], 10, None));
+        m.finish(1);
+        m.upsert(2, doc("a", &["blue", "fox"], 20, None));
+        // Operation 2 is not finished: readers at the visible LSN still see version 1.
+        assert_eq!(m.visible_lsn(), 1);
+        assert_eq!(visible_slots(&m, m.visible_lsn(), "red"), vec![0]);
+        assert_eq!(
+            visible_slots(&m, m.visible_lsn(), "blue"),
+            Vec::<u32>::new()
+        );
+        m.finish(2);
+        assert_eq!(visible_slots(&m, 2, "red"), Vec::<u32>::new());
+        assert_eq!(visible_slots(&m, 2, "blue"), vec![1]);
+        assert_eq!(visible_slots(&m, 2, "fox"), vec![1]);
+        // The ordering key survives the replacement.
+        assert_eq!(m.reader(2).seq(1), 10);
+        assert_eq!(m.stats().live_docs, 1);
+        assert_eq!(m.stats().live_tokens, 2);
+    }
+
+    #[test]
+    fn shadowing_counts_older_versions_once() {
+        let mut m = Memtable::new(1, None);
+        let older = Some(OlderVersion { len: 7, seq: 3 });
+        m.upsert(5, doc("x", &["a"], 99, older));
+        m.finish(5);
+        assert!(m.reader(5).hides("x"));
+        assert!(!m.reader(4).hides("x"));
+        m.upsert(6, doc("x", &["b"], 99, older));
+        m.delete(6, Arc::from("x"), older);
+        m.finish(6);
+        let s = m.stats();
+        assert_eq!((s.live_docs, s.dead_docs, s.dead_tokens), (0, 1, 7));
+        let entries = m.flush_entries();
+        assert!(matches!(&entries[..], [FlushEntry::Delete { pk }] if &**pk == "x"));
+    }
+
+    #[test]
+    fn delete_of_unknown_key_is_a_no_op() {
+        let mut m = Memtable::new(1, None);
+        assert!(!m.delete(1, Arc::from("nope"), None));
+        m.finish(1);
+        assert!(m.flush_entries().is_empty());
+        assert!(!m.reader(1).hides("nope"));
+    }
+
+    #[test]
+    fn flush_entries_mark_replacements() {
+        let mut m = Memtable::new(1, None);
+        m.upsert(1, doc("new", &["a"], 1, None));
+        m.upsert(
+            1,
+            doc("old", &["a"], 2, Some(OlderVersion { len: 1, seq: 0 })),
+        );
+        m.finish(1);
+        let entries = m.flush_entries();
+        let flags: Vec<(String, bool)> = entries
+            .iter()
+            .map(|e| match e {
+                FlushEntry::Upsert { pk, replaces, .. } => (pk.to_string(), *replaces),
+                FlushEntry::Delete { pk } => (pk.to_string(), true),
+            })
+            .collect();
+        assert_eq!(flags, vec![("new".into(), false), ("old".into(), true)]);
+    }
+
+    #[test]
+    fn seek_and_term_order() {
+        let mut m = Memtable::new(1, None);
+        for i in 0..10u64 {
+            m.upsert(
+                i + 1,
+                doc(&format!("d{i}"), &["common", &format!("t{i}")], i, None),
+            );
+            m.finish(i + 1);
+        }
+        let r = m.reader(10);
+        let mut p = r.postings("common").unwrap();
+        assert_eq!(p.seek(4), 4);
+        assert_eq!(p.seek(2), 4);
+        assert_eq!(p.seek(100), u32::MAX);
+        assert_eq!(r.term_at_or_after(b"t5"), Some(&b"t5"[..]));
+        assert_eq!(r.term_at_or_after(b"t50"), Some(&b"t6"[..]));
+        assert_eq!(r.term_at_or_after(b"u"), None);
+        assert_eq!(r.term_count(), 11);
+    }
+}

@@ -1,0 +1,420 @@
+//! Matching and ranking over a snapshot.
+//!
+//! The evaluator walks, layer by layer, the union of the postings of every derived term
+//! (document at a time), decides for each visible document which query terms it matches,
+//! and ranks matched documents by `(words bucket, BM25, insertion order)`:
+//!
+//! - *Matching strategy* decides which documents qualify and their bucket: `last` keeps
+//!   documents matching at least the first term, bucketed by how many leading terms they
+//!   match (Meilisearch drops words from the end of the query); `all` requires every term;
+//!   `any` (eddy's `bm25` rule) keeps documents matching any term in one bucket.
+//! - *BM25* sums, over matched terms, the best-scoring derivation of each word (a derivation
+//!   with `t` typos counts `1 / (1 + t)` of its score); a phrase scores like Tantivy's phrase
+//!   query: summed idf, phrase frequency.
+//! - Ties keep insertion order (`seq`), which does not depend on layers either.
+//!
+//! Every input of the ranking key is layer-independent, so results are the same whichever
+//! layer holds each document.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+use super::layers::{Cursor, DocRef, END, Snapshot};
+use crate::bm25::TermWeight;
+use crate::error::Result;
+
+/// Which documents a query matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// At least the first term; more leading terms rank higher (Meilisearch's default).
+    #[default]
+    Last,
+    /// Every term.
+    All,
+    /// Any term (eddy's `bm25` ranking rule).
+    Any,
+}
+
+/// One derivation of a query word, ready to score.
+pub struct WeightedTerm {
+    /// Indexed term.
+    pub term: String,
+    /// Typos.
+    pub typos: u8,
+    /// BM25 weight.
+    pub weight: TermWeight,
+}
+
+/// A query term, ready to evaluate.
+pub enum Group {
+    /// A word: any of its derivations.
+    Word(Vec<WeightedTerm>),
+    /// A phrase: consecutive words, one weight.
+    Phrase {
+        /// Words in order.
+        words: Vec<String>,
+        /// Summed-idf weight.
+        weight: TermWeight,
+    },
+}
+
+/// What to evaluate.
+pub struct Plan {
+    /// Terms in query order.
+    pub groups: Vec<Group>,
+    /// Excluded words or phrases.
+    pub excluded: Vec<Vec<String>>,
+    /// Matching strategy.
+    pub strategy: Strategy,
+}
+
+/// A matched document with its ranking key.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate {
+    /// Words bucket (higher is better).
+    pub bucket: u32,
+    /// BM25 score.
+    pub score: f32,
+    /// Insertion order (lower first among ties).
+    pub seq: u64,
+    /// Where the document lives.
+    pub doc: DocRef,
+}
+
+impl Candidate {
+    /// Orders candidates best first.
+    pub fn rank_cmp(&self, other: &Candidate) -> Ordering {
+        other
+            .bucket
+            .cmp(&self.bucket)
+            .then_with(|| other.score.total_cmp(&self.score))
+            .then_with(|| self.seq.cmp(&other.seq))
+            .then_with(|| self.doc.cmp(&other.doc))
+    }
+}
+
+struct Worst(Candidate);
+
+impl PartialEq for Worst {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Worst {}
+impl PartialOrd for Worst {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Worst {
+    /// The worst candidate is the greatest, so it sits on top of the max-heap.
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.rank_cmp(&other.0)
+    }
+}
+
+/// Keeps the best `k` candidates and counts all of them.
+pub struct TopK {
+    k: usize,
+    heap: BinaryHeap<Worst>,
+    /// Number of candidates offered.
+    pub count: u64,
+}
+
+impl TopK {
+    /// A collector of the best `k`.
+    pub fn new(k: usize) -> TopK {
+        TopK {
+            k,
+            heap: BinaryHeap::with_capacity(k.min(4096) + 1),
+            count: 0,
+        }
+    }
+
+    /// Offers a candidate.
+    pub fn push(&mut self, c: Candidate) {
+        self.count += 1;
+        if self.k == 0 {
+            return;
+        }
+        if self.heap.len() < self.k {
+            self.heap.push(Worst(c));
+        } else if let Some(worst) = self.heap.peek()
+            && c.rank_cmp(&worst.0) == Ordering::Less
+        {
+            self.heap.pop();
+            self.heap.push(Worst(c));
+        }
+    }
+
+    /// The kept candidates, best first.
+    pub fn into_sorted(self) -> Vec<Candidate> {
+        let mut v: Vec<Candidate> = self.heap.into_iter().map(|w| w.0).collect();
+        v.sort_by(Candidate::rank_cmp);
+        v
+    }
+}
+
+struct Slot<'a> {
+    cursor: Cursor<'a>,
+    group: usize,
+    /// Index of the derivation within a word group, or of the word within a phrase.
+    member: usize,
+}
+
+/// Evaluates a placeholder search: every visible document, in insertion order.
+pub fn placeholder(snapshot: &Snapshot<'_>, top: &mut TopK) {
+    snapshot.for_each_visible(|doc| {
+        top.push(Candidate {
+            bucket: 0,
+            score: 0.0,
+            seq: snapshot.seq(doc.layer, doc.doc),
+            doc,
+        });
+    });
+}
+
+/// Evaluates a plan over every layer of a snapshot.
+pub fn evaluate(snapshot: &Snapshot<'_>, plan: &Plan, top: &mut TopK) -> Result<()> {
+    for layer in 0..snapshot.layer_count() {
+        evaluate_layer(snapshot, layer, plan, top)?;
+    }
+    Ok(())
+}
+
+fn evaluate_layer(snapshot: &Snapshot<'_>, layer: u32, plan: &Plan, top: &mut TopK) -> Result<()> {
+    let mut slots: Vec<Slot<'_>> = Vec::new();
+    for (g, group) in plan.groups.iter().enumerate() {
+        match group {
+            Group::Word(derivations) => {
+                for (i, d) in derivations.iter().enumerate() {
+                    if let Some(cursor) = snapshot.cursor(layer, &d.term, false)? {
+                        slots.push(Slot {
+                            cursor,
+                            group: g,
+                            member: i,
+                        });
+                    }
+                }
+            }
+            Group::Phrase { words, .. } => {
+                for (i, w) in words.iter().enumerate() {
+                    if let Some(cursor) = snapshot.cursor(layer, w, true)? {
+                        slots.push(Slot {
+                            cursor,
+                            group: g,
+                            member: i,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    if slots.is_empty() {
+        return Ok(());
+    }
+    let mut excluded: Vec<Vec<Option<Cursor<'_>>>> = Vec::with_capacity(plan.excluded.len());
+    for words in &plan.excluded {
+        let mut cs = Vec::with_capacity(words.len());
+        for w in words {
+            cs.push(snapshot.cursor(layer, w, words.len() > 1)?);
+        }
+        excluded.push(cs);
+    }
+
+    let n_groups = plan.groups.len();
+    let mut heap: BinaryHeap<Reverse<(u32, usize)>> = slots
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.cursor.doc() != END)
+        .map(|(i, s)| Reverse((s.cursor.doc(), i)))
+        .collect();
+    let mut at_doc: Vec<usize> = Vec::with_capacity(slots.len());
+    let mut best = vec![0f32; n_groups];
+    let mut phrase_positions: Vec<Vec<u32>> = Vec::new();
+    let mut scratch = Vec::new();
+
+    while let Some(Reverse((doc, first))) = heap.pop() {
+        at_doc.clear();
+        at_doc.push(first);
+        while let Some(Reverse((d, i))) = heap.peek().copied() {
+            if d != doc {
+                break;
+            }
+            heap.pop();
+            at_doc.push(i);
+        }
+
+        if snapshot.visible(layer, doc) {
+            let fieldnorm_id = snapshot.fieldnorm_id(layer, doc);
+            let mut mask: u64 = 0;
+            best.iter_mut().for_each(|b| *b = 0.0);
+            for &i in &at_doc {
+                let slot = &slots[i];
+                if let Group::Word(derivations) = &plan.groups[slot.group] {
+                    let d = &derivations[slot.member];
+                    let s = d.weight.score(fieldnorm_id, slot.cursor.term_freq())
+                        / (1.0 + f32::from(d.typos));
+                    mask |= 1 << slot.group;
+                    if s > best[slot.group] {
+                        best[slot.group] = s;
+                    }
+                }
+            }
+            for (g, group) in plan.groups.iter().enumerate() {
+                if let Group::Phrase { words, weight } = group {
+                    let freq = phrase_freq(
+                        &mut slots,
+                        &at_doc,
+                        g,
+                        words.len(),
+                        &mut phrase_positions,
+                        &mut scratch,
+                    );
+                    if freq > 0 {
+                        mask |= 1 << g;
+                        best[g] = weight.score(fieldnorm_id, freq);
+                    }
+                }
+            }
+            let bucket = match plan.strategy {
+                Strategy::Last => mask.trailing_ones(),
+                Strategy::All => {
+                    if mask.count_ones() as usize == n_groups {
+                        n_groups as u32
+                    } else {
+                        0
+                    }
+                }
+                Strategy::Any => u32::from(mask != 0),
+            };
+            if bucket > 0 && !is_excluded(&mut excluded, doc, &mut phrase_positions, &mut scratch) {
+                top.push(Candidate {
+                    bucket,
+                    score: best.iter().sum(),
+                    seq: snapshot.seq(layer, doc),
+                    doc: DocRef { layer, doc },
+                });
+            }
+        }
+
+        for &i in &at_doc {
+            let next = slots[i].cursor.advance();
+            if next != END {
+                heap.push(Reverse((next, i)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Number of occurrences of a phrase in the current document.
+fn phrase_freq(
+    slots: &mut [Slot<'_>],
+    at_doc: &[usize],
+    group: usize,
+    len: usize,
+    positions: &mut Vec<Vec<u32>>,
+    scratch: &mut Vec<u32>,
+) -> u32 {
+    positions.resize_with(len.max(positions.len()), Vec::new);
+    let mut present = 0usize;
+    for &i in at_doc {
+        if slots[i].group == group {
+            let m = slots[i].member;
+            slots[i].cursor.positions(scratch);
+            positions[m].clear();
+            positions[m].extend_from_slice(scratch);
+            present += 1;
+        }
+    }
+    if present < len {
+        return 0;
+    }
+    count_consecutive(&positions[..len])
+}
+
+fn count_consecutive(positions: &[Vec<u32>]) -> u32 {
+    let Some((first, rest)) = positions.split_first() else {
+        return 0;
+    };
+    first
+        .iter()
+        .filter(|&&p| {
+            rest.iter()
+                .enumerate()
+                .all(|(i, ps)| ps.binary_search(&(p + 1 + i as u32)).is_ok())
+        })
+        .count() as u32
+}
+
+fn is_excluded(
+    excluded: &mut [Vec<Option<Cursor<'_>>>],
+    doc: u32,
+    positions: &mut Vec<Vec<u32>>,
+    scratch: &mut Vec<u32>,
+) -> bool {
+    for words in excluded.iter_mut() {
+        let mut all_present = true;
+        for c in words.iter_mut() {
+            let present = c.as_mut().is_some_and(|c| c.seek(doc) == doc);
+            if !present {
+                all_present = false;
+                break;
+            }
+        }
+        if !all_present {
+            continue;
+        }
+        if words.len() == 1 {
+            return true;
+        }
+        positions.resize_with(words.len().max(positions.len()), Vec::new);
+        for (i, c) in words.iter_mut().enumerate() {
+            if let Some(c) = c {
+                c.positions(scratch);
+                positions[i].clear();
+                positions[i].extend_from_slice(scratch);
+            }
+        }
+        if count_consecutive(&positions[..words.len()]) > 0 {
+            return true;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consecutive_positions() {
+        let p = vec![vec![1, 5, 9], vec![2, 7, 10], vec![3, 11]];
+        assert_eq!(count_consecutive(&p), 2);
+        let p = vec![vec![1], vec![3]];
+        assert_eq!(count_consecutive(&p), 0);
+    }
+
+    #[test]
+    fn top_k_keeps_best_and_counts_all() {
+        let mut top = TopK::new(2);
+        for (i, (bucket, score)) in [(1, 5.0), (2, 1.0), (1, 9.0), (2, 0.5)]
+            .into_iter()
+            .enumerate()
+        {
+            top.push(Candidate {
+                bucket,
+                score,
+                seq: i as u64,
+                doc: DocRef {
+                    layer: 0,
+                    doc: i as u32,
+                },
+            });
+        }
+        assert_eq!(top.count, 4);
+        let got: Vec<u32> = top.into_sorted().iter().map(|c| c.doc.doc).collect();
+        assert_eq!(got, vec![1, 3]);
+    }
+}

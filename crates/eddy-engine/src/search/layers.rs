@@ -1,0 +1,499 @@
+//! One interface over every layer of a view, read at one snapshot LSN.
+//!
+//! Layers are ordered oldest first: the Tantivy segments, then frozen memtables, then the
+//! active memtable. A document version is *visible* when it is live in its own layer and no
+//! newer layer has an entry for its primary key. Statistics are summed over visible versions
+//! only, so BM25 gives a document the same score whichever layer holds it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use eddy_wal::Lsn;
+use tantivy::columnar::{ColumnValues, StrColumn};
+use tantivy::fieldnorm::FieldNormReader;
+use tantivy::postings::{Postings, SegmentPostings};
+use tantivy::schema::IndexRecordOption;
+use tantivy::{DocSet, InvertedIndexReader, SegmentReader, TERMINATED, Term};
+
+use super::derive::{self, FstAutomaton, WordDfa};
+use crate::bm25::CorpusStats;
+use crate::error::Result;
+use crate::memtable::{MemPostings, MemReader};
+use crate::segments::SegmentFields;
+
+fn postings_error(e: std::io::Error) -> crate::error::Error {
+    crate::error::Error::io("read postings of", "a segment", e)
+}
+
+/// Sentinel doc id of an exhausted cursor.
+pub const END: u32 = u32::MAX;
+
+/// A segment prepared for reading.
+pub struct SegLayer<'a> {
+    reader: &'a SegmentReader,
+    fields: SegmentFields,
+    text: Arc<InvertedIndexReader>,
+    pk_index: Arc<InvertedIndexReader>,
+    fieldnorms: FieldNormReader,
+    pk_hash: Arc<dyn ColumnValues<u64>>,
+    seq: Arc<dyn ColumnValues<u64>>,
+    len: Arc<dyn ColumnValues<u64>>,
+    pk: StrColumn,
+    deleted_tokens: u64,
+}
+
+impl<'a> SegLayer<'a> {
+    /// Opens the readers of one segment. `deleted_tokens` is the token count of its deleted
+    /// documents (computed once per segment and delete generation by the caller).
+    pub fn open(
+        reader: &'a SegmentReader,
+        fields: SegmentFields,
+        deleted_tokens: u64,
+    ) -> Result<SegLayer<'a>> {
+        let ff = reader.fast_fields();
+        let pk = ff.str("_pk")?.ok_or_else(|| {
+            crate::error::Error::Corrupt("segment without a _pk column".to_string())
+        })?;
+        Ok(SegLayer {
+            reader,
+            fields,
+            text: reader.inverted_index(fields.text)?,
+            pk_index: reader.inverted_index(fields.pk)?,
+            fieldnorms: reader.get_fieldnorms_reader(fields.text)?,
+            pk_hash: ff.u64("_pkh")?.first_or_default_col(0),
+            seq: ff.u64("_seq")?.first_or_default_col(0),
+            len: ff.u64("_len")?.first_or_default_col(0),
+            pk,
+            deleted_tokens,
+        })
+    }
+
+    /// Sum of `_len` over the deleted documents of a segment.
+    pub fn deleted_tokens_of(reader: &SegmentReader) -> Result<u64> {
+        let Some(alive) = reader.alive_bitset() else {
+            return Ok(0);
+        };
+        let len = reader.fast_fields().u64("_len")?.first_or_default_col(0);
+        Ok((0..reader.max_doc())
+            .filter(|d| !alive.is_alive(*d))
+            .map(|d| len.get_val(d))
+            .sum())
+    }
+
+    fn alive(&self, doc: u32) -> bool {
+        self.reader.alive_bitset().is_none_or(|a| a.is_alive(doc))
+    }
+
+    fn pk_string(&self, doc: u32) -> String {
+        let mut out = String::new();
+        if let Some(ord) = self.pk.term_ords(doc).next() {
+            let _ = self.pk.ord_to_str(ord, &mut out);
+        }
+        out
+    }
+
+    /// The document id holding a primary key in this segment, if alive.
+    pub fn find_pk(&self, pk: &str) -> Result<Option<u32>> {
+        let term = Term::from_field_text(self.fields.pk, pk);
+        let Some(mut postings) = self
+            .pk_index
+            .read_postings(&term, IndexRecordOption::Basic)
+            .map_err(postings_error)?
+        else {
+            return Ok(None);
+        };
+        let mut doc = postings.doc();
+        while doc != TERMINATED {
+            if self.alive(doc) {
+                return Ok(Some(doc));
+            }
+            doc = postings.advance();
+        }
+        Ok(None)
+    }
+
+    /// Number of tokens of a document.
+    pub fn len(&self, doc: u32) -> u32 {
+        u32::try_from(self.len.get_val(doc)).unwrap_or(u32::MAX)
+    }
+
+    /// Ordering key of a document.
+    pub fn seq(&self, doc: u32) -> u64 {
+        self.seq.get_val(doc)
+    }
+
+    /// Stored JSON of a document.
+    pub fn json(&self, doc: u32) -> Result<Vec<u8>> {
+        let store = self
+            .reader
+            .get_store_reader(1)
+            .map_err(|e| crate::error::Error::io("open document store of segment", "", e))?;
+        let stored: tantivy::TantivyDocument = store.get(doc)?;
+        use tantivy::schema::document::Value as _;
+        Ok(tantivy::schema::Document::iter_fields_and_values(&stored)
+            .find(|(f, _)| *f == self.fields.doc)
+            .and_then(|(_, v)| v.as_bytes().map(<[u8]>::to_vec))
+            .unwrap_or_default())
+    }
+}
+
+/// A cursor over the postings of one term in one layer.
+pub enum Cursor<'a> {
+    /// Memtable postings.
+    Mem(MemPostings<'a>),
+    /// Segment postings.
+    Seg(Box<SegmentPostings>),
+}
+
+impl Cursor<'_> {
+    /// Current document, or [`END`].
+    #[inline]
+    pub fn doc(&self) -> u32 {
+        match self {
+            Cursor::Mem(p) => p.doc(),
+            Cursor::Seg(p) => {
+                let d = p.doc();
+                if d == TERMINATED { END } else { d }
+            }
+        }
+    }
+
+    /// Next document, or [`END`].
+    #[inline]
+    pub fn advance(&mut self) -> u32 {
+        match self {
+            Cursor::Mem(p) => p.advance(),
+            Cursor::Seg(p) => {
+                let d = p.advance();
+                if d == TERMINATED { END } else { d }
+            }
+        }
+    }
+
+    /// First document `>= target`, or [`END`].
+    #[inline]
+    pub fn seek(&mut self, target: u32) -> u32 {
+        if self.doc() >= target {
+            return self.doc();
+        }
+        match self {
+            Cursor::Mem(p) => p.seek(target),
+            Cursor::Seg(p) => {
+                let d = p.seek(target);
+                if d == TERMINATED { END } else { d }
+            }
+        }
+    }
+
+    /// Term frequency in the current document.
+    #[inline]
+    pub fn term_freq(&self) -> u32 {
+        match self {
+            Cursor::Mem(p) => p.term_freq(),
+            Cursor::Seg(p) => p.term_freq(),
+        }
+    }
+
+    /// Positions in the current document.
+    pub fn positions(&mut self, out: &mut Vec<u32>) {
+        match self {
+            Cursor::Mem(p) => p.positions(out),
+            Cursor::Seg(p) => p.positions(out),
+        }
+    }
+}
+
+/// Every layer of a view, read at one snapshot.
+pub struct Snapshot<'a> {
+    lsn: Lsn,
+    segments: Vec<SegLayer<'a>>,
+    mems: Vec<MemReader<'a>>,
+    /// Whether any memtable may hide documents of older layers.
+    any_hiding: bool,
+}
+
+/// A document in a snapshot: layer index (segments first, then memtables) and local id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DocRef {
+    /// Layer index.
+    pub layer: u32,
+    /// Document id within the layer (segment doc id or memtable slot).
+    pub doc: u32,
+}
+
+impl<'a> Snapshot<'a> {
+    /// Builds a snapshot from segments and memtable readers (oldest first). Layers older than
+    /// the newest memtable that clears its predecessors are left out.
+    pub fn new(segments: Vec<SegLayer<'a>>, mut mems: Vec<MemReader<'a>>) -> Snapshot<'a> {
+        let lsn = mems.iter().map(|m| m.lsn()).max().unwrap_or(0);
+        let mut segments = segments;
+        if let Some(i) = mems.iter().rposition(|m| m.clears_older()) {
+            mems.drain(..i);
+            segments.clear();
+        }
+        let any_hiding = mems.iter().any(|m| m.hides_anything());
+        Snapshot {
+            lsn,
+            segments,
+            mems,
+            any_hiding,
+        }
+    }
+
+    /// Snapshot LSN.
+    pub fn lsn(&self) -> Lsn {
+        self.lsn
+    }
+
+    /// Number of layers.
+    pub fn layer_count(&self) -> u32 {
+        (self.segments.len() + self.mems.len()) as u32
+    }
+
+    fn mem_index(&self, layer: u32) -> Option<usize> {
+        (layer as usize).checked_sub(self.segments.len())
+    }
+
+    /// Upper bound (exclusive) of document ids in a layer.
+    pub fn max_doc(&self, layer: u32) -> u32 {
+        match self.mem_index(layer) {
+            None => self.segments[layer as usize].reader.max_doc(),
+            Some(m) => self.mems[m].slot_count(),
+        }
+    }
+
+    /// Whether a document version is visible at the snapshot.
+    pub fn visible(&self, layer: u32, doc: u32) -> bool {
+        match self.mem_index(layer) {
+            None => {
+                let seg = &self.segments[layer as usize];
+                if !seg.alive(doc) {
+                    return false;
+                }
+                if !self.any_hiding {
+                    return true;
+                }
+                let hash = seg.pk_hash.get_val(doc);
+                if !self.mems.iter().any(|m| m.may_hide_hash(hash)) {
+                    return true;
+                }
+                let pk = seg.pk_string(doc);
+                !self.mems.iter().any(|m| m.hides(&pk))
+            }
+            Some(m) => {
+                let mem = &self.mems[m];
+                if !mem.slot_visible(doc) {
+                    return false;
+                }
+                let newer = &self.mems[m + 1..];
+                if newer.is_empty() || !self.any_hiding {
+                    return true;
+                }
+                let pk = mem.pk(doc);
+                !newer.iter().any(|n| n.hides(pk))
+            }
+        }
+    }
+
+    /// Whether every live document of a layer is visible (no deletes, nothing hidden by a
+    /// newer layer), so raw posting counts are exact.
+    pub fn all_visible(&self, layer: u32) -> bool {
+        match self.mem_index(layer) {
+            None => {
+                !self.segments[layer as usize].reader.has_deletes()
+                    && !self.mems.iter().any(|m| m.hides_anything())
+            }
+            Some(_) => false,
+        }
+    }
+
+    /// Cursor over a term's postings in a layer.
+    pub fn cursor(&self, layer: u32, term: &str, positions: bool) -> Result<Option<Cursor<'a>>> {
+        match self.mem_index(layer) {
+            None => {
+                let seg = &self.segments[layer as usize];
+                let t = Term::from_field_text(seg.fields.text, term);
+                let option = if positions {
+                    IndexRecordOption::WithFreqsAndPositions
+                } else {
+                    IndexRecordOption::WithFreqs
+                };
+                Ok(seg
+                    .text
+                    .read_postings(&t, option)
+                    .map_err(postings_error)?
+                    .map(|p| Cursor::Seg(Box::new(p))))
+            }
+            Some(m) => Ok(self.mems[m].postings(term).map(Cursor::Mem)),
+        }
+    }
+
+    /// Raw document frequency of a term in a segment layer (deleted documents included).
+    pub fn raw_doc_freq(&self, layer: u32, term: &str) -> Result<u64> {
+        match self.mem_index(layer) {
+            None => {
+                let seg = &self.segments[layer as usize];
+                let t = Term::from_field_text(seg.fields.text, term);
+                Ok(u64::from(seg.text.doc_freq(&t).map_err(postings_error)?))
+            }
+            Some(m) => Ok(self.mems[m].postings(term).map_or(0, |p| p.len() as u64)),
+        }
+    }
+
+    /// Number of visible documents containing a term, over all layers.
+    pub fn doc_freq(&self, term: &str) -> Result<u64> {
+        let mut total = 0;
+        for layer in 0..self.layer_count() {
+            if self.all_visible(layer) {
+                total += self.raw_doc_freq(layer, term)?;
+                continue;
+            }
+            if let Some(mut c) = self.cursor(layer, term, false)? {
+                let mut d = c.doc();
+                while d != END {
+                    if self.visible(layer, d) {
+                        total += 1;
+                    }
+                    d = c.advance();
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    /// Whether some visible document contains the term.
+    pub fn term_is_live(&self, term: &str) -> Result<bool> {
+        for layer in 0..self.layer_count() {
+            if let Some(mut c) = self.cursor(layer, term, false)? {
+                let mut d = c.doc();
+                while d != END {
+                    if self.visible(layer, d) {
+                        return Ok(true);
+                    }
+                    d = c.advance();
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Live documents and tokens over all layers.
+    pub fn corpus(&self) -> CorpusStats {
+        let mut docs: i128 = 0;
+        let mut tokens: i128 = 0;
+        for seg in &self.segments {
+            docs += i128::from(seg.reader.num_docs());
+            tokens += i128::from(seg.text.total_num_tokens()) - i128::from(seg.deleted_tokens);
+        }
+        for m in &self.mems {
+            let s = m.stats();
+            docs += i128::from(s.live_docs) - i128::from(s.dead_docs);
+            tokens += i128::from(s.live_tokens) - i128::from(s.dead_tokens);
+        }
+        CorpusStats {
+            docs: u64::try_from(docs.max(0)).unwrap_or(0),
+            tokens: u64::try_from(tokens.max(0)).unwrap_or(0),
+        }
+    }
+
+    /// Quantized length of a document.
+    #[inline]
+    pub fn fieldnorm_id(&self, layer: u32, doc: u32) -> u8 {
+        match self.mem_index(layer) {
+            None => self.segments[layer as usize].fieldnorms.fieldnorm_id(doc),
+            Some(m) => self.mems[m].fieldnorm_id(doc),
+        }
+    }
+
+    /// Number of tokens of a document.
+    pub fn len(&self, layer: u32, doc: u32) -> u32 {
+        match self.mem_index(layer) {
+            None => self.segments[layer as usize].len(doc),
+            Some(m) => self.mems[m].len(doc),
+        }
+    }
+
+    /// Ordering key of a document.
+    #[inline]
+    pub fn seq(&self, layer: u32, doc: u32) -> u64 {
+        match self.mem_index(layer) {
+            None => self.segments[layer as usize].seq(doc),
+            Some(m) => self.mems[m].seq(doc),
+        }
+    }
+
+    /// Primary key of a document.
+    pub fn pk(&self, layer: u32, doc: u32) -> String {
+        match self.mem_index(layer) {
+            None => self.segments[layer as usize].pk_string(doc),
+            Some(m) => self.mems[m].pk(doc).to_string(),
+        }
+    }
+
+    /// Stored JSON of a document.
+    pub fn json(&self, layer: u32, doc: u32) -> Result<Arc<[u8]>> {
+        match self.mem_index(layer) {
+            None => Ok(Arc::from(self.segments[layer as usize].json(doc)?)),
+            Some(m) => Ok(self.mems[m].json(doc).clone()),
+        }
+    }
+
+    /// Finds the visible version of a primary key.
+    pub fn find(&self, pk: &str) -> Result<Option<DocRef>> {
+        for (m, mem) in self.mems.iter().enumerate().rev() {
+            if mem.hides(pk) {
+                let layer = (self.segments.len() + m) as u32;
+                return Ok(mem.slot_of(pk).map(|doc| DocRef { layer, doc }));
+            }
+        }
+        for (i, seg) in self.segments.iter().enumerate() {
+            if let Some(doc) = seg.find_pk(pk)? {
+                return Ok(Some(DocRef {
+                    layer: i as u32,
+                    doc,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Adds to `union` every term of any layer's dictionary that the word automaton
+    /// matches, with its typos.
+    pub fn collect_derivations(
+        &self,
+        dfa: &WordDfa,
+        union: &mut BTreeMap<Vec<u8>, u8>,
+    ) -> Result<()> {
+        for seg in &self.segments {
+            let mut stream = seg
+                .text
+                .terms()
+                .search(FstAutomaton(dfa))
+                .into_stream()
+                .map_err(|e| crate::error::Error::io("read term dictionary of", "segment", e))?;
+            while let Some((term, _)) = stream.next() {
+                if let Some(typos) = dfa.typos(term) {
+                    derive::add(union, term, typos);
+                }
+            }
+        }
+        for mem in &self.mems {
+            dfa.walk_sorted(
+                |from| mem.term_at_or_after(from),
+                |term, typos| derive::add(union, term, typos),
+            );
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with every visible document, layer by layer.
+    pub fn for_each_visible(&self, mut f: impl FnMut(DocRef)) {
+        for layer in 0..self.layer_count() {
+            for doc in 0..self.max_doc(layer) {
+                if self.visible(layer, doc) {
+                    f(DocRef { layer, doc });
+                }
+            }
+        }
+    }
+}

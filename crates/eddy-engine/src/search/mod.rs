@@ -1,0 +1,186 @@
+//! Search over a snapshot of every layer, as separate replaceable stages:
+//!
+//! 1. [`query`] parses the query string (words, phrases, exclusions, prefix, typo budget);
+//! 2. [`derive`] expands each word into indexed terms over the union of the layers'
+//!    dictionaries;
+//! 3. statistics are summed over visible versions of every layer and turned into BM25
+//!    weights ([`crate::bm25`]);
+//! 4. [`eval`] matches and ranks, keeping the top `offset + limit` and an exact count;
+//! 5. the caller fetches and formats the documents.
+
+pub mod derive;
+pub mod eval;
+pub mod layers;
+pub mod query;
+
+use std::collections::BTreeMap;
+
+use crate::bm25::{Bm25Params, TermWeight, idf};
+use crate::error::Result;
+use crate::settings::Settings;
+use derive::WordDfa;
+use eval::{Candidate, Group, Plan, Strategy, TopK, WeightedTerm};
+use layers::Snapshot;
+use query::{ParseOptions, ParsedQuery, QueryTerm, parse_query};
+
+pub use eval::Strategy as MatchingStrategy;
+
+/// What to search for.
+#[derive(Debug, Clone)]
+pub struct SearchRequest {
+    /// Query string; `None` or blank for a placeholder search.
+    pub q: Option<String>,
+    /// Hits to skip.
+    pub offset: usize,
+    /// Hits to return.
+    pub limit: usize,
+    /// Matching strategy.
+    pub strategy: Strategy,
+    /// BM25 parameters.
+    pub bm25: Bm25Params,
+}
+
+impl Default for SearchRequest {
+    fn default() -> Self {
+        SearchRequest {
+            q: None,
+            offset: 0,
+            limit: 20,
+            strategy: Strategy::Last,
+            bm25: Bm25Params::default(),
+        }
+    }
+}
+
+/// A ranked hit (documents are fetched by the caller).
+#[derive(Debug, Clone, Copy)]
+pub struct RankedHit {
+    /// The candidate with its ranking key.
+    pub candidate: Candidate,
+    /// Ranking score in `0..=1`.
+    pub ranking_score: f64,
+}
+
+/// Ranked hits and the exact number of matching documents.
+#[derive(Debug, Clone, Default)]
+pub struct Ranked {
+    /// Hits in `offset .. offset + limit`.
+    pub hits: Vec<RankedHit>,
+    /// Every matching document.
+    pub total: u64,
+}
+
+/// Parses the query of a request with an index's settings.
+pub fn parse(request: &SearchRequest, settings: &Settings) -> ParsedQuery {
+    let q = request.q.as_deref().unwrap_or("");
+    parse_query(
+        q,
+        &ParseOptions {
+            typos: &settings.typo_tolerance,
+            prefix_search: settings.prefix_search != "disabled",
+            stop_words: &settings.stop_words,
+        },
+    )
+}
+
+/// Builds the evaluation plan: derivations and BM25 weights from snapshot statistics.
+pub fn plan(
+    snapshot: &Snapshot<'_>,
+    parsed: &ParsedQuery,
+    request: &SearchRequest,
+) -> Result<Plan> {
+    let corpus = snapshot.corpus();
+    let mut groups = Vec::with_capacity(parsed.terms.len());
+    for term in &parsed.terms {
+        match term {
+            QueryTerm::Word(word) => {
+                let dfa = WordDfa::new(word);
+                let mut union = BTreeMap::new();
+                if word.max_typos == 0 && !word.prefix {
+                    derive::add(&mut union, word.text.as_bytes(), 0);
+                } else {
+                    snapshot.collect_derivations(&dfa, &mut union)?;
+                }
+                let mut live_error = None;
+                let derivations = derive::select(union, |t| match snapshot.term_is_live(t) {
+                    Ok(live) => live,
+                    Err(e) => {
+                        live_error = Some(e);
+                        false
+                    }
+                });
+                if let Some(e) = live_error {
+                    return Err(e);
+                }
+                let mut weighted = Vec::with_capacity(derivations.len());
+                for d in derivations {
+                    let df = snapshot.doc_freq(&d.term)?;
+                    if df == 0 {
+                        continue;
+                    }
+                    weighted.push(WeightedTerm {
+                        weight: TermWeight::new(idf(df, corpus.docs), corpus, request.bm25),
+                        term: d.term,
+                        typos: d.typos,
+                    });
+                }
+                groups.push(Group::Word(weighted));
+            }
+            QueryTerm::Phrase(words) => {
+                let mut idf_sum = 0.0;
+                for w in words {
+                    idf_sum += idf(snapshot.doc_freq(w)?, corpus.docs);
+                }
+                groups.push(Group::Phrase {
+                    words: words.clone(),
+                    weight: TermWeight::new(idf_sum, corpus, request.bm25),
+                });
+            }
+        }
+    }
+    Ok(Plan {
+        groups,
+        excluded: parsed.excluded.clone(),
+        strategy: request.strategy,
+    })
+}
+
+/// Runs a search over a snapshot: the hits in `offset .. offset + limit`, best first.
+pub fn rank(
+    snapshot: &Snapshot<'_>,
+    settings: &Settings,
+    request: &SearchRequest,
+) -> Result<Ranked> {
+    let parsed = parse(request, settings);
+    let k = request.offset.saturating_add(request.limit);
+    let mut top = TopK::new(k);
+    let n_groups = parsed.terms.len().max(1);
+    if parsed.is_placeholder() {
+        eval::placeholder(snapshot, &mut top);
+    } else {
+        let plan = plan(snapshot, &parsed, request)?;
+        eval::evaluate(snapshot, &plan, &mut top)?;
+    }
+    let total = top.count;
+    let hits = top
+        .into_sorted()
+        .into_iter()
+        .skip(request.offset)
+        .map(|candidate| RankedHit {
+            ranking_score: ranking_score(&candidate, n_groups, parsed.is_placeholder()),
+            candidate,
+        })
+        .collect();
+    Ok(Ranked { hits, total })
+}
+
+/// Maps the ranking key into `0..=1`, monotonically: the words bucket first, then BM25.
+fn ranking_score(c: &Candidate, n_groups: usize, placeholder: bool) -> f64 {
+    if placeholder {
+        return 1.0;
+    }
+    let bm25 = f64::from(c.score.max(0.0));
+    let within = bm25 / (bm25 + 1.0);
+    let n = n_groups as f64;
+    ((f64::from(c.bucket.max(1)) - 1.0 + within) / n).clamp(0.0, 1.0)
+}

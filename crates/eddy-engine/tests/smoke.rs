@@ -1,0 +1,125 @@
+//! End-to-end behaviour of the engine API on a real directory.
+
+#![allow(clippy::unwrap_used)]
+
+use eddy_engine::{
+    Engine, EngineConfig, MergeStrategy, Method, PayloadFormat, SearchRequest, TaskStatus,
+};
+
+fn manual() -> EngineConfig {
+    EngineConfig {
+        merge_strategy: MergeStrategy::Manual,
+        ..EngineConfig::default()
+    }
+}
+
+fn ids(engine: &Engine, q: &str) -> Vec<String> {
+    let r = engine
+        .search(
+            "movies",
+            &SearchRequest {
+                q: Some(q.into()),
+                limit: 100,
+                ..SearchRequest::default()
+            },
+        )
+        .unwrap();
+    r.hits.into_iter().map(|h| h.id).collect()
+}
+
+#[test]
+fn write_search_flush_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = Engine::open(dir.path(), manual()).unwrap();
+        let t = engine
+            .add_documents(
+                "movies",
+                br#"[{"id":1,"title":"Star Wars"},{"id":2,"title":"Star Trek"},{"id":3,"title":"Wall-E"}]"#,
+                PayloadFormat::Json,
+                Method::Replace,
+                None,
+            )
+            .unwrap();
+        assert_eq!(t.status, TaskStatus::Succeeded, "{t:?}");
+        assert_eq!(ids(&engine, "star"), vec!["1", "2"]);
+        assert_eq!(ids(&engine, "wars"), vec!["1"]);
+        engine.flush().unwrap();
+        assert_eq!(ids(&engine, "wars"), vec!["1"]);
+        // An update in the memtable shadows the segment version.
+        engine
+            .add_documents(
+                "movies",
+                br#"{"id":1,"title":"Empire"}"#,
+                PayloadFormat::Json,
+                Method::Replace,
+                None,
+            )
+            .unwrap();
+        assert_eq!(ids(&engine, "wars"), Vec::<String>::new());
+        assert_eq!(ids(&engine, "empire"), vec!["1"]);
+        assert_eq!(ids(&engine, "star"), vec!["2"]);
+        engine
+            .delete_documents("movies", vec![serde_json::json!(2)])
+            .unwrap();
+        assert_eq!(ids(&engine, "star"), Vec::<String>::new());
+        // Typo and prefix.
+        assert_eq!(ids(&engine, "empyre"), vec!["1"]);
+        assert_eq!(ids(&engine, "emp"), vec!["1"]);
+    }
+    // Reopen without a clean close: the memtable writes come back from the log.
+    let engine = Engine::open(dir.path(), manual()).unwrap();
+    assert!(
+        engine.recovery().records_replayed >= 2,
+        "{:?}",
+        engine.recovery()
+    );
+    assert_eq!(ids(&engine, "empire"), vec!["1"]);
+    assert_eq!(ids(&engine, "star"), Vec::<String>::new());
+    assert_eq!(ids(&engine, "wall"), vec!["3"]);
+    let stats = engine.index_stats("movies", true).unwrap();
+    assert_eq!(stats.number_of_documents, 2);
+    assert_eq!(
+        engine.document("movies", "3", None).unwrap()["title"],
+        "Wall-E"
+    );
+    assert!(engine.document("movies", "2", None).is_err());
+}
+
+#[test]
+fn missing_id_is_a_failed_task_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), manual()).unwrap();
+    engine
+        .add_documents(
+            "movies",
+            br#"[{"id":1,"title":"a"}]"#,
+            PayloadFormat::Json,
+            Method::Replace,
+            None,
+        )
+        .unwrap();
+    let t = engine
+        .add_documents(
+            "movies",
+            br#"[{"id":2,"title":"b"},{"title":"c"}]"#,
+            PayloadFormat::Json,
+            Method::Replace,
+            None,
+        )
+        .unwrap();
+    assert_eq!(t.status, TaskStatus::Failed);
+    assert_eq!(t.error.unwrap().code, "missing_document_id");
+    assert_eq!(
+        engine
+            .index_stats("movies", false)
+            .unwrap()
+            .number_of_documents,
+        1
+    );
+    assert!(
+        engine
+            .add_documents("movies", b"[{", PayloadFormat::Json, Method::Replace, None)
+            .is_err()
+    );
+}
