@@ -162,7 +162,7 @@ impl Filter {
         self.to_string()
     }
 
-    /// Whether `doc` satisfies the filter: see [`crate::matches`].
+    /// Whether `doc` satisfies the filter: see [`crate::matches()`].
     pub fn matches(&self, doc: &serde_json::Value) -> bool {
         crate::matches(self, doc)
     }

@@ -14,6 +14,10 @@
 //!   of an object key (or an empty array/object reached through it), not an element of an
 //!   array: `{"tags": [null]}` is not `tags IS NULL` and `{"tags": [""]}` is not `tags IS EMPTY`.
 //!
+//! The reserved top-level fields are not walked (milli's `iter_top_level_fields` skips them):
+//! `_vectors` has no facets, and `_geo` only gives the numbers `_geo.lat` and `_geo.lng`, read
+//! from a valid geo point (strings parsed), as milli's `extract_geo_document` does.
+//!
 //! Meilisearch also truncates facet strings to the key size of its store; eddy does not.
 
 use std::collections::BTreeMap;
@@ -142,6 +146,10 @@ pub fn document_facets(doc: &Json) -> BTreeMap<String, FieldFacets> {
 /// that parse as numbers, and are finite (Meilisearch `extract_geo_coordinates`). `None`
 /// otherwise; Meilisearch rejects such documents at indexing unless `_geo` is missing or null.
 pub fn geo_point(doc: &Json) -> Option<(f64, f64)> {
+    geo_point_of(doc.as_object()?)
+}
+
+fn geo_point_of(doc: &Map<String, Json>) -> Option<(f64, f64)> {
     let geo = doc.get("_geo")?.as_object()?;
     let coordinate = |value: &Json| -> Option<f64> {
         let n = match value {
@@ -214,7 +222,16 @@ fn join(base: &str, key: &str) -> String {
 
 fn walk_document(doc: &Map<String, Json>, sink: &mut impl Sink) {
     for (key, value) in doc {
-        visit_key(key.clone(), value, sink);
+        if key != "_geo" && key != "_vectors" {
+            visit_key(key.clone(), value, sink);
+        }
+    }
+    if let Some((lat, lng)) = geo_point_of(doc) {
+        for (path, coordinate) in [("_geo.lat", lat), ("_geo.lng", lng)] {
+            if sink.wants(path) {
+                record(sink, path, Depth::OnKey, &Json::from(coordinate));
+            }
+        }
     }
 }
 
@@ -394,6 +411,28 @@ mod tests {
             assert_eq!(&field_facets(&doc, path), facets, "{path}");
         }
         assert!(document_facets(&json!([1, 2])).is_empty());
+    }
+
+    #[test]
+    fn reserved_fields_give_only_the_geo_coordinates() {
+        let doc = json!({"_geo": {"lat": "45.5", "lng": -0.0}, "_vectors": {"e": [1.0]}, "x": 1});
+        assert_eq!(
+            field_facets(&doc, "_geo.lat").numbers().collect::<Vec<_>>(),
+            vec![45.5]
+        );
+        let lng = field_facets(&doc, "_geo.lng");
+        assert_eq!(
+            lng.numbers().map(f64::to_bits).collect::<Vec<_>>(),
+            vec![0.0f64.to_bits()]
+        );
+        assert!(!field_facets(&doc, "_geo").exists);
+        assert!(!field_facets(&doc, "_vectors.e").exists);
+        let all = document_facets(&doc);
+        assert_eq!(
+            all.keys().map(String::as_str).collect::<Vec<_>>(),
+            vec!["_geo.lat", "_geo.lng", "x"]
+        );
+        assert!(document_facets(&json!({"_geo": {"lat": "north", "lng": 1}})).is_empty());
     }
 
     #[test]

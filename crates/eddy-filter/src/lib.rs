@@ -8,8 +8,8 @@
 //!   than [`MAX_FILTER_DEPTH`] levels, whatever the input.
 //! - **Values** ([`field_facets`], [`document_facets`], [`normalize_str`], [`geo_point`]): what a
 //!   document exposes to filters, extracted the way Meilisearch indexes facets. The engine
-//!   indexes exactly these values, so filtering through its index and [`matches`] agree.
-//! - **Semantics** ([`matches`], [`condition_matches`], [`geo_distance_m`]): which documents a
+//!   indexes exactly these values, so filtering through its index and [`matches()`] agree.
+//! - **Semantics** ([`matches()`], [`condition_matches`], [`geo_distance_m`]): which documents a
 //!   filter selects.
 //!
 //! # Semantics, and where they come from
@@ -43,6 +43,9 @@
 //! - *Arrays in documents* — docs example `size = 0 OR size = 1`; milli indexes each element:
 //!   a condition holds when any value satisfies it. `a.b` reaches into objects and arrays of
 //!   objects, and a literal key `"a.b"` is the same path (milli `perm_json_p`).
+//! - *Reserved fields* — milli's facet extraction skips `_geo` and `_vectors`; `_geo` only
+//!   contributes the numbers `_geo.lat` and `_geo.lng` of a valid geo point
+//!   (`extract_geo_document`).
 //! - *Negations* — docs: "`!=` returns all documents not selected by the equality operator",
 //!   "`NOT genres = horror` … documents with a missing `genres` field"; milli computes
 //!   `NOT`, `!=`, `NOT IN` as complements of all documents.
@@ -53,10 +56,11 @@
 //! # Differences from Meilisearch, on purpose
 //!
 //! - Operators are whole words: Meilisearch reads `x IS NULLABLE` as `x IS NULL` followed by
-//!   junk; here it is an unknown operation. Same wording either way.
+//!   junk ("Found unexpected characters…"); here it is "Was expecting an operation…".
 //! - The nesting limit is [`MAX_FILTER_DEPTH`] levels of `(` and `NOT`.
-//! - `CONTAINS` and `STARTS WITH` (experimental in Meilisearch) are not supported.
-//! - Facet strings are not truncated to Meilisearch's key size.
+//! - `CONTAINS`, `STARTS WITH` (experimental) and `_vectors` filters are not supported.
+//! - Facet strings are not truncated to Meilisearch's key size; `-0` is stored as `0`.
+//! - Geo argument ranges are checked when parsing, not when evaluating (same messages).
 
 #![forbid(unsafe_code)]
 

@@ -95,7 +95,9 @@ fn any_filter() -> impl Strategy<Value = Filter> {
 
 /// Attributes and values from small sets, so that random filters often match random documents.
 /// Strings are ASCII, where Meilisearch's normalization is trimming and lowercasing.
-const ATTRIBUTES: [&str; 7] = ["a", "b", "a.b", "c", "a.c", "b.c", "d"];
+const ATTRIBUTES: [&str; 9] = [
+    "a", "b", "a.b", "c", "a.c", "b.c", "d", "_geo.lat", "_geo.lng",
+];
 const FILTER_VALUES: [&str; 13] = [
     "a", "B", "ab", "10", "9", "2.5", "-1", "0", "true", "", " a ", "1e1", "z",
 ];
@@ -266,7 +268,9 @@ fn occurrences(doc: &Json) -> Vec<Occurrence<'_>> {
     let mut out = Vec::new();
     if let Json::Object(map) = doc {
         for (k, v) in map {
-            visit(k.clone(), v, false, &mut out);
+            if k != "_geo" && k != "_vectors" {
+                visit(k.clone(), v, false, &mut out);
+            }
         }
     }
     out
@@ -382,7 +386,23 @@ fn model(filter: &Filter, doc: &Json, all: &[Occurrence<'_>]) -> Option<bool> {
         }
         Filter::Not(inner) => !model(inner, doc, all)?,
         Filter::Condition { attribute, op } => {
-            let found: Vec<&Occurrence<'_>> = all.iter().filter(|o| &o.path == attribute).collect();
+            // `_geo` only exposes its parsed coordinates.
+            let coordinates = model_geo(doc).map(|(lat, lng)| [json!(lat), json!(lng)]);
+            let geo: Vec<Occurrence<'_>> = coordinates
+                .iter()
+                .flat_map(|[lat, lng]| {
+                    [("_geo.lat", lat), ("_geo.lng", lng)].map(|(path, value)| Occurrence {
+                        path: path.into(),
+                        in_array: false,
+                        value,
+                    })
+                })
+                .collect();
+            let found: Vec<&Occurrence<'_>> = all
+                .iter()
+                .chain(&geo)
+                .filter(|o| &o.path == attribute)
+                .collect();
             model_condition(op, &found)
         }
         Filter::GeoRadius { lat, lng, radius_m } => match model_geo(doc) {
@@ -514,7 +534,7 @@ proptest! {
         for (path, facets) in &all {
             prop_assert_eq!(&field_facets(&doc, path), facets);
         }
-        for path in ATTRIBUTES.iter().chain(["", "b.c.b", "_geo.lat"].iter()) {
+        for path in ATTRIBUTES.iter().chain(["", "b.c.b", "_geo", "_geo.x"].iter()) {
             let expected = all.get(*path).cloned().unwrap_or_default();
             prop_assert_eq!(field_facets(&doc, path), expected);
         }
