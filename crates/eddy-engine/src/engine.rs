@@ -468,10 +468,21 @@ impl Engine {
         self.inner.write(uid, header, &[], None, 4096)
     }
 
+    /// Freezes every active memtable: their contents stay searchable, and the flusher writes
+    /// them to Tantivy according to the merge strategy.
+    pub fn freeze_all(&self) {
+        for slot in self.inner.slots.read().values() {
+            if let Some(instance) = slot.instance() {
+                let _queue = slot.queue.lock();
+                instance.freeze(None);
+            }
+        }
+    }
+
     /// Freezes every active memtable and flushes everything to Tantivy, then checkpoints.
     pub fn flush(&self) -> Result<()> {
+        self.freeze_all();
         for instance in self.inner.instances() {
-            instance.freeze(None);
             self.inner.flush_instance(&instance, usize::MAX)?;
         }
         self.inner.checkpoint()

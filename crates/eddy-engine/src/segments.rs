@@ -123,7 +123,7 @@ pub struct SegmentStore {
     dir: PathBuf,
     index: Index,
     fields: SegmentFields,
-    writer: Mutex<IndexWriter>,
+    writer: Mutex<Option<IndexWriter>>,
     reader: IndexReader,
     checkpoint: Mutex<Lsn>,
 }
@@ -133,6 +133,12 @@ impl std::fmt::Debug for SegmentStore {
         f.debug_struct("SegmentStore")
             .field("dir", &self.dir)
             .finish()
+    }
+}
+
+impl Drop for SegmentStore {
+    fn drop(&mut self) {
+        self.stop_writer();
     }
 }
 
@@ -215,7 +221,7 @@ impl SegmentStore {
             dir: dir.to_path_buf(),
             index,
             fields,
-            writer: Mutex::new(writer),
+            writer: Mutex::new(Some(writer)),
             reader,
             checkpoint: Mutex::new(checkpoint),
         })
@@ -251,8 +257,11 @@ impl SegmentStore {
         analyze: &dyn Fn(&[u8]) -> Result<AnalyzedDocument>,
         failpoint: &dyn Fn(&'static str) -> Result<()>,
     ) -> Result<Searcher> {
-        let mut writer = self.writer.lock();
-        let result = self.write_and_commit(&mut writer, memtables, last_lsn, analyze);
+        let mut guard = self.writer.lock();
+        let writer = guard
+            .as_mut()
+            .ok_or_else(|| Error::Corrupt("the index writer is closed".into()))?;
+        let result = self.write_and_commit(writer, memtables, last_lsn, analyze);
         if result.is_err() {
             // Leave the writer at the last commit; the memtables stay in memory and the log
             // still holds them, so nothing is lost.
@@ -360,9 +369,20 @@ impl SegmentStore {
         doc
     }
 
+    /// Stops the writer, waiting for its background merges: a merge that outlived its writer
+    /// could otherwise finish after another writer opened the same directory.
+    fn stop_writer(&self) {
+        if let Some(writer) = self.writer.lock().take()
+            && let Err(e) = writer.wait_merging_threads()
+        {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "a background merge failed");
+        }
+    }
+
     /// Deletes the Tantivy files. Used when an index is deleted.
     pub fn destroy(self) -> Result<()> {
         let dir = self.dir.clone();
+        self.stop_writer();
         drop(self);
         std::fs::remove_dir_all(&dir).map_err(|e| Error::io("remove directory", &dir, e))?;
         if let Some(parent) = dir.parent() {
