@@ -168,3 +168,36 @@ pub struct WalStats {
     /// Records made durable per fdatasync since open (the group-commit factor).
     pub records_per_fsync: f64,
 }
+
+#[cfg(test)]
+mod test_util {
+    use std::sync::Arc;
+
+    use crate::{Durability, Record, SimStorage, Wal, WalConfig};
+
+    /// Tiny segments so that rotation happens constantly.
+    pub(crate) fn tiny(segment_bytes_max: u64) -> WalConfig {
+        WalConfig {
+            segment_bytes_max,
+            durability: Durability::Fsync,
+            queue_bytes_max: 1 << 20,
+        }
+    }
+
+    pub(crate) fn open(storage: &SimStorage, config: WalConfig) -> Wal {
+        Wal::open_with_storage(Arc::new(storage.clone()), config).unwrap()
+    }
+
+    pub(crate) fn all(wal: &Wal) -> Vec<Record> {
+        wal.replay(0)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap()
+    }
+
+    pub(crate) fn payload(lsn_hint: u64, len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|i| (lsn_hint as usize * 31 + i) as u8)
+            .collect()
+    }
+}

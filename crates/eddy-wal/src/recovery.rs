@@ -370,3 +370,218 @@ fn read_from(storage: &dyn Storage, name: &str, offset: u64) -> io::Result<Vec<u
     reader.read_to_end(&mut tail)?;
     Ok(tail)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::test_util::{all, open, payload, tiny};
+    use crate::{SimStorage, Wal};
+
+    /// A closed log of `n` records (12-byte payloads, frames of 37 bytes) in segments of at
+    /// most `segment_bytes_max` bytes.
+    fn log(n: u64, segment_bytes_max: u64) -> SimStorage {
+        let storage = SimStorage::new();
+        let wal = open(&storage, tiny(segment_bytes_max));
+        for i in 0..n {
+            wal.append(1, payload(i, 12)).unwrap();
+        }
+        wal.close().unwrap();
+        storage
+    }
+
+    fn try_open(storage: &SimStorage) -> Result<Wal, Error> {
+        Wal::open_with_storage(Arc::new(storage.clone()), tiny(1 << 20))
+    }
+
+    fn segments(storage: &SimStorage) -> Vec<String> {
+        storage
+            .file_names()
+            .into_iter()
+            .filter(|n| parse_segment_name(n).is_some())
+            .collect()
+    }
+
+    const FRAME: usize = 37;
+
+    #[test]
+    fn torn_tails_of_the_last_segment_are_cut_at_the_last_valid_frame() {
+        let base = log(10, 1 << 20);
+        let name = segment_name(1);
+        let bytes = base.read(&name).unwrap();
+        assert_eq!(bytes.len(), SEGMENT_HEADER_LEN + 10 * FRAME);
+        let end_of_8 = SEGMENT_HEADER_LEN + 8 * FRAME;
+        let mut bad_crc_then_zeros = bytes[..SEGMENT_HEADER_LEN + 9 * FRAME].to_vec();
+        bad_crc_then_zeros[end_of_8 + 25] ^= 0x40;
+        bad_crc_then_zeros.extend([0u8; 500]);
+        let cases = [
+            ("partial frame header", bytes[..end_of_8 + 7].to_vec()),
+            ("partial frame body", bytes[..end_of_8 + FRAME - 1].to_vec()),
+            (
+                "bad checksum on the final frame, then zeros",
+                bad_crc_then_zeros,
+            ),
+            (
+                "zeros after the last valid frame",
+                [&bytes[..end_of_8], &[0u8; 100][..]].concat(),
+            ),
+        ];
+        for (what, damaged) in cases {
+            let storage = base.crash();
+            storage.replace(&name, damaged);
+            let wal = try_open(&storage).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(
+                all(&wal).iter().map(|r| r.lsn).collect::<Vec<_>>(),
+                (1..=8).collect::<Vec<_>>(),
+                "{what}"
+            );
+            assert_eq!(wal.next_lsn(), 9, "{what}");
+            // The cut is durable: a crash right after opening keeps it.
+            assert_eq!(
+                storage.read_durable(&name).unwrap().len(),
+                end_of_8,
+                "{what}"
+            );
+            assert_eq!(wal.append(1, payload(99, 3)).unwrap(), 9, "{what}");
+        }
+    }
+
+    #[test]
+    fn a_damaged_frame_followed_by_a_valid_one_refuses_to_open() {
+        let storage = log(10, 1 << 20);
+        let name = segment_name(1);
+        let mut bytes = storage.read(&name).unwrap();
+        let offset = SEGMENT_HEADER_LEN + 4 * FRAME;
+        bytes[offset + 30] ^= 1;
+        storage.replace(&name, bytes.clone());
+        match try_open(&storage) {
+            Err(Error::Corrupt {
+                file,
+                offset: at,
+                reason,
+                expected_crc,
+                actual_crc,
+            }) => {
+                assert_eq!(file, storage.path(&name));
+                assert_eq!(at, offset as u64);
+                assert_eq!(
+                    reason,
+                    CorruptReason::DamageBeforeValidFrame {
+                        valid_frame_offset: (offset + FRAME) as u64
+                    }
+                );
+                assert_ne!(expected_crc, actual_crc);
+            }
+            other => panic!("expected corruption, got {other:?}"),
+        }
+        // Nothing was repaired or deleted.
+        assert_eq!(storage.read(&name).unwrap(), bytes);
+    }
+
+    #[test]
+    fn damage_in_an_older_segment_refuses_to_open_naming_file_and_offset() {
+        let storage = log(20, 24 + 3 * FRAME as u64);
+        let names = segments(&storage);
+        assert!(names.len() >= 5, "{names:?}");
+        let victim = &names[1];
+        let mut bytes = storage.read(victim).unwrap();
+        // Cut the last frame of an older segment short: not a torn tail, since newer segments exist.
+        bytes.truncate(bytes.len() - 3);
+        storage.replace(victim, bytes.clone());
+        let err = try_open(&storage).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            matches!(err, Error::Corrupt { offset, reason: CorruptReason::Truncated { .. }, .. } if offset == (SEGMENT_HEADER_LEN + 2 * FRAME) as u64),
+            "{err:?}"
+        );
+        assert!(
+            message.contains(victim)
+                && message.contains(&format!("offset {}", SEGMENT_HEADER_LEN + 2 * FRAME)),
+            "{message}"
+        );
+        assert_eq!(storage.read(victim).unwrap(), bytes);
+        assert_eq!(segments(&storage), names);
+    }
+
+    #[test]
+    fn a_missing_middle_segment_is_an_lsn_gap() {
+        let storage = log(20, 24 + 3 * FRAME as u64);
+        let names = segments(&storage);
+        storage.remove(&names[2]).unwrap();
+        let err = try_open(&storage).unwrap_err();
+        assert!(
+            matches!(&err, Error::Corrupt { file, offset: 0, reason: CorruptReason::LsnMismatch { expected: 7, found: 10 }, .. } if file == &storage.path(&names[3])),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn header_name_mismatch_and_unknown_version_refuse_to_open() {
+        let storage = log(3, 1 << 20);
+        let bytes = storage.read(&segment_name(1)).unwrap();
+        let renamed = storage.crash();
+        renamed.remove(&segment_name(1)).unwrap();
+        renamed.replace(&segment_name(5), bytes.clone());
+        assert!(matches!(
+            try_open(&renamed),
+            Err(Error::Corrupt {
+                reason: CorruptReason::NameMismatch {
+                    name_lsn: 5,
+                    header_lsn: 1
+                },
+                ..
+            })
+        ));
+
+        let mut newer = bytes;
+        newer[7] = 9;
+        storage.replace(&segment_name(1), newer);
+        assert!(matches!(
+            try_open(&storage),
+            Err(Error::UnsupportedVersion {
+                version: 9,
+                supported: 1,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_torn_header_of_the_newest_segment_is_rewritten_from_its_name() {
+        for torn in [vec![], b"eddywal\x01\x07".to_vec(), vec![0u8; 4096]] {
+            let storage = log(5, 24 + 2 * FRAME as u64);
+            storage.replace(&segment_name(6), torn.clone());
+            let wal = try_open(&storage).unwrap_or_else(|e| panic!("{torn:?}: {e}"));
+            assert_eq!(wal.next_lsn(), 6);
+            assert_eq!(all(&wal).len(), 5);
+            assert_eq!(wal.append(0, vec![1]).unwrap(), 6);
+            wal.close().unwrap();
+            assert_eq!(all(&try_open(&storage.crash()).unwrap()).len(), 6);
+        }
+        // The same damage in an older segment is corruption.
+        let storage = log(5, 24 + 2 * FRAME as u64);
+        storage.replace(&segment_name(3), vec![0u8; 30]);
+        assert!(matches!(
+            try_open(&storage),
+            Err(Error::Corrupt { offset: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn the_newest_segment_keeps_the_lsn_after_everything_older_is_truncated() {
+        let storage = SimStorage::new();
+        let wal = open(&storage, tiny(1 << 20));
+        for i in 0..5 {
+            wal.append(0, payload(i, 4)).unwrap();
+        }
+        wal.rotate().unwrap();
+        assert_eq!(wal.truncate_before(100).unwrap(), 1);
+        drop(wal);
+        assert_eq!(segments(&storage), vec![segment_name(6)]);
+        let wal = try_open(&storage.crash()).unwrap();
+        assert_eq!((wal.next_lsn(), wal.durable_lsn()), (6, 5));
+        assert!(all(&wal).is_empty());
+        assert_eq!(wal.append(0, vec![]).unwrap(), 6);
+    }
+}

@@ -273,3 +273,328 @@ impl Writer {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{self, Read};
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, mpsc};
+    use std::thread;
+    use std::time::Duration;
+
+    use crate::segment::parse_segment_name;
+    use crate::storage::{Storage, StorageFile};
+    use crate::test_util::{all, open, payload, tiny};
+    use crate::{Durability, Error, SimStorage, Wal, WalConfig};
+
+    #[test]
+    fn tiny_segments_rotate_on_every_frame_and_replay_in_order() {
+        let storage = SimStorage::new();
+        let wal = open(&storage, tiny(40));
+        for i in 0..50u64 {
+            assert_eq!(wal.append(i as u8, payload(i, 10)).unwrap(), i + 1);
+        }
+        // Header (24) + one 35-byte frame exceeds 40 bytes only with a second frame: one frame
+        // per segment.
+        let firsts: Vec<u64> = storage
+            .file_names()
+            .iter()
+            .filter_map(|n| parse_segment_name(n))
+            .collect();
+        assert_eq!(firsts, (1..=50).collect::<Vec<_>>());
+        let records = all(&wal);
+        assert_eq!(records.len(), 50);
+        for (i, r) in records.iter().enumerate() {
+            assert_eq!(
+                (r.lsn, r.kind, &r.payload),
+                (i as u64 + 1, i as u8, &payload(i as u64, 10))
+            );
+        }
+        let stats = wal.stats();
+        assert_eq!(
+            (
+                stats.segments,
+                stats.last_lsn,
+                stats.durable_lsn,
+                stats.records_appended
+            ),
+            (50, 50, 50, 50)
+        );
+    }
+
+    #[test]
+    fn a_frame_larger_than_a_segment_goes_alone() {
+        let storage = SimStorage::new();
+        let wal = open(&storage, tiny(200));
+        wal.append(1, vec![1; 10]).unwrap();
+        wal.append(2, vec![2; 1000]).unwrap();
+        wal.append(3, vec![3; 10]).unwrap();
+        let names = storage.file_names();
+        assert_eq!(
+            names
+                .iter()
+                .filter_map(|n| parse_segment_name(n))
+                .collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        assert_eq!(storage.read(&names[1]).unwrap().len(), 24 + 20 + 5 + 1000);
+    }
+
+    #[test]
+    fn concurrent_appenders_get_contiguous_lsns_and_share_fsyncs() {
+        let storage = SimStorage::new();
+        let wal = Arc::new(open(&storage, tiny(2048)));
+        let threads: Vec<_> = (0..8u8)
+            .map(|t| {
+                let wal = wal.clone();
+                thread::spawn(move || {
+                    (0..100u64)
+                        .map(|i| (wal.append(t, payload(i, 20 + t as usize)).unwrap(), i))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut expected = Vec::new();
+        for (t, handle) in threads.into_iter().enumerate() {
+            for (lsn, i) in handle.join().unwrap() {
+                expected.push((lsn, t as u8, payload(i, 20 + t)));
+            }
+        }
+        expected.sort();
+        let lsns: Vec<u64> = expected.iter().map(|e| e.0).collect();
+        assert_eq!(lsns, (1..=800).collect::<Vec<_>>());
+        let got: Vec<_> = all(&wal)
+            .into_iter()
+            .map(|r| (r.lsn, r.kind, r.payload))
+            .collect();
+        assert_eq!(got, expected);
+        let stats = wal.stats();
+        assert!(stats.records_per_fsync >= 1.0, "{stats:?}");
+        assert!(stats.segments > 5, "{stats:?}");
+    }
+
+    #[test]
+    fn submit_assigns_lsns_in_call_order_and_batches_contiguously() {
+        let storage = SimStorage::new();
+        let wal = open(&storage, tiny(100));
+        let a = wal.submit(vec![(1, vec![1])]).unwrap();
+        let b = wal.submit((0..5).map(|i| (2, vec![i])).collect()).unwrap();
+        let c = wal.submit(vec![(3, vec![3])]).unwrap();
+        assert_eq!((a.lsns(), b.lsns(), c.lsns()), (1..=1, 2..=6, 7..=7));
+        assert_eq!(wal.next_lsn(), 8);
+        assert_eq!(c.wait().unwrap(), 7..=7);
+        assert_eq!(b.wait().unwrap(), 2..=6);
+        assert_eq!(a.wait().unwrap(), 1..=1);
+        assert!(matches!(wal.submit(vec![]), Err(Error::EmptyBatch)));
+    }
+
+    /// A storage whose appends block while `gate` is closed, to make the writer slow on purpose.
+    #[derive(Debug)]
+    struct Gated {
+        inner: SimStorage,
+        closed: Arc<AtomicBool>,
+    }
+
+    struct GatedFile {
+        inner: Box<dyn StorageFile>,
+        closed: Arc<AtomicBool>,
+    }
+
+    impl Storage for Gated {
+        fn path(&self, name: &str) -> PathBuf {
+            self.inner.path(name)
+        }
+        fn list(&self) -> io::Result<Vec<String>> {
+            self.inner.list()
+        }
+        fn create(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
+            Ok(Box::new(GatedFile {
+                inner: self.inner.create(name)?,
+                closed: self.closed.clone(),
+            }))
+        }
+        fn open(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
+            Ok(Box::new(GatedFile {
+                inner: self.inner.open(name)?,
+                closed: self.closed.clone(),
+            }))
+        }
+        fn open_read(&self, name: &str) -> io::Result<Box<dyn Read + Send>> {
+            self.inner.open_read(name)
+        }
+        fn remove(&self, name: &str) -> io::Result<()> {
+            self.inner.remove(name)
+        }
+        fn sync_dir(&self) -> io::Result<()> {
+            self.inner.sync_dir()
+        }
+    }
+
+    impl StorageFile for GatedFile {
+        fn size(&self) -> io::Result<u64> {
+            self.inner.size()
+        }
+        fn append(&mut self, bufs: &[&[u8]]) -> io::Result<()> {
+            while self.closed.load(Ordering::SeqCst) {
+                thread::sleep(Duration::from_millis(1));
+            }
+            self.inner.append(bufs)
+        }
+        fn set_len(&mut self, len: u64) -> io::Result<()> {
+            self.inner.set_len(len)
+        }
+        fn sync_data(&mut self) -> io::Result<()> {
+            self.inner.sync_data()
+        }
+    }
+
+    #[test]
+    fn a_full_queue_blocks_appenders_until_the_writer_catches_up() {
+        let closed = Arc::new(AtomicBool::new(false));
+        let storage = Arc::new(Gated {
+            inner: SimStorage::new(),
+            closed: closed.clone(),
+        });
+        let config = WalConfig {
+            segment_bytes_max: 1 << 20,
+            durability: Durability::Fsync,
+            queue_bytes_max: 100,
+        };
+        let wal = Arc::new(Wal::open_with_storage(storage, config).unwrap());
+        closed.store(true, Ordering::SeqCst);
+        // Each frame is 20 + 5 + 5 = 30 bytes: three fit in 100, the fourth must wait.
+        let tickets: Vec<_> = (0..3)
+            .map(|i| wal.submit(vec![(0, vec![i; 5])]).unwrap())
+            .collect();
+        let (done, finished) = mpsc::channel();
+        let blocked = {
+            let wal = wal.clone();
+            thread::spawn(move || {
+                let ticket = wal.submit(vec![(0, vec![9; 5])]).unwrap();
+                done.send(()).unwrap();
+                ticket.wait().unwrap()
+            })
+        };
+        assert!(
+            finished.recv_timeout(Duration::from_millis(200)).is_err(),
+            "the fourth submit should block"
+        );
+        closed.store(false, Ordering::SeqCst);
+        finished.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(blocked.join().unwrap(), 4..=4);
+        for t in tickets {
+            t.wait().unwrap();
+        }
+        // A record larger than the whole bound is admitted once the queue is empty.
+        assert_eq!(wal.append(0, vec![0; 1000]).unwrap(), 5);
+    }
+
+    #[test]
+    fn flush_level_acknowledges_without_fdatasync() {
+        let storage = SimStorage::new();
+        let config = WalConfig {
+            durability: Durability::Flush,
+            ..tiny(1 << 20)
+        };
+        let wal = open(&storage, config);
+        let syncs_before = storage.sync_points();
+        for i in 0..20 {
+            wal.append(0, payload(i, 8)).unwrap();
+        }
+        assert_eq!(
+            storage.sync_points(),
+            syncs_before,
+            "Flush must not fdatasync per append"
+        );
+        assert_eq!(wal.durable_lsn(), 20);
+        assert_eq!(all(&wal).len(), 20);
+        // Nothing was synced, so a power cut loses them; a clean close syncs.
+        assert_eq!(all(&open(&storage.crash(), tiny(1 << 20))).len(), 0);
+        wal.close().unwrap();
+        assert_eq!(all(&open(&storage.crash(), tiny(1 << 20))).len(), 20);
+    }
+
+    #[test]
+    fn none_level_acknowledges_at_once_and_close_makes_it_durable() {
+        let storage = SimStorage::new();
+        let config = WalConfig {
+            durability: Durability::None,
+            ..tiny(64)
+        };
+        let wal = open(&storage, config);
+        let tickets: Vec<_> = (0..30)
+            .map(|i| wal.submit(vec![(0, payload(i, 8))]).unwrap())
+            .collect();
+        for (i, t) in tickets.into_iter().enumerate() {
+            assert_eq!(t.wait().unwrap(), i as u64 + 1..=i as u64 + 1);
+        }
+        wal.close().unwrap();
+        let records = all(&open(&storage.crash(), tiny(64)));
+        assert_eq!(
+            records.iter().map(|r| r.lsn).collect::<Vec<_>>(),
+            (1..=30).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn explicit_rotate_starts_a_segment_only_when_the_active_one_has_records() {
+        let storage = SimStorage::new();
+        let wal = open(&storage, tiny(1 << 20));
+        wal.rotate().unwrap();
+        assert_eq!(storage.file_names(), vec!["00000000000000000001.wal"]);
+        wal.append(0, vec![1]).unwrap();
+        wal.rotate().unwrap();
+        wal.rotate().unwrap();
+        assert_eq!(
+            storage.file_names(),
+            vec!["00000000000000000001.wal", "00000000000000000002.wal"]
+        );
+        assert_eq!(wal.next_lsn(), 2);
+        drop(wal);
+        // The empty newest segment still tells the next LSN after a restart.
+        let wal = open(&storage.crash(), tiny(1 << 20));
+        assert_eq!(wal.next_lsn(), 2);
+        assert_eq!(wal.append(0, vec![2]).unwrap(), 2);
+    }
+
+    #[test]
+    fn async_waiters_are_woken_by_the_writer() {
+        use std::future::Future;
+        use std::pin::pin;
+        use std::task::{Context, Poll, Wake, Waker};
+
+        struct Unpark(thread::Thread);
+        impl Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        fn block_on<F: Future>(future: F) -> F::Output {
+            let waker = Waker::from(Arc::new(Unpark(thread::current())));
+            let mut cx = Context::from_waker(&waker);
+            let mut future = pin!(future);
+            loop {
+                if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+                    return out;
+                }
+                thread::park();
+            }
+        }
+
+        let storage = SimStorage::new();
+        let wal = open(&storage, tiny(256));
+        let futures: Vec<_> = (0..10)
+            .map(|i| wal.submit(vec![(0, payload(i, 16))]).unwrap().wait_async())
+            .collect();
+        let results = block_on(async {
+            let mut out = Vec::new();
+            for f in futures {
+                out.push(f.await.unwrap());
+            }
+            out
+        });
+        assert_eq!(results, (1..=10).map(|l| l..=l).collect::<Vec<_>>());
+        assert!(wal.durable_lsn() >= 10);
+    }
+}
