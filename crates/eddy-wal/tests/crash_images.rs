@@ -6,6 +6,9 @@
 //! submitted records; no batch in part. The loop stops at the first `n` the workload never
 //! reaches.
 
+// Test helpers unwrap freely: a panic is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex};
@@ -37,7 +40,7 @@ fn config(segment_bytes_max: u64) -> WalConfig {
 
 /// Deterministic payloads, distinct per thread and operation.
 fn records(thread: u64, op: u64) -> Vec<(u8, Vec<u8>)> {
-    let n = if op % 3 == 0 {
+    let n = if op.is_multiple_of(3) {
         1 + (thread + op) % 5
     } else {
         1

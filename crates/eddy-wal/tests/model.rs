@@ -6,6 +6,9 @@
 //! match the model's filter. Reopen and power cut (with torn writes) are among the operations:
 //! at the `Fsync` level every acknowledged record survives both.
 
+// Test helpers unwrap freely: a panic is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use eddy_wal::{Durability, Lsn, Record, SimStorage, Wal, WalConfig};

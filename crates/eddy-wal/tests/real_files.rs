@@ -1,6 +1,9 @@
 //! Recovery on real files: torn tails at every byte offset, bit flips in the middle of the log,
 //! and the directory lock.
 
+// Test helpers unwrap freely: a panic is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
