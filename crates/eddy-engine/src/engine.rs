@@ -1538,7 +1538,9 @@ impl Inner {
                 continue;
             }
             if let Err(e) = self.flush_round() {
-                tracing::error!(error = %e, "background flush failed");
+                // A failed flush or checkpoint may have lost dirty pages (C2): stop taking
+                // writes; the log still holds everything and a restart recovers.
+                self.poison(format!("background flush failed: {e}"));
             }
         }
     }
