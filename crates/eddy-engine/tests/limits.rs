@@ -130,7 +130,7 @@ fn bad_input_is_a_typed_error_and_writes_nothing() {
     let long_id = "x".repeat(512);
     for (payload, code) in [
         (
-            format!(r#"[{{"id": 3}}, {{"t": "no id"}}]"#),
+            r#"[{"id": 3}, {"t": "no id"}]"#.to_string(),
             "missing_document_id",
         ),
         (
