@@ -1,2 +1,254 @@
-//! Benchmark placeholder.
-fn main() {}
+//! eddy-wal against raw write + fdatasync, in the same run on the same disk.
+//!
+//! Run with `scripts/bench wal`. Progress goes to stderr; the last line on stdout is one JSON
+//! object. Set `EDDY_BENCH_DIR` to choose the directory (default: `$TMPDIR`, or the Cargo target
+//! directory if `$TMPDIR` is a tmpfs, where fdatasync is free and the comparison meaningless).
+
+// A benchmark aborts loudly on any failure.
+#![allow(clippy::unwrap_used)]
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use eddy_wal::{Wal, WalConfig};
+
+const RECORD_BYTES: usize = 256;
+const LATENCY_SAMPLES: usize = 3000;
+const PHASE: Duration = Duration::from_secs(3);
+const MB: f64 = 1e6;
+
+fn main() {
+    let root = bench_root();
+    let dir = tempdir_in(&root);
+    eprintln!(
+        "wal bench in {} ({})",
+        dir.display(),
+        fs_type(&dir).unwrap_or_else(|| "unknown fs".into())
+    );
+    // For profiling one phase: EDDY_BENCH_ONLY=writers runs the 64-writer phase alone.
+    if std::env::var("EDDY_BENCH_ONLY").as_deref() == Ok("writers") {
+        let many = writers(&dir.join("wal-64"), 64);
+        eprintln!(
+            "64 writers: {:.0} records/s, {:.1} records per fsync",
+            many.records_per_s, many.records_per_fsync
+        );
+        fs::remove_dir_all(&dir).ok();
+        return;
+    }
+
+    let raw_fdatasync = raw_fdatasync_latencies(&dir.join("raw-latency"));
+    let raw_p50 = percentile(&raw_fdatasync, 0.5);
+    eprintln!(
+        "raw write+fdatasync of {RECORD_BYTES} B: p50 {raw_p50:.1} µs, p99 {:.1} µs",
+        percentile(&raw_fdatasync, 0.99)
+    );
+
+    let raw_mb_per_s = raw_sequential(&dir.join("raw-seq"));
+    eprintln!("raw sequential 1 MiB write+fdatasync: {raw_mb_per_s:.1} MB/s");
+
+    let single = single_writer(&dir.join("wal-single"));
+    let (single_p50, single_p99) = (percentile(&single, 0.5), percentile(&single, 0.99));
+    let single_per_s = 1e6 * single.len() as f64 / single.iter().sum::<f64>();
+    eprintln!(
+        "eddy-wal 1 writer: ack p50 {single_p50:.1} µs ({:.2}× raw), p99 {single_p99:.1} µs, {single_per_s:.0} records/s",
+        single_p50 / raw_p50
+    );
+
+    let many = writers(&dir.join("wal-64"), 64);
+    eprintln!(
+        "eddy-wal 64 writers: {:.0} records/s ({:.1}× one writer), ack p99 {:.1} µs, {:.1} records per fsync",
+        many.records_per_s,
+        many.records_per_s / single_per_s,
+        many.ack_p99_us,
+        many.records_per_fsync
+    );
+
+    let batch_records_per_s =
+        batches(&dir.join("wal-batch"), 1000, RECORD_BYTES) / RECORD_BYTES as f64;
+    eprintln!("eddy-wal batches of 1000 × {RECORD_BYTES} B: {batch_records_per_s:.0} records/s");
+
+    let batch_mb_per_s = batches(&dir.join("wal-big-batch"), 16, 64 * 1024) / MB;
+    eprintln!(
+        "eddy-wal batches of 16 × 64 KiB: {batch_mb_per_s:.1} MB/s ({:.0}% of raw)",
+        100.0 * batch_mb_per_s / raw_mb_per_s
+    );
+
+    fs::remove_dir_all(&dir).ok();
+    println!(
+        "{{\"bench\":\"wal\", \"raw_fdatasync_p50_us\":{raw_p50:.1}, \"single_writer_ack_p50_us\":{single_p50:.1}, \
+         \"single_writer_ack_p99_us\":{single_p99:.1}, \"writers_64_records_per_s\":{:.0}, \"writers_64_ack_p99_us\":{:.1}, \
+         \"records_per_fsync_64\":{:.1}, \"batch_1000x256B_records_per_s\":{batch_records_per_s:.0}, \
+         \"raw_seq_write_fdatasync_mb_per_s\":{raw_mb_per_s:.1}, \"batch_mb_per_s\":{batch_mb_per_s:.1}}}",
+        many.records_per_s, many.ack_p99_us, many.records_per_fsync
+    );
+}
+
+/// `$EDDY_BENCH_DIR`, else `$TMPDIR` unless it is a tmpfs, else Cargo's target tmp dir.
+fn bench_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("EDDY_BENCH_DIR") {
+        return PathBuf::from(dir);
+    }
+    let tmp = std::env::temp_dir();
+    if fs_type(&tmp).is_some_and(|t| t == "tmpfs" || t == "ramfs") {
+        eprintln!(
+            "{} is a tmpfs: benchmarking in the target directory instead",
+            tmp.display()
+        );
+        return PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    }
+    tmp
+}
+
+fn tempdir_in(root: &Path) -> PathBuf {
+    let dir = root.join(format!("eddy-wal-bench-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The file-system type of the mount holding `path`, from /proc/mounts (Linux).
+fn fs_type(path: &Path) -> Option<String> {
+    let path = path.canonicalize().ok()?;
+    let mounts = fs::read_to_string("/proc/mounts").ok()?;
+    mounts
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (_, mount, kind) = (fields.next()?, fields.next()?, fields.next()?);
+            path.starts_with(mount)
+                .then(|| (mount.len(), kind.to_string()))
+        })
+        .max_by_key(|(len, _)| *len)
+        .map(|(_, kind)| kind)
+}
+
+fn percentile(samples: &[f64], q: f64) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn append_file(path: &Path) -> File {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
+}
+
+fn raw_fdatasync_latencies(path: &Path) -> Vec<f64> {
+    let mut file = append_file(path);
+    let record = vec![0x5A; RECORD_BYTES];
+    (0..LATENCY_SAMPLES)
+        .map(|_| {
+            let start = Instant::now();
+            file.write_all(&record).unwrap();
+            file.sync_data().unwrap();
+            micros(start.elapsed())
+        })
+        .collect()
+}
+
+fn raw_sequential(path: &Path) -> f64 {
+    let mut file = append_file(path);
+    let chunk = vec![0xA5; 1 << 20];
+    let start = Instant::now();
+    let mut bytes = 0u64;
+    while start.elapsed() < PHASE {
+        file.write_all(&chunk).unwrap();
+        file.sync_data().unwrap();
+        bytes += chunk.len() as u64;
+    }
+    bytes as f64 / start.elapsed().as_secs_f64() / MB
+}
+
+fn single_writer(dir: &Path) -> Vec<f64> {
+    let wal = Wal::open(dir, WalConfig::default()).unwrap();
+    let latencies = (0..LATENCY_SAMPLES)
+        .map(|_| {
+            let record = vec![0x42; RECORD_BYTES];
+            let start = Instant::now();
+            wal.append(1, record).unwrap();
+            micros(start.elapsed())
+        })
+        .collect();
+    wal.close().unwrap();
+    latencies
+}
+
+struct Concurrent {
+    records_per_s: f64,
+    ack_p99_us: f64,
+    records_per_fsync: f64,
+}
+
+fn writers(dir: &Path, threads: usize) -> Concurrent {
+    let durability = std::env::var("EDDY_BENCH_DURABILITY")
+        .ok()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_default();
+    let wal = Arc::new(
+        Wal::open(
+            dir,
+            WalConfig {
+                durability,
+                ..WalConfig::default()
+            },
+        )
+        .unwrap(),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (wal, stop) = (wal.clone(), stop.clone());
+            thread::spawn(move || {
+                let mut latencies = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let record = vec![0x42; RECORD_BYTES];
+                    let t = Instant::now();
+                    wal.append(1, record).unwrap();
+                    latencies.push(micros(t.elapsed()));
+                }
+                latencies
+            })
+        })
+        .collect();
+    thread::sleep(PHASE);
+    stop.store(true, Ordering::Relaxed);
+    let latencies: Vec<f64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    let elapsed = start.elapsed().as_secs_f64();
+    let stats = wal.stats();
+    Arc::try_unwrap(wal).unwrap().close().unwrap();
+    Concurrent {
+        records_per_s: latencies.len() as f64 / elapsed,
+        ack_p99_us: percentile(&latencies, 0.99),
+        records_per_fsync: stats.records_per_fsync,
+    }
+}
+
+/// Appends batches of `count` records of `bytes` each for a while; returns payload bytes/s.
+fn batches(dir: &Path, count: usize, bytes: usize) -> f64 {
+    let wal = Wal::open(dir, WalConfig::default()).unwrap();
+    let start = Instant::now();
+    let mut total = 0u64;
+    while start.elapsed() < PHASE {
+        let batch: Vec<(u8, Vec<u8>)> = (0..count).map(|_| (1, vec![0x42; bytes])).collect();
+        wal.append_batch(batch).unwrap();
+        total += (count * bytes) as u64;
+    }
+    let rate = total as f64 / start.elapsed().as_secs_f64();
+    wal.close().unwrap();
+    rate
+}

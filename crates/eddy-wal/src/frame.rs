@@ -2,11 +2,13 @@
 //!
 //! A frame holds one submitted batch (one record or many). Its CRC32C covers the whole frame
 //! except the checksum field itself, so a frame is either entirely valid or detected as
-//! damaged: a batch is all-or-nothing after a crash.
+//! damaged: a batch is all-or-nothing after a crash. The checksum runs over the body first and
+//! the header fields last, so that an appender can checksum its body before it knows its LSN
+//! and stamp the LSN later at the cost of 16 bytes of CRC.
 //!
 //! ```text
 //! offset  size  field
-//!      0     4  crc32c       over bytes [4, 20 + body_len)
+//!      0     4  crc32c       CRC-32C of body ‖ bytes [4, 20)
 //!      4     4  body_len     u32 LE, bytes after the 20-byte header
 //!      8     8  first_lsn    u64 LE, LSN of the first record; the others follow contiguously
 //!     16     4  record_count u32 LE, >= 1
@@ -28,8 +30,8 @@ pub(crate) const BODY_LEN_MAX: u64 = u32::MAX as u64;
 /// A frame built by an appender before it enters the queue.
 ///
 /// Encoding (copying the payloads and checksumming them) happens on the appender's thread,
-/// outside any lock; only [`EncodedFrame::seal`], which writes the LSN and combines the
-/// checksums in O(log n), runs under the queue lock.
+/// outside any lock; only [`EncodedFrame::seal`], which writes the LSN and extends the body's
+/// checksum over the 16 header bytes, runs under the queue lock.
 #[derive(Debug)]
 pub(crate) struct EncodedFrame {
     bytes: Vec<u8>,
@@ -98,9 +100,7 @@ impl EncodedFrame {
     /// Stamps the first LSN and the checksum; the frame is then ready to be written.
     pub(crate) fn seal(mut self, first_lsn: Lsn) -> Vec<u8> {
         self.bytes[8..16].copy_from_slice(&first_lsn.to_le_bytes());
-        let header_crc = crc32c::crc32c(&self.bytes[4..FRAME_HEADER_LEN]);
-        let body_len = self.bytes.len() - FRAME_HEADER_LEN;
-        let crc = crc32c::crc32c_combine(header_crc, self.body_crc, body_len);
+        let crc = crc32c::crc32c_append(self.body_crc, &self.bytes[4..FRAME_HEADER_LEN]);
         self.bytes[0..4].copy_from_slice(&crc.to_le_bytes());
         debug_assert_eq!(
             crc,
@@ -150,7 +150,7 @@ impl FrameHeader {
 
 /// The checksum of a frame given its 20 header bytes and its body.
 pub(crate) fn frame_crc(header: &[u8], body: &[u8]) -> u32 {
-    crc32c::crc32c_append(crc32c::crc32c(&header[4..FRAME_HEADER_LEN]), body)
+    crc32c::crc32c_append(crc32c::crc32c(body), &header[4..FRAME_HEADER_LEN])
 }
 
 /// Checks that `body` holds exactly `count` records and returns each record's kind and payload

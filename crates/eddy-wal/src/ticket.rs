@@ -2,8 +2,15 @@
 //!
 //! The writer publishes one number, the durable LSN; a ticket is done when the durable LSN
 //! reaches its last LSN. Waiters (blocked threads and async tasks alike) register a `Waker`
-//! with their LSN, and the writer wakes exactly those its publication covers: no thundering
-//! herd when many appenders wait on different batches. A blocked thread's waker unparks it.
+//! with their LSN, and only those a publication covers are woken: no thundering herd when many
+//! appenders wait on different batches.
+//!
+//! Waking a thread costs several microseconds (more in a VM, where it is an inter-processor
+//! interrupt), and a batch may cover hundreds of waiting threads. So the writer wakes only
+//! [`WAKE_FANOUT`] blocked threads itself and each woken thread wakes up to `WAKE_FANOUT` more
+//! before it returns: the wake-ups spread over all cores as a tree, and the writer goes back to
+//! the disk at once. Async wakers are cheap (they enqueue a task) and a task may never be polled
+//! again, so the writer wakes those directly.
 
 use std::future::Future;
 use std::io;
@@ -11,7 +18,7 @@ use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
@@ -22,6 +29,8 @@ use crate::{Error, Lsn};
 /// The durable watermark and everyone waiting on it.
 pub(crate) struct Progress {
     durable: AtomicU64,
+    /// Length of `ProgressState::to_wake`, readable without the lock.
+    to_wake_len: AtomicUsize,
     state: Mutex<ProgressState>,
 }
 
@@ -30,12 +39,16 @@ struct ProgressState {
     failure: Option<Failure>,
     stopped: bool,
     waiters: Vec<Waiter>,
+    /// Blocked threads whose records are durable but that nobody has woken yet.
+    to_wake: Vec<Waker>,
 }
 
 struct Waiter {
     lsn: Lsn,
     id: u64,
     waker: Waker,
+    /// A blocked thread, which will wake others in turn (see the module docs).
+    thread: bool,
 }
 
 /// The first write or sync failure; it poisons the log.
@@ -82,15 +95,25 @@ impl Failure {
 
 static NEXT_WAITER_ID: AtomicU64 = AtomicU64::new(1);
 
+/// How many blocked threads each waker (the writer, then every woken thread) wakes.
+const WAKE_FANOUT: usize = 2;
+
+thread_local! {
+    /// This thread's waker for [`Ticket::wait`], built once.
+    static THREAD_WAKER: Waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
+}
+
 impl Progress {
     pub(crate) fn new(durable: Lsn) -> Progress {
         Progress {
             durable: AtomicU64::new(durable),
+            to_wake_len: AtomicUsize::new(0),
             state: Mutex::new(ProgressState {
                 durable,
                 failure: None,
                 stopped: false,
                 waiters: Vec::new(),
+                to_wake: Vec::new(),
             }),
         }
     }
@@ -100,7 +123,8 @@ impl Progress {
         self.durable.load(Ordering::Acquire)
     }
 
-    /// Advances the durable LSN to `lsn` and wakes the waiters it covers.
+    /// Advances the durable LSN to `lsn` and wakes (directly or through the tree) the waiters
+    /// it covers.
     pub(crate) fn publish(&self, lsn: Lsn) {
         let mut woken = Vec::new();
         {
@@ -110,14 +134,22 @@ impl Progress {
             }
             state.durable = lsn;
             self.durable.store(lsn, Ordering::Release);
-            state.waiters.retain(|w| {
-                if w.lsn <= lsn {
-                    woken.push(w.waker.clone());
-                    false
-                } else {
-                    true
+            let ProgressState {
+                waiters, to_wake, ..
+            } = &mut *state;
+            waiters.retain_mut(|w| {
+                if w.lsn > lsn {
+                    return true;
                 }
+                let waker = std::mem::replace(&mut w.waker, Waker::noop().clone());
+                if w.thread {
+                    to_wake.push(waker)
+                } else {
+                    woken.push(waker)
+                }
+                false
             });
+            self.take_to_wake(&mut state, &mut woken);
         }
         // Wake outside the lock so that woken threads do not immediately block on it.
         for waker in woken {
@@ -125,27 +157,50 @@ impl Progress {
         }
     }
 
+    /// Moves up to [`WAKE_FANOUT`] blocked threads from `to_wake` into `woken`.
+    fn take_to_wake(&self, state: &mut ProgressState, woken: &mut Vec<Waker>) {
+        let keep = state.to_wake.len().saturating_sub(WAKE_FANOUT);
+        woken.extend(state.to_wake.drain(keep..));
+        self.to_wake_len
+            .store(state.to_wake.len(), Ordering::Release);
+    }
+
+    /// Called by a thread that found its ticket done: wakes the next few blocked threads.
+    fn help_wake(&self) {
+        if self.to_wake_len.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let mut woken = Vec::with_capacity(WAKE_FANOUT);
+        self.take_to_wake(&mut self.state.lock(), &mut woken);
+        for waker in woken {
+            waker.wake();
+        }
+    }
+
     /// Records the first failure and wakes every waiter: none of them can succeed any more.
     pub(crate) fn fail(&self, failure: Failure) {
-        let waiters = {
-            let mut state = self.state.lock();
+        self.wake_all(|state| {
             state.failure.get_or_insert(failure);
-            std::mem::take(&mut state.waiters)
-        };
-        for waiter in waiters {
-            waiter.waker.wake();
-        }
+        });
     }
 
     /// The writer is gone: wake every waiter.
     pub(crate) fn stop(&self) {
-        let waiters = {
+        self.wake_all(|state| state.stopped = true);
+    }
+
+    fn wake_all(&self, update: impl FnOnce(&mut ProgressState)) {
+        let (waiters, to_wake) = {
             let mut state = self.state.lock();
-            state.stopped = true;
-            std::mem::take(&mut state.waiters)
+            update(&mut state);
+            self.to_wake_len.store(0, Ordering::Release);
+            (
+                std::mem::take(&mut state.waiters),
+                std::mem::take(&mut state.to_wake),
+            )
         };
-        for waiter in waiters {
-            waiter.waker.wake();
+        for waker in waiters.into_iter().map(|w| w.waker).chain(to_wake) {
+            waker.wake();
         }
     }
 
@@ -159,6 +214,7 @@ impl Progress {
         &self,
         lsns: &RangeInclusive<Lsn>,
         id: u64,
+        thread: bool,
         waker: impl FnOnce() -> Waker,
     ) -> Poll<Result<RangeInclusive<Lsn>, Error>> {
         if self.durable() >= *lsns.end() {
@@ -185,6 +241,7 @@ impl Progress {
                 lsn: *lsns.end(),
                 id,
                 waker: waker(),
+                thread,
             }),
         }
         Poll::Pending
@@ -249,15 +306,15 @@ impl Ticket {
             return Ok(self.lsns);
         }
         let id = NEXT_WAITER_ID.fetch_add(1, Ordering::Relaxed);
-        let mut waker = None;
         loop {
-            let make = || {
-                waker
-                    .get_or_insert_with(|| Waker::from(Arc::new(ThreadWaker(thread::current()))))
-                    .clone()
-            };
-            match self.progress.poll(&self.lsns, id, make) {
-                Poll::Ready(result) => return result,
+            match self
+                .progress
+                .poll(&self.lsns, id, true, || THREAD_WAKER.with(Waker::clone))
+            {
+                Poll::Ready(result) => {
+                    self.progress.help_wake();
+                    return result;
+                }
                 // A spurious unpark just polls again.
                 Poll::Pending => thread::park(),
             }
@@ -297,7 +354,7 @@ impl Future for WaitFuture {
         let poll = this
             .ticket
             .progress
-            .poll(&this.ticket.lsns, this.id, || cx.waker().clone());
+            .poll(&this.ticket.lsns, this.id, false, || cx.waker().clone());
         this.registered = poll.is_pending();
         poll
     }
