@@ -1,4 +1,269 @@
 //! eddy's command-line entry point.
-fn main() {
-    println!("eddy");
+//!
+//! `eddy serve` (also what `eddy` alone runs) opens the data directory, recovers from the
+//! write-ahead log and serves Meilisearch's HTTP API until SIGINT or SIGTERM, then stops
+//! accepting connections, lets in-flight requests finish and closes the engine (which
+//! flushes memtables, so the next start has nothing to replay).
+
+#![forbid(unsafe_code)]
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use eddy_engine::{Durability, Engine, EngineConfig, MergeStrategy};
+use eddy_server::{AppState, ServerConfig, parse_byte_size};
+use tracing_subscriber::EnvFilter;
+
+/// eddy: a search engine whose every acknowledged write is durable and searchable at once.
+#[derive(Debug, Parser)]
+#[command(name = "eddy", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve Meilisearch's HTTP API (the default command).
+    Serve(ServeArgs),
+}
+
+fn byte_size(s: &str) -> Result<u64, String> {
+    parse_byte_size(s)
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "MEILI_HTTP_ADDR", default_value = "127.0.0.1:7700")]
+    http_addr: String,
+    /// Data directory.
+    #[arg(long, env = "MEILI_DB_PATH", default_value = "./eddy-data")]
+    db_path: PathBuf,
+    /// Master key: when set, every route but /health needs `Authorization: Bearer <key>`.
+    #[arg(long, env = "MEILI_MASTER_KEY", hide_env_values = true)]
+    master_key: Option<String>,
+    /// `development` or `production` (production requires a master key of 16 bytes or more).
+    #[arg(long, env = "MEILI_ENV", default_value = "development", value_parser = ["development", "production"])]
+    env: String,
+    /// Largest accepted request body, after decompression (`100MB`, `1GiB`, bytes…).
+    #[arg(long, env = "MEILI_HTTP_PAYLOAD_SIZE_LIMIT", default_value = "100MB", value_parser = byte_size)]
+    http_payload_size_limit: u64,
+    /// Accepted for compatibility: eddy never sends analytics.
+    #[arg(long, env = "MEILI_NO_ANALYTICS", num_args = 0..=1, default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new(), default_value = "false")]
+    no_analytics: bool,
+    /// Log level (`RUST_LOG` overrides it with a full filter).
+    #[arg(long, env = "MEILI_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+    /// Size at which an index's active memtable freezes (`64MiB`…).
+    #[arg(long, env = "EDDY_WRITE_BUFFER", value_parser = byte_size)]
+    write_buffer: Option<u64>,
+    /// Memory budget of all memtables; writers wait, then get 503, beyond it.
+    #[arg(long, env = "EDDY_MEMORY_BUDGET", value_parser = byte_size)]
+    memory_budget: Option<u64>,
+    /// When memtables go to Tantivy: immediate | batched:N | periodic:Nms | adaptive | manual.
+    #[arg(long, env = "EDDY_MERGE_STRATEGY")]
+    merge_strategy: Option<MergeStrategy>,
+    /// When a write is acknowledged: fsync (survives power loss) | flush | none.
+    #[arg(long, env = "EDDY_DURABILITY")]
+    durability: Option<Durability>,
+    /// How long a write waits for memory before it is refused with 503 (milliseconds).
+    #[arg(long, env = "EDDY_OVERLOAD_WAIT_MS")]
+    overload_wait_ms: Option<u64>,
+}
+
+impl ServeArgs {
+    fn engine_config(&self) -> Result<EngineConfig> {
+        let mut config = EngineConfig::default();
+        if let Some(b) = self.write_buffer {
+            config.write_buffer_bytes = usize::try_from(b).context("write buffer too large")?;
+        }
+        if let Some(b) = self.memory_budget {
+            config.memory_budget_bytes = usize::try_from(b).context("memory budget too large")?;
+        }
+        if let Some(s) = self.merge_strategy {
+            config.merge_strategy = s;
+        }
+        if let Some(d) = self.durability {
+            config.durability = d;
+        }
+        if let Some(ms) = self.overload_wait_ms {
+            config.overload_wait = Duration::from_millis(ms);
+        }
+        Ok(config)
+    }
+
+    fn server_config(&self) -> Result<ServerConfig> {
+        let master_key = self.master_key.clone().filter(|k| !k.is_empty());
+        if self.env == "production" && master_key.as_ref().is_none_or(|k| k.len() < 16) {
+            bail!(
+                "MEILI_ENV is `production`: a master key of at least 16 bytes is required (--master-key or MEILI_MASTER_KEY)"
+            );
+        }
+        Ok(ServerConfig {
+            payload_limit_bytes: usize::try_from(self.http_payload_size_limit)
+                .context("payload size limit too large")?,
+            master_key,
+        })
+    }
+}
+
+fn init_logs(level: &str) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Serve(args)) => args,
+        None => ServeArgs::from_args(),
+    };
+    match serve(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}` prints the whole chain of causes on one line, without a backtrace.
+            tracing::error!(error = format!("{e:#}"), "eddy stopped");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+impl ServeArgs {
+    /// The serve arguments from flags-less invocation: environment variables and defaults.
+    fn from_args() -> ServeArgs {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        Only::parse_from(["eddy"]).args
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    init_logs(&args.log_level);
+    let server_config = args.server_config()?;
+    let engine_config = args.engine_config()?;
+    if server_config.master_key.is_none() {
+        tracing::warn!(
+            "no master key is set: every route is open to anyone who can reach the address"
+        );
+    }
+    let addr: SocketAddr = args
+        .http_addr
+        .parse()
+        .or_else(|_| {
+            std::net::ToSocketAddrs::to_socket_addrs(&args.http_addr.as_str())
+                .ok()
+                .and_then(|mut a| a.next())
+                .ok_or(())
+        })
+        .map_err(|()| anyhow::anyhow!("invalid --http-addr `{}`", args.http_addr))?;
+    let opened = Instant::now();
+    let engine = Engine::open(&args.db_path, engine_config.clone())
+        .with_context(|| format!("cannot open the data directory {}", args.db_path.display()))?;
+    let recovery = engine.recovery();
+    tracing::info!(
+        db_path = %args.db_path.display(),
+        indexes = engine.indexes().len(),
+        records_replayed = recovery.records_replayed,
+        documents_recovered = recovery.documents_recovered,
+        replay_from_lsn = recovery.from_lsn,
+        replay_ms = recovery.duration.as_millis() as u64,
+        open_ms = opened.elapsed().as_millis() as u64,
+        durability = %engine_config.durability,
+        merge_strategy = %engine_config.merge_strategy,
+        write_buffer_bytes = engine_config.write_buffer_bytes,
+        memory_budget_bytes = engine_config.memory_budget_bytes,
+        "data directory opened"
+    );
+    let engine = Arc::new(engine);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("eddy-http")
+        .build()
+        .context("cannot start the async runtime")?;
+    let state = AppState::new(engine.clone(), server_config);
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let local = listener.local_addr().context("no local address")?;
+        tracing::info!(addr = %local, "eddy is listening");
+        eddy_server::serve(listener, state, shutdown_signal())
+            .await
+            .context("the HTTP server failed")
+    })?;
+    // Requests abandoned by their client may still hold the engine on the blocking pool.
+    runtime.shutdown_timeout(Duration::from_secs(30));
+    close(engine)
+}
+
+fn close(engine: Arc<Engine>) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut engine = engine;
+    loop {
+        match Arc::try_unwrap(engine) {
+            Ok(engine) => {
+                let started = Instant::now();
+                engine.close().context("closing the engine failed")?;
+                tracing::info!(
+                    ms = started.elapsed().as_millis() as u64,
+                    "engine flushed and closed; bye"
+                );
+                return Ok(());
+            }
+            Err(shared) if Instant::now() < deadline => {
+                engine = shared;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(shared) => {
+                tracing::warn!("engine still in use at shutdown: flushing without closing");
+                shared.flush().context("flushing the engine failed")?;
+                return Ok(());
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received: finishing in-flight requests"),
+        () = terminate => tracing::info!("SIGTERM received: finishing in-flight requests"),
+    }
 }

@@ -1,0 +1,121 @@
+//! The router: one module per group of Meilisearch routes.
+
+pub mod documents;
+pub mod features;
+pub mod indexes;
+pub mod meta;
+pub mod search;
+pub mod settings;
+pub mod tasks;
+pub mod webhooks;
+
+use std::any::Any;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use eddy_engine::{Code, Task};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Builds the router of the whole API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(meta::health))
+        .route("/version", get(meta::version))
+        .route("/stats", get(meta::stats))
+        .route("/indexes", get(indexes::list).post(indexes::create))
+        .route(
+            "/indexes/{uid}",
+            get(indexes::get)
+                .patch(indexes::update)
+                .delete(indexes::delete),
+        )
+        .route("/indexes/{uid}/stats", get(meta::index_stats))
+        .route(
+            "/indexes/{uid}/documents",
+            get(documents::list)
+                .post(documents::replace)
+                .put(documents::update)
+                .delete(documents::clear),
+        )
+        .route("/indexes/{uid}/documents/fetch", post(documents::fetch))
+        .route(
+            "/indexes/{uid}/documents/delete-batch",
+            post(documents::delete_batch),
+        )
+        .route(
+            "/indexes/{uid}/documents/delete",
+            post(documents::delete_by_filter),
+        )
+        .route(
+            "/indexes/{uid}/documents/{id}",
+            get(documents::get_one).delete(documents::delete_one),
+        )
+        .route("/indexes/{uid}/search", get(search::get).post(search::post))
+        .route(
+            "/indexes/{uid}/settings",
+            get(settings::get)
+                .patch(settings::update)
+                .delete(settings::reset),
+        )
+        .route("/tasks", get(tasks::list).delete(tasks::delete))
+        .route("/tasks/cancel", post(tasks::cancel))
+        .route("/tasks/{uid}", get(tasks::get))
+        .route("/batches", get(tasks::batches))
+        .route("/batches/{uid}", get(tasks::batch))
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route(
+            "/webhooks/{uuid}",
+            get(webhooks::get)
+                .patch(webhooks::update)
+                .delete(webhooks::delete),
+        )
+        .route(
+            "/experimental-features",
+            get(features::get).patch(features::update),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::middleware,
+        ))
+        .layer(DefaultBodyLimit::disable())
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// The answer of every write route: 202 with the summarized task. The engine returns only
+/// after the operation is durable and applied, so the task is already finished.
+pub fn accepted(task: &Task) -> Response {
+    (StatusCode::ACCEPTED, axum::Json(task.summary())).into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(Code::NotFound, "Not found.")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        Code::MethodNotAllowed,
+        "This HTTP method is not allowed on this route.",
+    )
+}
+
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    tracing::error!(panic = what, "a request handler panicked");
+    ApiError::internal("An internal error occurred while handling the request.").into_response()
+}

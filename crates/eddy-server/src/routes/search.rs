@@ -1,0 +1,432 @@
+//! `GET|POST /indexes/{uid}/search`.
+//!
+//! Both forms are parsed into one [`SearchQuery`]. Parameters of features that come in
+//! later versions (filters, facets, sort, highlighting, cropping, distinct, vectors) are
+//! accepted when they ask for nothing and refused with their own `invalid_search_*` code
+//! otherwise, so a client never gets silently wrong results.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use eddy_engine::document::{select_fields, validate_index_uid};
+use eddy_engine::{Code, Engine, MatchingStrategy, SearchRequest};
+use serde_json::{Map, Value, json};
+
+use crate::body;
+use crate::error::ApiError;
+use crate::params::{self, QueryParams, is_blank, not_supported_yet};
+use crate::state::AppState;
+
+/// Meilisearch's default `limit` and `hitsPerPage`.
+pub const DEFAULT_LIMIT: usize = 20;
+
+/// Every parameter Meilisearch's search accepts (unknown ones are `bad_request`).
+const KNOWN: [&str; 29] = [
+    "q",
+    "offset",
+    "limit",
+    "page",
+    "hitsPerPage",
+    "attributesToRetrieve",
+    "retrieveVectors",
+    "attributesToCrop",
+    "cropLength",
+    "cropMarker",
+    "attributesToHighlight",
+    "highlightPreTag",
+    "highlightPostTag",
+    "showMatchesPosition",
+    "showRankingScore",
+    "showRankingScoreDetails",
+    "showPerformanceDetails",
+    "filter",
+    "sort",
+    "distinct",
+    "facets",
+    "matchingStrategy",
+    "attributesToSearchOn",
+    "rankingScoreThreshold",
+    "locales",
+    "hybrid",
+    "vector",
+    "media",
+    "personalize",
+];
+
+/// Features not supported yet: parameter, code, and what to call it in the message.
+const LATER: [(&str, Code, &str); 13] = [
+    ("filter", Code::InvalidSearchFilter, "Filtering"),
+    ("sort", Code::InvalidSearchSort, "Sorting"),
+    ("facets", Code::InvalidSearchFacets, "Faceting"),
+    ("distinct", Code::InvalidSearchDistinct, "`distinct`"),
+    (
+        "attributesToHighlight",
+        Code::InvalidSearchAttributesToHighlight,
+        "Highlighting",
+    ),
+    (
+        "attributesToCrop",
+        Code::InvalidSearchAttributesToCrop,
+        "Cropping",
+    ),
+    (
+        "showMatchesPosition",
+        Code::InvalidSearchShowMatchesPosition,
+        "`showMatchesPosition`",
+    ),
+    (
+        "showRankingScoreDetails",
+        Code::InvalidSearchShowRankingScoreDetails,
+        "`showRankingScoreDetails`",
+    ),
+    (
+        "rankingScoreThreshold",
+        Code::InvalidSearchRankingScoreThreshold,
+        "`rankingScoreThreshold`",
+    ),
+    (
+        "attributesToSearchOn",
+        Code::InvalidSearchAttributesToSearchOn,
+        "`attributesToSearchOn`",
+    ),
+    ("hybrid", Code::BadRequest, "Hybrid search"),
+    ("vector", Code::BadRequest, "Vector search"),
+    ("media", Code::BadRequest, "Multimodal search"),
+];
+
+/// A validated search request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchQuery {
+    /// Query string.
+    pub q: Option<String>,
+    /// Offset (offset/limit mode).
+    pub offset: usize,
+    /// Limit (offset/limit mode).
+    pub limit: usize,
+    /// Page (page mode).
+    pub page: Option<usize>,
+    /// Hits per page (page mode).
+    pub hits_per_page: Option<usize>,
+    /// Attributes to return.
+    pub attributes_to_retrieve: Option<Vec<String>>,
+    /// Matching strategy.
+    pub matching_strategy: MatchingStrategy,
+    /// Whether hits carry `_rankingScore`.
+    pub show_ranking_score: bool,
+}
+
+fn strategy(value: &str, at: &str) -> Result<MatchingStrategy, ApiError> {
+    match value {
+        "last" => Ok(MatchingStrategy::Last),
+        "all" => Ok(MatchingStrategy::All),
+        // The engine has no frequency strategy yet; `last` is the closest behaviour.
+        "frequency" => Ok(MatchingStrategy::Last),
+        other => Err(ApiError::new(
+            Code::InvalidSearchMatchingStrategy,
+            format!(
+                "Unknown value `{other}` at `{at}`: expected one of `last`, `all`, `frequency`"
+            ),
+        )),
+    }
+}
+
+impl SearchQuery {
+    /// Parses a `POST` body.
+    ///
+    /// # Errors
+    /// `bad_request` for unknown fields, `invalid_search_*` for wrong values.
+    pub fn from_json(value: Value) -> Result<SearchQuery, ApiError> {
+        let map = params::object(value, &KNOWN)?;
+        for (name, code, what) in LATER {
+            if !is_blank(map.get(name)) && !asks_for_all(map.get(name)) {
+                return Err(not_supported_yet(code, what));
+            }
+        }
+        for (name, code) in [
+            ("cropMarker", Code::InvalidSearchCropMarker),
+            ("highlightPreTag", Code::InvalidSearchHighlightPreTag),
+            ("highlightPostTag", Code::InvalidSearchHighlightPostTag),
+        ] {
+            params::string_field(&map, name, code)?;
+        }
+        params::usize_field(&map, "cropLength", Code::InvalidSearchCropLength)?;
+        params::bool_field(&map, "retrieveVectors", Code::BadRequest)?;
+        params::bool_field(&map, "showPerformanceDetails", Code::BadRequest)?;
+        params::string_list_field(&map, "locales", Code::BadRequest)?;
+        let matching_strategy = match params::string_field(
+            &map,
+            "matchingStrategy",
+            Code::InvalidSearchMatchingStrategy,
+        )? {
+            Some(s) => strategy(&s, ".matchingStrategy")?,
+            None => MatchingStrategy::Last,
+        };
+        Ok(SearchQuery {
+            q: params::string_field(&map, "q", Code::InvalidSearchQ)?,
+            offset: params::usize_field(&map, "offset", Code::InvalidSearchOffset)?.unwrap_or(0),
+            limit: params::usize_field(&map, "limit", Code::InvalidSearchLimit)?
+                .unwrap_or(DEFAULT_LIMIT),
+            page: params::usize_field(&map, "page", Code::InvalidSearchPage)?,
+            hits_per_page: params::usize_field(
+                &map,
+                "hitsPerPage",
+                Code::InvalidSearchHitsPerPage,
+            )?,
+            attributes_to_retrieve: params::string_list_field(
+                &map,
+                "attributesToRetrieve",
+                Code::InvalidSearchAttributesToRetrieve,
+            )?,
+            matching_strategy,
+            show_ranking_score: params::bool_field(
+                &map,
+                "showRankingScore",
+                Code::InvalidSearchShowRankingScore,
+            )?
+            .unwrap_or(false),
+        })
+    }
+
+    /// Parses a `GET` query string.
+    ///
+    /// # Errors
+    /// `bad_request` for unknown parameters, `invalid_search_*` for wrong values.
+    pub fn from_query(q: &QueryParams) -> Result<SearchQuery, ApiError> {
+        q.only(&KNOWN)?;
+        for (name, code, what) in LATER {
+            let value = q.get(name).map(str::trim).unwrap_or("");
+            if !matches!(value, "" | "false" | "*") {
+                return Err(not_supported_yet(code, what));
+            }
+        }
+        q.usize("cropLength", Code::InvalidSearchCropLength)?;
+        q.bool("retrieveVectors", Code::BadRequest)?;
+        q.bool("showPerformanceDetails", Code::BadRequest)?;
+        let matching_strategy = match q.get("matchingStrategy") {
+            Some(s) => strategy(s, "matchingStrategy")?,
+            None => MatchingStrategy::Last,
+        };
+        Ok(SearchQuery {
+            q: q.get("q").map(str::to_string),
+            offset: q.usize("offset", Code::InvalidSearchOffset)?.unwrap_or(0),
+            limit: q
+                .usize("limit", Code::InvalidSearchLimit)?
+                .unwrap_or(DEFAULT_LIMIT),
+            page: q.usize("page", Code::InvalidSearchPage)?,
+            hits_per_page: q.usize("hitsPerPage", Code::InvalidSearchHitsPerPage)?,
+            attributes_to_retrieve: q.list("attributesToRetrieve"),
+            matching_strategy,
+            show_ranking_score: q
+                .bool("showRankingScore", Code::InvalidSearchShowRankingScore)?
+                .unwrap_or(false),
+        })
+    }
+
+    /// Whether the page / hitsPerPage form is used.
+    pub fn is_finite_pagination(&self) -> bool {
+        self.page.is_some() || self.hits_per_page.is_some()
+    }
+}
+
+/// `attributesToSearchOn: ["*"]` asks for the default.
+fn asks_for_all(v: Option<&Value>) -> bool {
+    matches!(v, Some(Value::Array(a)) if a.len() == 1 && a[0] == "*")
+}
+
+/// The window of hits asked for, capped so that `offset + limit` never reaches past
+/// `max_total_hits` (the index's `pagination.maxTotalHits`).
+pub fn window(query: &SearchQuery, max_total_hits: usize) -> (usize, usize) {
+    let (offset, limit) = if query.is_finite_pagination() {
+        let per_page = query.hits_per_page.unwrap_or(DEFAULT_LIMIT);
+        match query.page.unwrap_or(1).checked_sub(1) {
+            Some(p) => (per_page.saturating_mul(p), per_page),
+            // Page 0 asks for no hit.
+            None => (0, 0),
+        }
+    } else {
+        (query.offset, query.limit)
+    };
+    let offset = offset.min(max_total_hits);
+    let limit = limit.min(max_total_hits - offset);
+    (offset, limit)
+}
+
+/// Runs a search and shapes the response.
+///
+/// # Errors
+/// Missing index, engine errors.
+pub fn run(engine: &Engine, uid: &str, query: &SearchQuery) -> Result<Value, ApiError> {
+    let started = Instant::now();
+    let settings = engine.settings(uid)?;
+    let max_total_hits = settings.pagination.max_total_hits;
+    let (offset, limit) = window(query, max_total_hits);
+    let request = SearchRequest {
+        q: query.q.clone(),
+        offset,
+        limit,
+        strategy: query.matching_strategy,
+        ..SearchRequest::default()
+    };
+    let results = engine.search(uid, &request)?;
+    let displayed = &settings.displayed_attributes;
+    let show_all = displayed.iter().any(|a| a == "*");
+    let hits: Vec<Value> = results
+        .hits
+        .iter()
+        .map(|hit| {
+            let shown = if show_all {
+                None
+            } else {
+                Some(select_fields(&hit.document, Some(displayed)))
+            };
+            let base = shown.as_ref().unwrap_or(&hit.document);
+            let mut doc: Map<String, Value> =
+                select_fields(base, query.attributes_to_retrieve.as_deref());
+            if query.show_ranking_score {
+                doc.insert("_rankingScore".into(), json!(hit.ranking_score));
+            }
+            Value::Object(doc)
+        })
+        .collect();
+    let hits_found = usize::try_from(results.total)
+        .unwrap_or(usize::MAX)
+        .min(max_total_hits);
+    let processing_ms = started.elapsed().as_millis() as u64;
+    let q = query.q.clone().unwrap_or_default();
+    Ok(if query.is_finite_pagination() {
+        let per_page = query.hits_per_page.unwrap_or(DEFAULT_LIMIT);
+        let total_pages = hits_found.div_ceil(per_page.max(1)) * usize::from(per_page > 0);
+        json!({
+            "hits": hits,
+            "query": q,
+            "processingTimeMs": processing_ms,
+            "hitsPerPage": per_page,
+            "page": query.page.unwrap_or(1),
+            "totalPages": total_pages,
+            "totalHits": hits_found,
+        })
+    } else {
+        json!({
+            "hits": hits,
+            "query": q,
+            "processingTimeMs": processing_ms,
+            "limit": query.limit,
+            "offset": offset,
+            "estimatedTotalHits": hits_found,
+        })
+    })
+}
+
+/// `GET /indexes/{uid}/search`.
+pub async fn get(
+    State(state): State<AppState>,
+    Path(uid): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let query = SearchQuery::from_query(&QueryParams::parse(raw.as_deref())?)?;
+    validate_index_uid(&uid)?;
+    state
+        .run(move |engine| Ok(Json(run(engine, &uid, &query)?)))
+        .await
+}
+
+/// `POST /indexes/{uid}/search`.
+pub async fn post(
+    State(state): State<AppState>,
+    Path(uid): Path<String>,
+    headers: HeaderMap,
+    request: Body,
+) -> Result<Json<Value>, ApiError> {
+    let value = body::read_json(&headers, request, state.config.payload_limit_bytes).await?;
+    let query = SearchQuery::from_json(value)?;
+    validate_index_uid(&uid)?;
+    state
+        .run(move |engine| Ok(Json(run(engine, &uid, &query)?)))
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(v: Value) -> SearchQuery {
+        SearchQuery::from_json(v).unwrap()
+    }
+
+    #[test]
+    fn window_is_capped_by_max_total_hits() {
+        assert_eq!(window(&query(json!({})), 1000), (0, 20));
+        assert_eq!(
+            window(&query(json!({"offset": 990, "limit": 20})), 1000),
+            (990, 10)
+        );
+        assert_eq!(window(&query(json!({"offset": 2000})), 1000), (1000, 0));
+        assert_eq!(
+            window(&query(json!({"page": 2, "hitsPerPage": 5})), 1000),
+            (5, 5)
+        );
+        assert_eq!(window(&query(json!({"page": 0})), 1000), (0, 0));
+        assert_eq!(
+            window(&query(json!({"page": 3, "hitsPerPage": 4})), 10),
+            (8, 2)
+        );
+    }
+
+    #[test]
+    fn bad_parameters_name_the_field() {
+        for (body, code) in [
+            (json!({"limit": -1}), "invalid_search_limit"),
+            (json!({"limit": "10"}), "invalid_search_limit"),
+            (json!({"offset": 1.5}), "invalid_search_offset"),
+            (json!({"q": 1}), "invalid_search_q"),
+            (json!({"page": "x"}), "invalid_search_page"),
+            (
+                json!({"matchingStrategy": "most"}),
+                "invalid_search_matching_strategy",
+            ),
+            (
+                json!({"attributesToRetrieve": "title"}),
+                "invalid_search_attributes_to_retrieve",
+            ),
+            (
+                json!({"showRankingScore": "yes"}),
+                "invalid_search_show_ranking_score",
+            ),
+            (json!({"filter": "genre = comedy"}), "invalid_search_filter"),
+            (json!({"sort": ["year:asc"]}), "invalid_search_sort"),
+            (json!({"unknown": 1}), "bad_request"),
+            (json!([]), "bad_request"),
+        ] {
+            let err = SearchQuery::from_json(body.clone()).unwrap_err();
+            assert_eq!(err.body().code, code, "{body}");
+        }
+        let ok = query(
+            json!({"filter": null, "facets": [], "attributesToSearchOn": ["*"], "cropLength": 5}),
+        );
+        assert_eq!(ok.limit, DEFAULT_LIMIT);
+    }
+
+    #[test]
+    fn get_parameters() {
+        let q = QueryParams::parse(Some(
+            "q=star&limit=3&attributesToRetrieve=title,id&showRankingScore=true",
+        ))
+        .unwrap();
+        let s = SearchQuery::from_query(&q).unwrap();
+        assert_eq!(s.q.as_deref(), Some("star"));
+        assert_eq!(s.limit, 3);
+        assert_eq!(
+            s.attributes_to_retrieve,
+            Some(vec!["title".into(), "id".into()])
+        );
+        assert!(s.show_ranking_score);
+        let q = QueryParams::parse(Some("limit=-3")).unwrap();
+        assert_eq!(
+            SearchQuery::from_query(&q).unwrap_err().body().code,
+            "invalid_search_limit"
+        );
+    }
+}

@@ -1,0 +1,47 @@
+//! What every handler shares: the engine and the server's settings.
+
+use std::sync::Arc;
+
+use eddy_engine::Engine;
+
+use crate::config::ServerConfig;
+use crate::error::ApiError;
+
+/// Shared state of the router. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The engine.
+    pub engine: Arc<Engine>,
+    /// Server settings.
+    pub config: Arc<ServerConfig>,
+}
+
+impl AppState {
+    /// Wraps an engine and settings.
+    pub fn new(engine: Arc<Engine>, config: ServerConfig) -> AppState {
+        AppState {
+            engine,
+            config: Arc::new(config),
+        }
+    }
+
+    /// Runs a synchronous engine call on Tokio's blocking pool. Writes block there until
+    /// their group commit is durable, so the async workers stay free for other requests.
+    ///
+    /// # Errors
+    /// The call's own error, or `internal` if it panicked.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Engine) -> Result<T, ApiError> + Send + 'static,
+    {
+        let engine = self.engine.clone();
+        match tokio::task::spawn_blocking(move || f(&engine)).await {
+            Ok(result) => result,
+            Err(e) => {
+                tracing::error!(error = %e, "engine call panicked or was cancelled");
+                Err(ApiError::internal("the engine call did not complete"))
+            }
+        }
+    }
+}
