@@ -1,0 +1,307 @@
+//! `scripts/bench ingest [corpus]`: plain Tantivy bulk indexing against eddy's durable,
+//! real-time ingest of the same documents, then search latency on both, then eddy's
+//! recovery rate.
+//!
+//! Each phase runs in its own child process so that its peak RSS is its own.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use eddy_engine::{Engine, EngineConfig, MergeStrategy, Method, PayloadFormat, SearchRequest};
+use serde_json::{Value, json};
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::QueryParser;
+use tantivy::schema::{STORED, STRING, Schema, TEXT};
+use tantivy::{Index, TantivyDocument};
+
+use crate::corpus::{Corpus, leaves, queries};
+use crate::stats::{peak_rss_mb, percentile};
+
+/// Documents per write.
+pub const BATCH: usize = 1000;
+/// Concurrent writers.
+pub const WRITERS: usize = 4;
+
+/// Runs every phase of one corpus in child processes and prints the result line.
+pub fn run(corpus: &str) -> Result<Value> {
+    let work = tempdir_in_target()?;
+    let tantivy = crate::child("tantivy", corpus, &work.join("tantivy"))?;
+    let eddy = crate::child("eddy", corpus, &work.join("eddy"))?;
+    let recovery = crate::child("recovery", corpus, &work.join("recovery"))?;
+    let _ = std::fs::remove_dir_all(&work);
+    let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    let budget_mb = EngineConfig::default().memory_budget_bytes as f64 / (1 << 20) as f64;
+    Ok(json!({
+        "bench": "ingest",
+        "corpus": corpus,
+        "docs": eddy["docs"],
+        "tantivy_docs_per_s": f(&tantivy, "docs_per_s").round(),
+        "eddy_docs_per_s": f(&eddy, "docs_per_s").round(),
+        "ingest_ratio": round3(f(&eddy, "docs_per_s") / f(&tantivy, "docs_per_s")),
+        "ack_p50_ms": round3(f(&eddy, "ack_p50_ms")),
+        "ack_p99_ms": round3(f(&eddy, "ack_p99_ms")),
+        "visible_at_ack": eddy["visible_at_ack"],
+        "tantivy_search_p50_us": f(&tantivy, "search_p50_us").round(),
+        "eddy_search_p50_us": f(&eddy, "search_p50_us").round(),
+        "search_ratio": round3(f(&eddy, "search_p50_us") / f(&tantivy, "search_p50_us")),
+        "eddy_search_p99_us": f(&eddy, "search_p99_us").round(),
+        "memtable_docs_during_search": eddy["memtable_docs"],
+        "peak_rss_mb": f(&eddy, "peak_rss_mb").round(),
+        "tantivy_peak_rss_mb": f(&tantivy, "peak_rss_mb").round(),
+        "memory_budget_mb": budget_mb,
+        "recovery_docs_per_s": f(&recovery, "recovery_docs_per_s").round(),
+        "recovery_docs": recovery["docs"],
+    }))
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn tempdir_in_target() -> Result<std::path::PathBuf> {
+    // On the real disk (not tmpfs), next to the build.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/bench-work")
+        .join(format!("ingest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Child process entry point for one phase.
+pub fn phase(phase: &str, corpus: &str, dir: &Path) -> Result<Value> {
+    let corpus = Corpus::open(corpus)?;
+    match phase {
+        "tantivy" => tantivy_phase(&corpus, dir),
+        "eddy" => eddy_phase(&corpus, dir),
+        "recovery" => recovery_phase(&corpus, dir),
+        other => bail!("unknown phase {other}"),
+    }
+}
+
+fn tantivy_phase(corpus: &Corpus, dir: &Path) -> Result<Value> {
+    std::fs::create_dir_all(dir)?;
+    let mut b = Schema::builder();
+    let id = b.add_text_field("id", STRING);
+    let text = b.add_text_field("text", TEXT);
+    let stored = b.add_bytes_field("doc", STORED);
+    let index = Index::create_in_dir(dir, b.build())?;
+    let started = Instant::now();
+    let mut writer: tantivy::IndexWriter = index.writer(100_000_000)?;
+    let mut values = Vec::new();
+    for i in 0..corpus.len() {
+        let doc = corpus.doc(i);
+        let mut t = TantivyDocument::new();
+        t.add_text(id, corpus.id(i));
+        values.clear();
+        leaves(&Value::Object(doc.clone()), &mut values);
+        for v in &values {
+            t.add_text(text, v);
+        }
+        t.add_bytes(stored, &serde_json::to_vec(&doc)?);
+        writer.add_document(t)?;
+    }
+    writer.commit()?;
+    let elapsed = started.elapsed();
+    writer.wait_merging_threads()?;
+    let reader = index.reader()?;
+    let searcher = reader.searcher();
+    let parser = QueryParser::for_index(&index, vec![text]);
+    let mut latencies = Vec::new();
+    for q in queries()? {
+        let t = Instant::now();
+        let (query, _errors) = parser.parse_query_lenient(&q);
+        let (top, _count) =
+            searcher.search(&query, &(TopDocs::with_limit(10).order_by_score(), Count))?;
+        for (_, addr) in top {
+            let _doc: TantivyDocument = searcher.doc(addr)?;
+        }
+        latencies.push(t.elapsed());
+    }
+    Ok(json!({
+        "docs": corpus.len(),
+        "docs_per_s": corpus.len() as f64 / elapsed.as_secs_f64(),
+        "search_p50_us": percentile(&mut latencies, 0.5).as_secs_f64() * 1e6,
+        "peak_rss_mb": peak_rss_mb(),
+    }))
+}
+
+fn bench_config() -> EngineConfig {
+    EngineConfig {
+        // Keep the last writes in memtables for the search phase: only size freezes.
+        idle_freeze: Duration::from_secs(3600),
+        max_memtable_age: Duration::from_secs(3600),
+        ..EngineConfig::default()
+    }
+}
+
+fn batch_payload(
+    corpus: &Corpus,
+    range: std::ops::Range<usize>,
+    id_prefix: &str,
+) -> Result<Vec<u8>> {
+    let pk = corpus.primary_key();
+    let docs: Vec<Value> = range
+        .map(|i| {
+            let mut d = corpus.doc(i);
+            if !id_prefix.is_empty() {
+                d.insert(
+                    pk.to_string(),
+                    json!(format!("{id_prefix}{}", corpus.id(i))),
+                );
+            }
+            Value::Object(d)
+        })
+        .collect();
+    Ok(serde_json::to_vec(&docs)?)
+}
+
+/// Writes every document with `WRITERS` threads in batches of `BATCH`; returns ack
+/// latencies and whether every batch was visible to search at once.
+fn ingest(
+    engine: &Arc<Engine>,
+    corpus: &Arc<Corpus>,
+    count: usize,
+    check_visible: bool,
+) -> Result<(Vec<Duration>, bool)> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let visible = Arc::new(AtomicBool::new(true));
+    let mut handles = Vec::new();
+    for _ in 0..WRITERS {
+        let (engine, corpus, next, visible) = (
+            engine.clone(),
+            corpus.clone(),
+            next.clone(),
+            visible.clone(),
+        );
+        handles.push(std::thread::spawn(move || -> Result<Vec<Duration>> {
+            let mut acks = Vec::new();
+            loop {
+                let start = next.fetch_add(BATCH, Ordering::Relaxed);
+                if start >= count {
+                    return Ok(acks);
+                }
+                let end = (start + BATCH).min(count);
+                let payload = batch_payload(&corpus, start..end, "")?;
+                let t = Instant::now();
+                let task = engine.add_documents(
+                    "bench",
+                    &payload,
+                    PayloadFormat::Json,
+                    Method::Replace,
+                    Some(corpus.primary_key().to_string()),
+                )?;
+                acks.push(t.elapsed());
+                if task.status != eddy_engine::TaskStatus::Succeeded {
+                    bail!("batch failed: {:?}", task.error);
+                }
+                if check_visible {
+                    let id = corpus.id(end - 1);
+                    let r = engine.search(
+                        "bench",
+                        &SearchRequest {
+                            q: Some(format!("\"{id}\"")),
+                            limit: 50,
+                            ..SearchRequest::default()
+                        },
+                    )?;
+                    if !r.hits.iter().any(|h| h.id == id) {
+                        visible.store(false, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    let mut acks = Vec::new();
+    for h in handles {
+        acks.extend(h.join().map_err(|_| anyhow::anyhow!("writer panicked"))??);
+    }
+    Ok((acks, visible.load(Ordering::Relaxed)))
+}
+
+fn eddy_phase(corpus: &Corpus, dir: &Path) -> Result<Value> {
+    let config = bench_config();
+    let write_buffer = config.write_buffer_bytes;
+    let engine = Arc::new(Engine::open(dir, config)?);
+    let corpus = Arc::new(Corpus::open(corpus.name())?);
+    let started = Instant::now();
+    let (mut acks, visible) = ingest(&engine, &corpus, corpus.len(), true)?;
+    engine.flush()?;
+    let elapsed = started.elapsed();
+
+    // Fill the active memtable up to the write buffer with new documents.
+    let mut extra = 0;
+    while extra < corpus.len()
+        && engine.index_stats("bench", false)?.active_memtable_bytes < write_buffer * 9 / 10
+    {
+        let end = (extra + BATCH).min(corpus.len());
+        let payload = batch_payload(&corpus, extra..end, "x")?;
+        engine.add_documents(
+            "bench",
+            &payload,
+            PayloadFormat::Json,
+            Method::Replace,
+            None,
+        )?;
+        extra = end;
+    }
+    let mut latencies = Vec::new();
+    for q in queries()? {
+        let t = Instant::now();
+        engine.search(
+            "bench",
+            &SearchRequest {
+                q: Some(q),
+                limit: 10,
+                ..SearchRequest::default()
+            },
+        )?;
+        latencies.push(t.elapsed());
+    }
+    let docs = engine.index_stats("bench", false)?.number_of_documents;
+    if docs != (corpus.len() + extra) as u64 {
+        bail!("expected {} documents, found {docs}", corpus.len() + extra);
+    }
+    Ok(json!({
+        "docs": corpus.len(),
+        "docs_per_s": corpus.len() as f64 / elapsed.as_secs_f64(),
+        "ack_p50_ms": percentile(&mut acks, 0.5).as_secs_f64() * 1e3,
+        "ack_p99_ms": percentile(&mut acks, 0.99).as_secs_f64() * 1e3,
+        "visible_at_ack": visible,
+        "memtable_docs": extra,
+        "search_p50_us": percentile(&mut latencies, 0.5).as_secs_f64() * 1e6,
+        "search_p99_us": percentile(&mut latencies, 0.99).as_secs_f64() * 1e6,
+        "peak_rss_mb": peak_rss_mb(),
+    }))
+}
+
+fn recovery_phase(corpus: &Corpus, dir: &Path) -> Result<Value> {
+    let count = corpus.len().min(120_000);
+    let config = || EngineConfig {
+        merge_strategy: MergeStrategy::Manual,
+        memory_budget_bytes: 8 << 30,
+        write_buffer_bytes: 4 << 30,
+        ..EngineConfig::default()
+    };
+    {
+        let engine = Arc::new(Engine::open(dir, config())?);
+        let corpus = Arc::new(Corpus::open(corpus.name())?);
+        ingest(&engine, &corpus, count, false)?;
+        // Dropped without a flush: everything must come back from the log.
+    }
+    let started = Instant::now();
+    let engine = Engine::open(dir, config()).context("reopen")?;
+    let elapsed = started.elapsed();
+    let recovered = engine.recovery().documents_recovered;
+    let docs = engine.index_stats("bench", false)?.number_of_documents;
+    if docs != count as u64 {
+        bail!("recovered {docs} documents, expected {count}");
+    }
+    Ok(json!({
+        "docs": count,
+        "recovered": recovered,
+        "recovery_docs_per_s": recovered as f64 / elapsed.as_secs_f64(),
+    }))
+}
