@@ -1,16 +1,18 @@
 //! Acknowledgements: how an appender learns that its records are durable.
 //!
 //! The writer publishes one number, the durable LSN; a ticket is done when the durable LSN
-//! reaches its last LSN. Waiters (blocked threads and async tasks alike) register a `Waker`
-//! with their LSN, and only those a publication covers are woken: no thundering herd when many
+//! reaches its last LSN. Waiters (blocked threads and async tasks alike) register with the LSN
+//! they need, and only those a publication covers are woken: no thundering herd when many
 //! appenders wait on different batches.
 //!
 //! Waking a thread costs several microseconds (more in a VM, where it is an inter-processor
 //! interrupt), and a batch may cover hundreds of waiting threads. So the writer wakes only
 //! [`WAKE_FANOUT`] blocked threads itself and each woken thread wakes up to `WAKE_FANOUT` more
 //! before it returns: the wake-ups spread over all cores as a tree, and the writer goes back to
-//! the disk at once. Async wakers are cheap (they enqueue a task) and a task may never be polled
-//! again, so the writer wakes those directly.
+//! the disk at once. A thread that leaves early (spurious wake-up) also helps once, and its
+//! queued wake-up is skipped, so the tree cannot die out while threads still sleep. Async wakers
+//! are cheap (they enqueue a task) and a task may never be polled again, so the writer wakes
+//! those directly.
 
 use std::future::Future;
 use std::io;
@@ -19,7 +21,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::thread::{self, Thread};
 
 use parking_lot::Mutex;
@@ -39,16 +41,35 @@ struct ProgressState {
     failure: Option<Failure>,
     stopped: bool,
     waiters: Vec<Waiter>,
-    /// Blocked threads whose records are durable but that nobody has woken yet.
-    to_wake: Vec<Waker>,
+    /// Blocked threads (and the id of the wait they were in) whose records are durable but
+    /// that nobody has woken yet.
+    to_wake: Vec<(Arc<ThreadSlot>, u64)>,
 }
 
 struct Waiter {
     lsn: Lsn,
     id: u64,
-    waker: Waker,
-    /// A blocked thread, which will wake others in turn (see the module docs).
-    thread: bool,
+    target: Target,
+}
+
+enum Target {
+    /// A thread blocked in [`Ticket::wait`]; it wakes others in turn (see the module docs).
+    Thread(Arc<ThreadSlot>),
+    /// An async task.
+    Task(Waker),
+}
+
+/// One per thread, reused by all its waits.
+struct ThreadSlot {
+    thread: Thread,
+    /// Id of the wait the thread is blocked in, 0 when it is not waiting. A queued wake-up for
+    /// an older wait is stale: the thread already left (woken spuriously) and helped then.
+    waiting_for: AtomicU64,
+}
+
+thread_local! {
+    static THREAD_SLOT: Arc<ThreadSlot> =
+        Arc::new(ThreadSlot { thread: thread::current(), waiting_for: AtomicU64::new(0) });
 }
 
 /// The first write or sync failure; it poisons the log.
@@ -98,11 +119,6 @@ static NEXT_WAITER_ID: AtomicU64 = AtomicU64::new(1);
 /// How many blocked threads each waker (the writer, then every woken thread) wakes.
 const WAKE_FANOUT: usize = 2;
 
-thread_local! {
-    /// This thread's waker for [`Ticket::wait`], built once.
-    static THREAD_WAKER: Waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
-}
-
 impl Progress {
     pub(crate) fn new(durable: Lsn) -> Progress {
         Progress {
@@ -126,8 +142,8 @@ impl Progress {
     /// Advances the durable LSN to `lsn` and wakes (directly or through the tree) the waiters
     /// it covers.
     pub(crate) fn publish(&self, lsn: Lsn) {
-        let mut woken = Vec::new();
-        {
+        let mut tasks = Vec::new();
+        let threads = {
             let mut state = self.state.lock();
             if lsn <= state.durable {
                 return;
@@ -137,43 +153,55 @@ impl Progress {
             let ProgressState {
                 waiters, to_wake, ..
             } = &mut *state;
-            waiters.retain_mut(|w| {
-                if w.lsn > lsn {
-                    return true;
+            let mut i = 0;
+            while i < waiters.len() {
+                if waiters[i].lsn > lsn {
+                    i += 1;
+                    continue;
                 }
-                let waker = std::mem::replace(&mut w.waker, Waker::noop().clone());
-                if w.thread {
-                    to_wake.push(waker)
-                } else {
-                    woken.push(waker)
+                let waiter = waiters.swap_remove(i);
+                match waiter.target {
+                    Target::Thread(slot) => to_wake.push((slot, waiter.id)),
+                    Target::Task(waker) => tasks.push(waker),
                 }
-                false
-            });
-            self.take_to_wake(&mut state, &mut woken);
-        }
+            }
+            self.take_to_wake(&mut state)
+        };
         // Wake outside the lock so that woken threads do not immediately block on it.
-        for waker in woken {
+        for slot in threads {
+            slot.thread.unpark();
+        }
+        for waker in tasks {
             waker.wake();
         }
     }
 
-    /// Moves up to [`WAKE_FANOUT`] blocked threads from `to_wake` into `woken`.
-    fn take_to_wake(&self, state: &mut ProgressState, woken: &mut Vec<Waker>) {
-        let keep = state.to_wake.len().saturating_sub(WAKE_FANOUT);
-        woken.extend(state.to_wake.drain(keep..));
+    /// Takes up to [`WAKE_FANOUT`] threads still blocked in the wait they were queued for.
+    fn take_to_wake(&self, state: &mut ProgressState) -> Vec<Arc<ThreadSlot>> {
+        let mut woken = Vec::with_capacity(WAKE_FANOUT);
+        while woken.len() < WAKE_FANOUT {
+            let Some((slot, id)) = state.to_wake.pop() else {
+                break;
+            };
+            if slot.waiting_for.load(Ordering::Acquire) == id {
+                woken.push(slot);
+            }
+        }
         self.to_wake_len
             .store(state.to_wake.len(), Ordering::Release);
+        woken
     }
 
-    /// Called by a thread that found its ticket done: wakes the next few blocked threads.
+    /// Called by a thread whose ticket is done: wakes the next few blocked threads. Every
+    /// thread that leaves `wait` calls this once, and each queued thread it wakes will call it
+    /// in turn, so every queued thread is woken even if some leave early (spurious wake-ups).
     fn help_wake(&self) {
         if self.to_wake_len.load(Ordering::Acquire) == 0 {
             return;
         }
-        let mut woken = Vec::with_capacity(WAKE_FANOUT);
-        self.take_to_wake(&mut self.state.lock(), &mut woken);
-        for waker in woken {
-            waker.wake();
+        let threads = self.take_to_wake(&mut self.state.lock());
+        for slot in threads {
+            slot.thread.unpark();
         }
     }
 
@@ -199,8 +227,14 @@ impl Progress {
                 std::mem::take(&mut state.to_wake),
             )
         };
-        for waker in waiters.into_iter().map(|w| w.waker).chain(to_wake) {
-            waker.wake();
+        for waiter in waiters {
+            match waiter.target {
+                Target::Thread(slot) => slot.thread.unpark(),
+                Target::Task(waker) => waker.wake(),
+            }
+        }
+        for (slot, _) in to_wake {
+            slot.thread.unpark();
         }
     }
 
@@ -208,14 +242,13 @@ impl Progress {
         self.state.lock().failure.is_some()
     }
 
-    /// The outcome for a ticket covering `lsns`, or `Pending` after registering `waker`
+    /// The outcome for a ticket covering `lsns`, or `Pending` after registering `target`
     /// (replacing an earlier registration with the same `id`).
     fn poll(
         &self,
         lsns: &RangeInclusive<Lsn>,
         id: u64,
-        thread: bool,
-        waker: impl FnOnce() -> Waker,
+        target: impl FnOnce() -> Target,
     ) -> Poll<Result<RangeInclusive<Lsn>, Error>> {
         if self.durable() >= *lsns.end() {
             return Poll::Ready(Ok(lsns.clone()));
@@ -236,12 +269,11 @@ impl Progress {
             return Poll::Ready(Err(Error::Closed));
         }
         match state.waiters.iter_mut().find(|w| w.id == id) {
-            Some(existing) => existing.waker = waker(),
+            Some(existing) => existing.target = target(),
             None => state.waiters.push(Waiter {
                 lsn: *lsns.end(),
                 id,
-                waker: waker(),
-                thread,
+                target: target(),
             }),
         }
         Poll::Pending
@@ -263,18 +295,6 @@ pub struct Ticket {
 impl std::fmt::Debug for Ticket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ticket").field("lsns", &self.lsns).finish()
-    }
-}
-
-struct ThreadWaker(Thread);
-
-impl Wake for ThreadWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
     }
 }
 
@@ -306,12 +326,15 @@ impl Ticket {
             return Ok(self.lsns);
         }
         let id = NEXT_WAITER_ID.fetch_add(1, Ordering::Relaxed);
+        let slot = THREAD_SLOT.with(Arc::clone);
+        slot.waiting_for.store(id, Ordering::Release);
         loop {
             match self
                 .progress
-                .poll(&self.lsns, id, true, || THREAD_WAKER.with(Waker::clone))
+                .poll(&self.lsns, id, || Target::Thread(slot.clone()))
             {
                 Poll::Ready(result) => {
+                    slot.waiting_for.store(0, Ordering::Release);
                     self.progress.help_wake();
                     return result;
                 }
@@ -351,10 +374,9 @@ impl Future for WaitFuture {
         if this.ticket.acknowledged {
             return Poll::Ready(Ok(this.ticket.lsns.clone()));
         }
-        let poll = this
-            .ticket
-            .progress
-            .poll(&this.ticket.lsns, this.id, false, || cx.waker().clone());
+        let poll = this.ticket.progress.poll(&this.ticket.lsns, this.id, || {
+            Target::Task(cx.waker().clone())
+        });
         this.registered = poll.is_pending();
         poll
     }
@@ -365,5 +387,138 @@ impl Drop for WaitFuture {
         if self.registered {
             self.ticket.progress.forget(self.id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn every_blocked_thread_is_woken_despite_spurious_wakeups() {
+        let progress = Arc::new(Progress::new(0));
+        for round in 0..20u64 {
+            let base = round * 24;
+            let (done, finished) = mpsc::channel();
+            let waiters: Vec<_> = (1..=24u64)
+                .map(|i| {
+                    let (progress, done) = (progress.clone(), done.clone());
+                    thread::spawn(move || {
+                        let lsn = base + i;
+                        let result = Ticket::new(progress, lsn..=lsn, false).wait();
+                        done.send(result.map(|r| *r.end())).unwrap();
+                    })
+                })
+                .collect();
+            let threads: Vec<Thread> = waiters.iter().map(|h| h.thread().clone()).collect();
+            // Spurious unparks while the durable LSN advances in steps, so that some threads
+            // leave before their queued wake-up is taken (stale entries).
+            for step in 1..=6u64 {
+                for (i, t) in threads.iter().enumerate() {
+                    if (i as u64 + step + round).is_multiple_of(3) {
+                        t.unpark();
+                    }
+                }
+                progress.publish(base + step * 4);
+                thread::sleep(Duration::from_micros(200));
+            }
+            let mut lsns: Vec<u64> = (0..24)
+                .map(|_| {
+                    finished
+                        .recv_timeout(Duration::from_secs(10))
+                        .expect("a waiter was never woken")
+                        .unwrap()
+                })
+                .collect();
+            lsns.sort_unstable();
+            assert_eq!(lsns, (base + 1..=base + 24).collect::<Vec<_>>());
+            for h in waiters {
+                h.join().unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn queued_wake_ups_of_threads_that_already_left_are_skipped() {
+        let progress = Progress::new(0);
+        let slots: Vec<Arc<ThreadSlot>> = (1..=6u64)
+            .map(|id| {
+                Arc::new(ThreadSlot {
+                    thread: thread::current(),
+                    waiting_for: AtomicU64::new(id),
+                })
+            })
+            .collect();
+        for (i, slot) in slots.iter().enumerate() {
+            let lsn = i as u64 + 1;
+            assert!(
+                progress
+                    .poll(&(lsn..=lsn), lsn, || Target::Thread(slot.clone()))
+                    .is_pending()
+            );
+        }
+        // Four of the six leave on their own (as after a spurious wake-up) before being woken.
+        for slot in &slots[1..5] {
+            slot.waiting_for.store(0, Ordering::Release);
+        }
+        let mut state = progress.state.lock();
+        state.durable = 6;
+        let waiters = std::mem::take(&mut state.waiters);
+        state.to_wake = waiters
+            .into_iter()
+            .map(|w| match w.target {
+                Target::Thread(slot) => (slot, w.id),
+                Target::Task(_) => unreachable!(),
+            })
+            .collect();
+        // Only the two still waiting are taken: a stale entry must not use up a wake-up slot, or
+        // the wake-up tree could die out with threads still asleep.
+        let woken = progress.take_to_wake(&mut state);
+        let ids: Vec<u64> = woken
+            .iter()
+            .map(|s| s.waiting_for.load(Ordering::Acquire))
+            .collect();
+        assert_eq!(ids, vec![6, 1]);
+        assert!(state.to_wake.is_empty());
+    }
+
+    #[test]
+    fn failures_reach_every_waiter_with_the_right_error() {
+        let progress = Arc::new(Progress::new(4));
+        let waiters: Vec<_> = [5u64, 6, 9]
+            .into_iter()
+            .map(|lsn| {
+                let progress = progress.clone();
+                thread::spawn(move || Ticket::new(progress, lsn..=lsn, false).wait())
+            })
+            .collect();
+        thread::sleep(Duration::from_millis(20));
+        let error = Error::io(
+            "fdatasync",
+            PathBuf::from("x.wal"),
+            io::Error::other("boom"),
+        );
+        progress.fail(Failure::new(&error, 6));
+        let results: Vec<_> = waiters.into_iter().map(|h| h.join().unwrap()).collect();
+        assert!(matches!(
+            &results[0],
+            Err(Error::Io {
+                op: "fdatasync",
+                ..
+            })
+        ));
+        assert!(matches!(
+            &results[1],
+            Err(Error::Io {
+                op: "fdatasync",
+                ..
+            })
+        ));
+        assert!(matches!(&results[2], Err(Error::Poisoned)));
+        // Already durable tickets still succeed.
+        assert_eq!(Ticket::new(progress, 3..=4, false).wait().unwrap(), 3..=4);
     }
 }
