@@ -30,7 +30,18 @@ fn main() {
         dir.display(),
         fs_type(&dir).unwrap_or_else(|| "unknown fs".into())
     );
-    // For profiling one phase: EDDY_BENCH_ONLY=writers runs the 64-writer phase alone.
+    // For profiling one phase: EDDY_BENCH_ONLY=single|writers runs that phase alone.
+    if std::env::var("EDDY_BENCH_ONLY").as_deref() == Ok("single") {
+        let raw = raw_fdatasync_latencies(&dir.join("raw-latency"));
+        let single = single_writer(&dir.join("wal-single"));
+        eprintln!(
+            "raw p50 {:.1} µs; 1 writer: p50 {:.1} µs",
+            percentile(&raw, 0.5),
+            percentile(&single, 0.5)
+        );
+        fs::remove_dir_all(&dir).ok();
+        return;
+    }
     if std::env::var("EDDY_BENCH_ONLY").as_deref() == Ok("writers") {
         let many = writers(&dir.join("wal-64"), 64);
         eprintln!(

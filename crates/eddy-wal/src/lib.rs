@@ -169,6 +169,18 @@ pub struct WalStats {
     pub records_per_fsync: f64,
 }
 
+// The engine shares a `Wal` between threads and moves tickets, their futures and replays
+// between them: keep those properties from regressing silently.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    const fn send<T: Send>() {}
+    send_sync::<Wal>();
+    send_sync::<Error>();
+    send::<Ticket>();
+    send::<WaitFuture>();
+    send::<Replay>();
+};
+
 #[cfg(test)]
 mod test_util {
     use std::sync::Arc;

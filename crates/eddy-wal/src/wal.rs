@@ -3,7 +3,7 @@
 use std::ops::RangeInclusive;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 
@@ -31,6 +31,8 @@ pub(crate) struct Shared {
     /// Oldest first; the last one is the active segment.
     pub(crate) segments: Mutex<Vec<SegmentMeta>>,
     pub(crate) active_bytes: AtomicU64,
+    /// The queue has items; lets the writer poll for work without taking the lock.
+    pub(crate) has_work: AtomicBool,
     pub(crate) counters: Counters,
 }
 
@@ -124,6 +126,7 @@ impl Wal {
             progress: Arc::new(Progress::new(durable)),
             segments: Mutex::new(recovered.segments),
             active_bytes: AtomicU64::new(active.bytes),
+            has_work: AtomicBool::new(false),
             counters: Counters::default(),
             config,
             storage,
@@ -189,6 +192,7 @@ impl Wal {
             bytes: frame.seal(first),
             last_lsn: last,
         });
+        self.shared.has_work.store(true, Ordering::Relaxed);
         let wake_writer = queue.writer_waiting;
         drop(queue);
         if wake_writer {
@@ -293,6 +297,7 @@ impl Wal {
                 return Err(Error::Closed);
             }
             queue.items.push(Item::Rotate(reply));
+            self.shared.has_work.store(true, Ordering::Relaxed);
         }
         self.shared.work.notify_one();
         answer.recv().map_err(|_| Error::Closed)?

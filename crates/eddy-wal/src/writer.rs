@@ -13,6 +13,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use crate::recovery::{SegmentMeta, create_segment};
 use crate::segment::{SEGMENT_HEADER_LEN, segment_name};
@@ -20,6 +21,9 @@ use crate::storage::StorageFile;
 use crate::ticket::Failure;
 use crate::wal::Shared;
 use crate::{Durability, Error, Lsn};
+
+/// How long the writer busy-waits for more work before sleeping.
+const WRITER_SPIN: Duration = Duration::from_micros(50);
 
 /// One entry of the queue.
 pub(crate) enum Item {
@@ -77,6 +81,7 @@ impl Writer {
 
     fn run_loop(&mut self) -> Result<(), Error> {
         loop {
+            self.spin_for_work();
             let poisoned = {
                 let mut queue = self.shared.queue.lock();
                 while queue.items.is_empty() && !queue.closing {
@@ -85,6 +90,7 @@ impl Writer {
                     queue.writer_waiting = false;
                 }
                 std::mem::swap(&mut queue.items, &mut self.batch);
+                self.shared.has_work.store(false, Ordering::Relaxed);
                 queue.poisoned
             };
             if self.batch.is_empty() {
@@ -124,6 +130,22 @@ impl Writer {
                 && !poisoned
             {
                 self.poison(&error, batch_end);
+            }
+        }
+    }
+
+    /// Busy-waits briefly for the next item before the writer goes to sleep on the condition
+    /// variable. An appender that just got its acknowledgement usually submits again within
+    /// microseconds; catching that without a futex sleep and wake-up saves one thread hand-off
+    /// per append (tens of microseconds in a VM). Bounded, so an idle log costs nothing.
+    fn spin_for_work(&self) {
+        let start = Instant::now();
+        let mut spins = 0u32;
+        while !self.shared.has_work.load(Ordering::Relaxed) {
+            std::hint::spin_loop();
+            spins += 1;
+            if spins.is_multiple_of(64) && start.elapsed() >= WRITER_SPIN {
+                return;
             }
         }
     }
