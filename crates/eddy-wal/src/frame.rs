@@ -45,13 +45,13 @@ impl EncodedFrame {
     /// # Errors
     /// [`Error::EmptyBatch`] for no record, [`Error::RecordTooLarge`] when the body does not fit
     /// a u32 length.
-    pub(crate) fn encode(records: &[(u8, Vec<u8>)]) -> Result<Self, Error> {
+    pub(crate) fn encode<P: AsRef<[u8]>>(records: &[(u8, P)]) -> Result<Self, Error> {
         if records.is_empty() {
             return Err(Error::EmptyBatch);
         }
         let body_len: u64 = records
             .iter()
-            .map(|(_, p)| RECORD_HEADER_LEN as u64 + p.len() as u64)
+            .map(|(_, p)| RECORD_HEADER_LEN as u64 + p.as_ref().len() as u64)
             .sum();
         let count = u32::try_from(records.len()).map_err(|_| Error::RecordTooLarge {
             bytes: body_len,
@@ -71,6 +71,7 @@ impl EncodedFrame {
         let mut bytes = Vec::with_capacity(total);
         bytes.resize(FRAME_HEADER_LEN, 0);
         for (kind, payload) in records {
+            let payload = payload.as_ref();
             bytes.push(*kind);
             // Fits: the sum of all payloads is <= u32::MAX.
             bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -378,7 +379,10 @@ mod tests {
 
     #[test]
     fn empty_batch_is_rejected() {
-        assert!(matches!(EncodedFrame::encode(&[]), Err(Error::EmptyBatch)));
+        assert!(matches!(
+            EncodedFrame::encode::<Vec<u8>>(&[]),
+            Err(Error::EmptyBatch)
+        ));
     }
 
     #[test]

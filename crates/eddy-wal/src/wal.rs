@@ -154,6 +154,11 @@ impl Wal {
         // Copy and checksum outside the lock; only the LSN stamp happens inside.
         let frame = EncodedFrame::encode(&records)?;
         drop(records);
+        self.enqueue(frame)
+    }
+
+    /// Admits a frame into the queue and stamps its LSNs.
+    fn enqueue(&self, frame: EncodedFrame) -> Result<Ticket, Error> {
         let len = frame.len() as u64;
         let count = u64::from(frame.count());
         let max = self.shared.config.queue_bytes_max;
@@ -211,7 +216,9 @@ impl Wal {
     /// # Errors
     /// As [`Wal::submit`] and [`Ticket::wait`].
     pub fn append(&self, kind: u8, payload: Vec<u8>) -> Result<Lsn, Error> {
-        Ok(*self.submit(vec![(kind, payload)])?.wait()?.start())
+        let frame = EncodedFrame::encode(&[(kind, payload.as_slice())])?;
+        drop(payload);
+        Ok(*self.enqueue(frame)?.wait()?.start())
     }
 
     /// Appends an atomic batch and waits until it is durable; returns its LSNs.
