@@ -517,6 +517,33 @@ mod tests {
     }
 
     #[test]
+    fn checksum_valid_frames_with_an_lsn_gap_or_step_back_refuse_to_open() {
+        use crate::frame::EncodedFrame;
+        let frame = |lsn: Lsn| {
+            EncodedFrame::encode(&[(0u8, vec![7u8; 3])])
+                .unwrap()
+                .seal(lsn)
+        };
+        for (second, third) in [(2, 4), (2, 2), (2, 1)] {
+            let storage = SimStorage::new();
+            let bytes = [
+                encode_header(1).to_vec(),
+                frame(1),
+                frame(second),
+                frame(third),
+            ]
+            .concat();
+            storage.replace(&segment_name(1), bytes);
+            let err = try_open(&storage).unwrap_err();
+            let offset = (SEGMENT_HEADER_LEN + 2 * 28) as u64;
+            assert!(
+                matches!(&err, Error::Corrupt { offset: o, reason: CorruptReason::LsnMismatch { expected: 3, found }, .. } if *o == offset && *found == third),
+                "{second}, {third}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
     fn header_name_mismatch_and_unknown_version_refuse_to_open() {
         let storage = log(3, 1 << 20);
         let bytes = storage.read(&segment_name(1)).unwrap();
