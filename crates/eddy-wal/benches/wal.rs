@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use eddy_wal::{Wal, WalConfig};
+use eddy_wal::{FsStorage, Wal, WalConfig};
 
 const RECORD_BYTES: usize = 256;
 const LATENCY_SAMPLES: usize = 3000;
@@ -206,16 +206,27 @@ fn writers(dir: &Path, threads: usize) -> Concurrent {
         .ok()
         .and_then(|d| d.parse().ok())
         .unwrap_or_default();
-    let wal = Arc::new(
-        Wal::open(
-            dir,
-            WalConfig {
-                durability,
-                ..WalConfig::default()
-            },
-        )
-        .unwrap(),
-    );
+    let config = WalConfig {
+        durability,
+        ..WalConfig::default()
+    };
+    // EDDY_BENCH_FAKE_SYNC_US=n replaces fdatasync by a fixed n µs wait: the CPU side of group
+    // commit measured without the disk's noise.
+    let wal = match std::env::var("EDDY_BENCH_FAKE_SYNC_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        Some(us) => {
+            let inner = FsStorage::open(dir).unwrap();
+            let storage = fake::FakeSyncStorage {
+                inner,
+                sync: Duration::from_micros(us),
+            };
+            Wal::open_with_storage(Arc::new(storage), config).unwrap()
+        }
+        None => Wal::open(dir, config).unwrap(),
+    };
+    let wal = Arc::new(wal);
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let handles: Vec<_> = (0..threads)
@@ -262,4 +273,75 @@ fn batches(dir: &Path, count: usize, bytes: usize) -> f64 {
     let rate = total as f64 / start.elapsed().as_secs_f64();
     wal.close().unwrap();
     rate
+}
+
+mod fake {
+    use std::io::{self, Read};
+    use std::path::PathBuf;
+    use std::time::{Duration, Instant};
+
+    use eddy_wal::{FsStorage, Storage, StorageFile};
+
+    /// The real files, but `sync_data` waits a fixed time instead of reaching the disk.
+    #[derive(Debug)]
+    pub struct FakeSyncStorage {
+        pub inner: FsStorage,
+        pub sync: Duration,
+    }
+
+    struct FakeSyncFile {
+        inner: Box<dyn StorageFile>,
+        sync: Duration,
+    }
+
+    impl Storage for FakeSyncStorage {
+        fn path(&self, name: &str) -> PathBuf {
+            self.inner.path(name)
+        }
+        fn list(&self) -> io::Result<Vec<String>> {
+            self.inner.list()
+        }
+        fn create(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
+            Ok(Box::new(FakeSyncFile {
+                inner: self.inner.create(name)?,
+                sync: self.sync,
+            }))
+        }
+        fn open(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
+            Ok(Box::new(FakeSyncFile {
+                inner: self.inner.open(name)?,
+                sync: self.sync,
+            }))
+        }
+        fn open_read(&self, name: &str) -> io::Result<Box<dyn Read + Send>> {
+            self.inner.open_read(name)
+        }
+        fn remove(&self, name: &str) -> io::Result<()> {
+            self.inner.remove(name)
+        }
+        fn sync_dir(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl StorageFile for FakeSyncFile {
+        fn size(&self) -> io::Result<u64> {
+            self.inner.size()
+        }
+        fn append(&mut self, bufs: &[&[u8]]) -> io::Result<()> {
+            self.inner.append(bufs)
+        }
+        fn set_len(&mut self, len: u64) -> io::Result<()> {
+            self.inner.set_len(len)
+        }
+        fn sync_data(&mut self) -> io::Result<()> {
+            // Sleep most of it (no CPU, like a real fdatasync), spin the rest for precision.
+            let deadline = Instant::now() + self.sync;
+            std::thread::sleep(self.sync.saturating_sub(Duration::from_micros(60)));
+            while Instant::now() < deadline {
+                std::hint::spin_loop();
+            }
+            Ok(())
+        }
+    }
 }

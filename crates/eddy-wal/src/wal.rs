@@ -3,7 +3,7 @@
 use std::ops::RangeInclusive;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 
@@ -31,8 +31,8 @@ pub(crate) struct Shared {
     /// Oldest first; the last one is the active segment.
     pub(crate) segments: Mutex<Vec<SegmentMeta>>,
     pub(crate) active_bytes: AtomicU64,
-    /// The queue has items; lets the writer poll for work without taking the lock.
-    pub(crate) has_work: AtomicBool,
+    /// Number of items in the queue; lets the writer poll for work without taking the lock.
+    pub(crate) queued_items: AtomicUsize,
     pub(crate) counters: Counters,
 }
 
@@ -126,7 +126,7 @@ impl Wal {
             progress: Arc::new(Progress::new(durable)),
             segments: Mutex::new(recovered.segments),
             active_bytes: AtomicU64::new(active.bytes),
-            has_work: AtomicBool::new(false),
+            queued_items: AtomicUsize::new(0),
             counters: Counters::default(),
             config,
             storage,
@@ -197,7 +197,9 @@ impl Wal {
             bytes: frame.seal(first),
             last_lsn: last,
         });
-        self.shared.has_work.store(true, Ordering::Relaxed);
+        self.shared
+            .queued_items
+            .store(queue.items.len(), Ordering::Relaxed);
         let wake_writer = queue.writer_waiting;
         drop(queue);
         if wake_writer {
@@ -304,7 +306,9 @@ impl Wal {
                 return Err(Error::Closed);
             }
             queue.items.push(Item::Rotate(reply));
-            self.shared.has_work.store(true, Ordering::Relaxed);
+            self.shared
+                .queued_items
+                .store(queue.items.len(), Ordering::Relaxed);
         }
         self.shared.work.notify_one();
         answer.recv().map_err(|_| Error::Closed)?
