@@ -3,6 +3,10 @@
 //! Run with `scripts/bench wal`. Progress goes to stderr; the last line on stdout is one JSON
 //! object. Set `EDDY_BENCH_DIR` to choose the directory (default: `$TMPDIR`, or the Cargo target
 //! directory if `$TMPDIR` is a tmpfs, where fdatasync is free and the comparison meaningless).
+//!
+//! The baselines and the log are measured in alternating blocks (latency: 100 appends of each;
+//! bandwidth: 8 MiB of each), so that both see the same disk conditions even when other work
+//! on the machine makes fdatasync latency drift during the run.
 
 // A benchmark aborts loudly on any failure.
 #![allow(clippy::unwrap_used)]
@@ -18,7 +22,10 @@ use std::time::{Duration, Instant};
 use eddy_wal::{FsStorage, Wal, WalConfig};
 
 const RECORD_BYTES: usize = 256;
-const LATENCY_SAMPLES: usize = 3000;
+const LATENCY_ROUNDS: usize = 30;
+const LATENCY_BLOCK: usize = 100;
+const BANDWIDTH_ROUNDS: usize = 16;
+const BANDWIDTH_BLOCK_MIB: usize = 8;
 const PHASE: Duration = Duration::from_secs(3);
 const MB: f64 = 1e6;
 
@@ -31,44 +38,26 @@ fn main() {
         fs_type(&dir).unwrap_or_else(|| "unknown fs".into())
     );
     // For profiling one phase: EDDY_BENCH_ONLY=single|writers runs that phase alone.
-    if std::env::var("EDDY_BENCH_ONLY").as_deref() == Ok("single") {
-        let raw = raw_fdatasync_latencies(&dir.join("raw-latency"));
-        let single = single_writer(&dir.join("wal-single"));
-        eprintln!(
-            "raw p50 {:.1} µs; 1 writer: p50 {:.1} µs",
-            percentile(&raw, 0.5),
-            percentile(&single, 0.5)
-        );
-        fs::remove_dir_all(&dir).ok();
-        return;
-    }
-    if std::env::var("EDDY_BENCH_ONLY").as_deref() == Ok("writers") {
-        let many = writers(&dir.join("wal-64"), 64);
-        eprintln!(
-            "64 writers: {:.0} records/s, {:.1} records per fsync",
-            many.records_per_s, many.records_per_fsync
-        );
-        fs::remove_dir_all(&dir).ok();
-        return;
-    }
+    let only = std::env::var("EDDY_BENCH_ONLY").ok();
 
-    let raw_fdatasync = raw_fdatasync_latencies(&dir.join("raw-latency"));
-    let raw_p50 = percentile(&raw_fdatasync, 0.5);
+    let (raw, single) = latencies(&dir);
+    let (raw_p50, single_p50, single_p99) = (
+        percentile(&raw, 0.5),
+        percentile(&single, 0.5),
+        percentile(&single, 0.99),
+    );
+    let single_per_s = 1e6 * single.len() as f64 / single.iter().sum::<f64>();
     eprintln!(
         "raw write+fdatasync of {RECORD_BYTES} B: p50 {raw_p50:.1} µs, p99 {:.1} µs",
-        percentile(&raw_fdatasync, 0.99)
+        percentile(&raw, 0.99)
     );
-
-    let raw_mb_per_s = raw_sequential(&dir.join("raw-seq"));
-    eprintln!("raw sequential 1 MiB write+fdatasync: {raw_mb_per_s:.1} MB/s");
-
-    let single = single_writer(&dir.join("wal-single"));
-    let (single_p50, single_p99) = (percentile(&single, 0.5), percentile(&single, 0.99));
-    let single_per_s = 1e6 * single.len() as f64 / single.iter().sum::<f64>();
     eprintln!(
         "eddy-wal 1 writer: ack p50 {single_p50:.1} µs ({:.2}× raw), p99 {single_p99:.1} µs, {single_per_s:.0} records/s",
         single_p50 / raw_p50
     );
+    if only.as_deref() == Some("single") {
+        return;
+    }
 
     let many = writers(&dir.join("wal-64"), 64);
     eprintln!(
@@ -78,12 +67,16 @@ fn main() {
         many.ack_p99_us,
         many.records_per_fsync
     );
+    if only.as_deref() == Some("writers") {
+        return;
+    }
 
     let batch_records_per_s =
         batches(&dir.join("wal-batch"), 1000, RECORD_BYTES) / RECORD_BYTES as f64;
     eprintln!("eddy-wal batches of 1000 × {RECORD_BYTES} B: {batch_records_per_s:.0} records/s");
 
-    let batch_mb_per_s = batches(&dir.join("wal-big-batch"), 16, 64 * 1024) / MB;
+    let (raw_mb_per_s, batch_mb_per_s) = bandwidth(&dir);
+    eprintln!("raw sequential 1 MiB write+fdatasync: {raw_mb_per_s:.1} MB/s");
     eprintln!(
         "eddy-wal batches of 16 × 64 KiB: {batch_mb_per_s:.1} MB/s ({:.0}% of raw)",
         100.0 * batch_mb_per_s / raw_mb_per_s
@@ -155,44 +148,58 @@ fn append_file(path: &Path) -> File {
         .unwrap()
 }
 
-fn raw_fdatasync_latencies(path: &Path) -> Vec<f64> {
-    let mut file = append_file(path);
-    let record = vec![0x5A; RECORD_BYTES];
-    (0..LATENCY_SAMPLES)
-        .map(|_| {
+/// Per-append latencies in µs: raw write + fdatasync of one record, and `Wal::append` of one
+/// record from a single thread, in alternating blocks.
+fn latencies(dir: &Path) -> (Vec<f64>, Vec<f64>) {
+    let mut file = append_file(&dir.join("raw-latency"));
+    let wal = Wal::open(dir.join("wal-single"), WalConfig::default()).unwrap();
+    let (mut raw, mut eddy) = (Vec::new(), Vec::new());
+    for _ in 0..LATENCY_ROUNDS {
+        for _ in 0..LATENCY_BLOCK {
+            let record = vec![0x5A; RECORD_BYTES];
             let start = Instant::now();
             file.write_all(&record).unwrap();
             file.sync_data().unwrap();
-            micros(start.elapsed())
-        })
-        .collect()
-}
-
-fn raw_sequential(path: &Path) -> f64 {
-    let mut file = append_file(path);
-    let chunk = vec![0xA5; 1 << 20];
-    let start = Instant::now();
-    let mut bytes = 0u64;
-    while start.elapsed() < PHASE {
-        file.write_all(&chunk).unwrap();
-        file.sync_data().unwrap();
-        bytes += chunk.len() as u64;
-    }
-    bytes as f64 / start.elapsed().as_secs_f64() / MB
-}
-
-fn single_writer(dir: &Path) -> Vec<f64> {
-    let wal = Wal::open(dir, WalConfig::default()).unwrap();
-    let latencies = (0..LATENCY_SAMPLES)
-        .map(|_| {
+            raw.push(micros(start.elapsed()));
+        }
+        for _ in 0..LATENCY_BLOCK {
             let record = vec![0x42; RECORD_BYTES];
             let start = Instant::now();
             wal.append(1, record).unwrap();
-            micros(start.elapsed())
-        })
-        .collect();
+            eddy.push(micros(start.elapsed()));
+        }
+    }
     wal.close().unwrap();
-    latencies
+    (raw, eddy)
+}
+
+/// MB/s of raw 1 MiB write + fdatasync, and of `append_batch` of 16 × 64 KiB (1 MiB), in
+/// alternating blocks.
+fn bandwidth(dir: &Path) -> (f64, f64) {
+    let mut file = append_file(&dir.join("raw-seq"));
+    let wal = Wal::open(dir.join("wal-big-batch"), WalConfig::default()).unwrap();
+    let chunk = vec![0xA5; 1 << 20];
+    let (mut raw_time, mut eddy_time) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..BANDWIDTH_ROUNDS {
+        let start = Instant::now();
+        for _ in 0..BANDWIDTH_BLOCK_MIB {
+            file.write_all(&chunk).unwrap();
+            file.sync_data().unwrap();
+        }
+        raw_time += start.elapsed();
+        let start = Instant::now();
+        for _ in 0..BANDWIDTH_BLOCK_MIB {
+            let batch: Vec<(u8, Vec<u8>)> = (0..16).map(|_| (1, vec![0x42; 64 * 1024])).collect();
+            wal.append_batch(batch).unwrap();
+        }
+        eddy_time += start.elapsed();
+    }
+    wal.close().unwrap();
+    let bytes = (BANDWIDTH_ROUNDS * BANDWIDTH_BLOCK_MIB) as f64 * (1 << 20) as f64;
+    (
+        bytes / raw_time.as_secs_f64() / MB,
+        bytes / eddy_time.as_secs_f64() / MB,
+    )
 }
 
 struct Concurrent {
