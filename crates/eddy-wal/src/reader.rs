@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use crate::error::CorruptReason;
 use crate::frame::{Damage, FrameStream, ReadFault, read_full, split_body};
 use crate::recovery::SegmentMeta;
-use crate::segment::{HeaderFault, SEGMENT_HEADER_LEN, VERSION, decode_header, segment_name};
+use crate::segment::{
+    SEGMENT_HEADER_LEN, check_header_lsn, decode_header, header_crc, segment_name,
+};
 use crate::storage::Storage;
 use crate::{Error, Lsn, Record};
 
@@ -171,65 +173,17 @@ impl Replay {
         let mut header = [0u8; SEGMENT_HEADER_LEN];
         let got = read_full(&mut reader, &mut header)
             .map_err(|e| Error::io("read", segment.path.clone(), e))?;
-        let stored_crc = u32::from_le_bytes([header[20], header[21], header[22], header[23]]);
-        let corrupt =
-            |offset, crcs, reason| Error::corrupt(segment.path.clone(), offset, crcs, reason);
-        match decode_header(&header[..got]) {
-            Ok(lsn) if lsn != segment.first_lsn => {
-                return Err(corrupt(
-                    0,
-                    (stored_crc, stored_crc),
-                    CorruptReason::NameMismatch {
-                        name_lsn: segment.first_lsn,
-                        header_lsn: lsn,
-                    },
-                ));
-            }
-            Ok(_) => {}
-            Err(HeaderFault::Version(version)) => {
-                return Err(Error::UnsupportedVersion {
-                    file: segment.path,
-                    version,
-                    supported: VERSION,
-                });
-            }
-            Err(HeaderFault::Short { available }) => {
-                return Err(corrupt(
-                    0,
-                    (0, 0),
-                    CorruptReason::Truncated {
-                        needed: SEGMENT_HEADER_LEN as u64,
-                        available,
-                    },
-                ));
-            }
-            Err(HeaderFault::BadMagic {
-                stored_crc,
-                actual_crc,
-            }) => {
-                return Err(corrupt(
-                    0,
-                    (stored_crc, actual_crc),
-                    CorruptReason::BadMagic,
-                ));
-            }
-            Err(HeaderFault::Checksum {
-                stored_crc,
-                actual_crc,
-            }) => {
-                return Err(corrupt(
-                    0,
-                    (stored_crc, actual_crc),
-                    CorruptReason::ChecksumMismatch,
-                ));
-            }
-        }
+        let header = &header[..got];
+        let header_lsn =
+            decode_header(header).map_err(|fault| fault.into_error(segment.path.clone()))?;
+        check_header_lsn(&segment.path, segment.first_lsn, header_lsn, header)?;
         if segment.first_lsn != self.next_lsn {
+            let crc = header_crc(header);
             let reason = CorruptReason::LsnMismatch {
                 expected: self.next_lsn,
                 found: segment.first_lsn,
             };
-            return Err(corrupt(0, (stored_crc, stored_crc), reason));
+            return Err(Error::corrupt(segment.path, 0, (crc, crc), reason));
         }
         self.current = Some((
             segment.path,

@@ -17,8 +17,8 @@ use crate::frame::{
     read_full,
 };
 use crate::segment::{
-    HeaderFault, SEGMENT_HEADER_LEN, VERSION, decode_header, encode_header, parse_segment_name,
-    segment_name,
+    HeaderFault, SEGMENT_HEADER_LEN, check_header_lsn, decode_header, encode_header, header_crc,
+    parse_segment_name, segment_name,
 };
 use crate::storage::{Storage, StorageFile};
 use crate::{Error, Lsn};
@@ -173,70 +173,52 @@ fn scan_segment(
     let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, file);
     let mut header = [0u8; SEGMENT_HEADER_LEN];
     let got = read_full(&mut reader, &mut header).map_err(read_error)?;
-    let header_crc = u32::from_le_bytes([header[20], header[21], header[22], header[23]]);
-    let check_first = |found: Lsn| match expected {
-        Some(expected) if expected != found => Err(Error::corrupt(
+    let check_first = || {
+        let expected = expected.unwrap_or(first_lsn.max(1));
+        if expected == first_lsn {
+            return Ok(());
+        }
+        let crc = header_crc(&header[..got]);
+        Err(Error::corrupt(
             path.clone(),
             0,
-            (header_crc, header_crc),
-            CorruptReason::LsnMismatch { expected, found },
-        )),
-        None if found == 0 => Err(Error::corrupt(
-            path.clone(),
-            0,
-            (header_crc, header_crc),
-            CorruptReason::LsnMismatch { expected: 1, found },
-        )),
-        _ => Ok(()),
+            (crc, crc),
+            CorruptReason::LsnMismatch {
+                expected,
+                found: first_lsn,
+            },
+        ))
     };
     match decode_header(&header[..got]) {
-        Ok(header_lsn) if header_lsn != first_lsn => {
-            let reason = CorruptReason::NameMismatch {
-                name_lsn: first_lsn,
-                header_lsn,
-            };
-            return Err(Error::corrupt(path, 0, (header_crc, header_crc), reason));
+        Ok(header_lsn) => {
+            check_header_lsn(&path, first_lsn, header_lsn, &header)?;
+            check_first()?;
         }
-        Ok(_) => check_first(first_lsn)?,
-        Err(HeaderFault::Version(version)) => {
-            return Err(Error::UnsupportedVersion {
-                file: path,
-                version,
-                supported: VERSION,
+        Err(fault @ HeaderFault::Version(_)) => return Err(fault.into_error(path)),
+        // A torn creation: the header never fully reached the disk and nothing follows it.
+        Err(_) if is_last && rest_is_zero(&mut reader).map_err(read_error)? => {
+            check_first()?;
+            return Ok(Scan {
+                next_lsn: first_lsn,
+                valid_len: 0,
+                repair: Some(Repair::RewriteHeader),
             });
         }
-        Err(fault) => {
-            if is_last && rest_is_zero(&mut reader).map_err(read_error)? {
-                check_first(first_lsn)?;
-                return Ok(Scan {
-                    next_lsn: first_lsn,
-                    valid_len: 0,
-                    repair: Some(Repair::RewriteHeader),
-                });
-            }
-            let (crcs, reason) = match fault {
-                HeaderFault::Short { available } => (
-                    (0, 0),
-                    CorruptReason::Truncated {
-                        needed: SEGMENT_HEADER_LEN as u64,
-                        available,
-                    },
-                ),
-                HeaderFault::BadMagic {
-                    stored_crc,
-                    actual_crc,
-                } => ((stored_crc, actual_crc), CorruptReason::BadMagic),
-                HeaderFault::Checksum {
-                    stored_crc,
-                    actual_crc,
-                } => ((stored_crc, actual_crc), CorruptReason::ChecksumMismatch),
-                HeaderFault::Version(_) => unreachable!("handled above"),
-            };
-            return Err(Error::corrupt(path, 0, crcs, reason));
-        }
+        Err(fault) => return Err(fault.into_error(path)),
     }
+    let stream = FrameStream::new(reader, SEGMENT_HEADER_LEN as u64);
+    scan_frames(storage, &name, stream, first_lsn, is_last)
+}
 
-    let mut stream = FrameStream::new(reader, SEGMENT_HEADER_LEN as u64);
+/// Verifies the frames of a segment whose header was verified.
+fn scan_frames(
+    storage: &dyn Storage,
+    name: &str,
+    mut stream: FrameStream<impl Read>,
+    first_lsn: Lsn,
+    is_last: bool,
+) -> Result<Scan, Error> {
+    let path = storage.path(name);
     let mut next = first_lsn;
     loop {
         match stream.next_frame() {
@@ -268,7 +250,7 @@ fn scan_segment(
                     }
                 };
             }
-            Err(ReadFault::Io(e)) => return Err(read_error(e)),
+            Err(ReadFault::Io(e)) => return Err(Error::io("read", path, e)),
             Err(ReadFault::Layout { offset, crc }) => {
                 return Err(Error::corrupt(
                     path,
@@ -285,7 +267,8 @@ fn scan_segment(
                 // carry a later LSN that the bytes in between could have held (each record takes
                 // at least one record header), which keeps a valid frame image embedded in a
                 // payload from being mistaken for one.
-                let tail = read_from(storage, &name, offset).map_err(read_error)?;
+                let tail = read_from(storage, name, offset)
+                    .map_err(|e| Error::io("read", path.clone(), e))?;
                 let plausible = |lsn: Lsn, at: usize| {
                     lsn > next && lsn - next <= (at / RECORD_HEADER_LEN) as u64
                 };
@@ -297,10 +280,11 @@ fn scan_segment(
                         Some(offset + at as u64),
                     ));
                 }
+                let repair = Some(Repair::Truncate { offset, damage });
                 return Ok(Scan {
                     next_lsn: next,
                     valid_len: offset,
-                    repair: Some(Repair::Truncate { offset, damage }),
+                    repair,
                 });
             }
         }

@@ -12,7 +12,10 @@
 //!     20     4  crc32c     over bytes [0, 20)
 //! ```
 
-use crate::Lsn;
+use std::path::{Path, PathBuf};
+
+use crate::error::CorruptReason;
+use crate::{Error, Lsn};
 
 /// Bytes of the segment header.
 pub(crate) const SEGMENT_HEADER_LEN: usize = 24;
@@ -58,6 +61,66 @@ pub(crate) enum HeaderFault {
     Version(u8),
     /// The checksum does not match.
     Checksum { stored_crc: u32, actual_crc: u32 },
+}
+
+impl HeaderFault {
+    /// The error that reports this fault in the header of `file`.
+    pub(crate) fn into_error(self, file: PathBuf) -> Error {
+        let (crcs, reason) = match self {
+            HeaderFault::Version(version) => {
+                return Error::UnsupportedVersion {
+                    file,
+                    version,
+                    supported: VERSION,
+                };
+            }
+            HeaderFault::Short { available } => (
+                (0, 0),
+                CorruptReason::Truncated {
+                    needed: SEGMENT_HEADER_LEN as u64,
+                    available,
+                },
+            ),
+            HeaderFault::BadMagic {
+                stored_crc,
+                actual_crc,
+            } => ((stored_crc, actual_crc), CorruptReason::BadMagic),
+            HeaderFault::Checksum {
+                stored_crc,
+                actual_crc,
+            } => ((stored_crc, actual_crc), CorruptReason::ChecksumMismatch),
+        };
+        Error::corrupt(file, 0, crcs, reason)
+    }
+}
+
+/// Checks that a decoded header agrees with the file name.
+pub(crate) fn check_header_lsn(
+    file: &Path,
+    name_lsn: Lsn,
+    header_lsn: Lsn,
+    header: &[u8],
+) -> Result<(), Error> {
+    if name_lsn == header_lsn {
+        return Ok(());
+    }
+    let crc = header_crc(header);
+    Err(Error::corrupt(
+        file.to_path_buf(),
+        0,
+        (crc, crc),
+        CorruptReason::NameMismatch {
+            name_lsn,
+            header_lsn,
+        },
+    ))
+}
+
+/// The checksum stored in a (possibly short) header, 0 if absent.
+pub(crate) fn header_crc(header: &[u8]) -> u32 {
+    header
+        .get(20..24)
+        .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// Decodes a header, returning its first LSN.
