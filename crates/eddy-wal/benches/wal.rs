@@ -148,11 +148,40 @@ fn append_file(path: &Path) -> File {
         .unwrap()
 }
 
+/// Opens a log with the default configuration, except for two knobs for experiments:
+/// `EDDY_BENCH_DURABILITY` (`fsync`, `flush`, `none`) and `EDDY_BENCH_FAKE_SYNC_US=n`, which
+/// replaces fdatasync by a fixed n µs wait to measure the CPU side of group commit without the
+/// disk's noise.
+fn open_wal(dir: &Path) -> Wal {
+    let durability = std::env::var("EDDY_BENCH_DURABILITY")
+        .ok()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_default();
+    let config = WalConfig {
+        durability,
+        ..WalConfig::default()
+    };
+    match std::env::var("EDDY_BENCH_FAKE_SYNC_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        Some(us) => {
+            let inner = FsStorage::open(dir).unwrap();
+            let storage = fake::FakeSyncStorage {
+                inner,
+                sync: Duration::from_micros(us),
+            };
+            Wal::open_with_storage(Arc::new(storage), config).unwrap()
+        }
+        None => Wal::open(dir, config).unwrap(),
+    }
+}
+
 /// Per-append latencies in µs: raw write + fdatasync of one record, and `Wal::append` of one
 /// record from a single thread, in alternating blocks.
 fn latencies(dir: &Path) -> (Vec<f64>, Vec<f64>) {
     let mut file = append_file(&dir.join("raw-latency"));
-    let wal = Wal::open(dir.join("wal-single"), WalConfig::default()).unwrap();
+    let wal = open_wal(&dir.join("wal-single"));
     let (mut raw, mut eddy) = (Vec::new(), Vec::new());
     for _ in 0..LATENCY_ROUNDS {
         for _ in 0..LATENCY_BLOCK {
@@ -209,30 +238,7 @@ struct Concurrent {
 }
 
 fn writers(dir: &Path, threads: usize) -> Concurrent {
-    let durability = std::env::var("EDDY_BENCH_DURABILITY")
-        .ok()
-        .and_then(|d| d.parse().ok())
-        .unwrap_or_default();
-    let config = WalConfig {
-        durability,
-        ..WalConfig::default()
-    };
-    // EDDY_BENCH_FAKE_SYNC_US=n replaces fdatasync by a fixed n µs wait: the CPU side of group
-    // commit measured without the disk's noise.
-    let wal = match std::env::var("EDDY_BENCH_FAKE_SYNC_US")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        Some(us) => {
-            let inner = FsStorage::open(dir).unwrap();
-            let storage = fake::FakeSyncStorage {
-                inner,
-                sync: Duration::from_micros(us),
-            };
-            Wal::open_with_storage(Arc::new(storage), config).unwrap()
-        }
-        None => Wal::open(dir, config).unwrap(),
-    };
+    let wal = open_wal(dir);
     let wal = Arc::new(wal);
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
