@@ -77,6 +77,7 @@ pub fn phase(phase: &str, corpus: &str, dir: &Path) -> Result<Value> {
         "tantivy" => tantivy_phase(&corpus, dir),
         "eddy" => eddy_phase(&corpus, dir),
         "recovery" => recovery_phase(&corpus, dir),
+        "search" => search_phase(dir),
         other => bail!("unknown phase {other}"),
     }
 }
@@ -303,5 +304,40 @@ fn recovery_phase(corpus: &Corpus, dir: &Path) -> Result<Value> {
         "docs": count,
         "recovered": recovered,
         "recovery_docs_per_s": recovered as f64 / elapsed.as_secs_f64(),
+    }))
+}
+
+/// Profiling aid: searches an existing eddy directory (left by the `eddy` phase) repeatedly.
+fn search_phase(dir: &Path) -> Result<Value> {
+    let engine = Engine::open(
+        dir,
+        EngineConfig {
+            merge_strategy: MergeStrategy::Manual,
+            ..bench_config()
+        },
+    )?;
+    let queries = queries()?;
+    let rounds: usize = std::env::var("EDDY_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    let mut latencies = Vec::new();
+    for _ in 0..rounds {
+        for q in &queries {
+            let t = Instant::now();
+            engine.search(
+                "bench",
+                &SearchRequest {
+                    q: Some(q.clone()),
+                    limit: 10,
+                    ..SearchRequest::default()
+                },
+            )?;
+            latencies.push(t.elapsed());
+        }
+    }
+    Ok(json!({
+        "search_p50_us": percentile(&mut latencies, 0.5).as_secs_f64() * 1e6,
+        "search_p99_us": percentile(&mut latencies, 0.99).as_secs_f64() * 1e6,
     }))
 }

@@ -53,7 +53,7 @@ fn main() -> Result<()> {
         }
         Some("phase") if args.len() == 4 => {
             let value = match args[1].as_str() {
-                p @ ("tantivy" | "eddy" | "recovery") => {
+                p @ ("tantivy" | "eddy" | "recovery" | "search") => {
                     ingest::phase(p, &args[2], Path::new(&args[3]))?
                 }
                 other => bail!("unknown phase {other}"),

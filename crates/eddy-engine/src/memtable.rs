@@ -525,6 +525,23 @@ impl<'a> MemReader<'a> {
             .map(|(k, _)| &**k)
     }
 
+    /// Terms of the dictionary in `[lo, hi)` (`hi = None`: unbounded), in order.
+    pub fn terms_in(
+        &self,
+        lo: &[u8],
+        hi: Option<&[u8]>,
+    ) -> impl Iterator<Item = &'a [u8]> + use<'a> {
+        let upper = match hi {
+            Some(h) => Bound::Excluded(h.to_vec().into_boxed_slice()),
+            None => Bound::Unbounded,
+        };
+        let lower = Bound::Included(lo.to_vec().into_boxed_slice());
+        self.mem
+            .sorted_terms
+            .range::<Box<[u8]>, _>((lower, upper))
+            .map(|(k, _)| &**k)
+    }
+
     /// Number of distinct terms.
     pub fn term_count(&self) -> usize {
         self.mem.sorted_terms.len()

@@ -30,68 +30,199 @@ fn builder(distance: u8) -> &'static LevenshteinAutomatonBuilder {
     BUILDERS[usize::from(d)].get_or_init(|| LevenshteinAutomatonBuilder::new(d, true))
 }
 
-/// The automaton of one query word.
+/// The automata of one query word.
+///
+/// Terms that start with the word's first letter are matched with up to `max_typos` edits;
+/// with two typos allowed, terms that start with another letter are matched with one edit
+/// (the first-letter edit counts as the second typo). Splitting by first letter is also what
+/// makes derivation cheap: each automaton only walks its own key range.
 pub struct WordDfa {
-    dfa: DFA,
-    first: Option<char>,
-    max_typos: u8,
+    same: DFA,
+    other: Option<DFA>,
+    first: Vec<u8>,
+    prefix_only: Option<Vec<u8>>,
 }
 
 impl WordDfa {
-    /// Builds the automaton of a query word.
+    /// Builds the automata of a query word.
     pub fn new(word: &WordTerm) -> WordDfa {
-        let b = builder(word.max_typos);
-        let dfa = if word.prefix {
-            b.build_prefix_dfa(&word.text)
-        } else {
-            b.build_dfa(&word.text)
+        let build = |d: u8| {
+            let b = builder(d);
+            if word.prefix {
+                b.build_prefix_dfa(&word.text)
+            } else {
+                b.build_dfa(&word.text)
+            }
         };
+        let max = word.max_typos.min(2);
+        let first = word
+            .text
+            .chars()
+            .next()
+            .map(|c| c.to_string().into_bytes())
+            .unwrap_or_default();
         WordDfa {
-            dfa,
-            first: word.text.chars().next(),
-            max_typos: word.max_typos.min(2),
+            same: build(max),
+            other: (max == 2).then(|| build(1)),
+            first,
+            prefix_only: (max == 0 && word.prefix).then(|| word.text.as_bytes().to_vec()),
         }
+    }
+
+    /// When the word matches exactly its completions (a prefix without typos), the prefix.
+    pub fn plain_prefix(&self) -> Option<&[u8]> {
+        self.prefix_only.as_deref()
+    }
+
+    /// The key range of terms starting with the word's first letter.
+    pub fn same_range(&self) -> (Vec<u8>, Option<Vec<u8>>) {
+        (self.first.clone(), successor(&self.first))
+    }
+
+    /// Whether terms starting with other letters can match.
+    pub fn has_other(&self) -> bool {
+        self.other.is_some()
+    }
+
+    fn starts_same(&self, term: &[u8]) -> bool {
+        !self.first.is_empty() && term.starts_with(&self.first)
     }
 
     /// Typos needed for `term` to match, or `None` if it does not.
     pub fn typos(&self, term: &[u8]) -> Option<u8> {
-        let mut state = self.dfa.initial_state();
-        for &b in term {
-            state = self.dfa.transition(state, b);
-            if state == SINK_STATE {
-                return None;
-            }
-        }
-        self.finish(state, term)
-    }
-
-    fn finish(&self, state: u32, term: &[u8]) -> Option<u8> {
-        match self.dfa.distance(state) {
-            Distance::Exact(d) => {
-                let first_differs = std::str::from_utf8(term)
-                    .ok()
-                    .and_then(|t| t.chars().next())
-                    != self.first;
-                let typos = if d > 0 && first_differs { d + 1 } else { d };
-                (typos <= self.max_typos).then_some(typos)
-            }
-            Distance::AtLeast(_) => None,
+        if self.starts_same(term) {
+            run(&self.same, term)
+        } else {
+            run(self.other.as_ref()?, term).map(|d| d + 1)
         }
     }
 
-    /// Runs the automaton over a sorted dictionary given by `next_at_or_after` and calls
-    /// `found` with each matching term and its typos.
-    pub fn walk_sorted<'a>(
+    /// Runs the matching automaton over a sorted dictionary, restricted to the key ranges
+    /// that can match. `range(lo, hi)` yields the dictionary's terms in `[lo, hi)` in order
+    /// (`hi = None`: unbounded); `found` gets each match and its typos.
+    pub fn walk_sorted<'a, I>(
         &self,
-        mut next_at_or_after: impl FnMut(&[u8]) -> Option<&'a [u8]>,
+        mut range: impl FnMut(&[u8], Option<&[u8]>) -> I,
         mut found: impl FnMut(&'a [u8], u8),
-    ) {
-        let mut from: Vec<u8> = Vec::new();
-        while let Some(term) = next_at_or_after(&from) {
-            let mut state = self.dfa.initial_state();
+    ) where
+        I: Iterator<Item = &'a [u8]>,
+    {
+        if let Some(prefix) = &self.prefix_only {
+            for term in range(prefix, successor(prefix).as_deref()) {
+                found(term, 0);
+            }
+            return;
+        }
+        let (lo, hi) = self.same_range();
+        walk(&self.same, &lo, hi.as_deref(), &mut range, &mut |t, d| {
+            found(t, d)
+        });
+        if let Some(other) = &self.other {
+            walk(other, b"", Some(&lo), &mut range, &mut |t, d| {
+                found(t, d + 1)
+            });
+            if let Some(hi) = &hi {
+                walk(other, hi, None, &mut range, &mut |t, d| found(t, d + 1));
+            }
+        }
+    }
+
+    /// Streams matches from a Tantivy term dictionary.
+    pub fn walk_fst(
+        &self,
+        dict: &tantivy::termdict::TermDictionary,
+        mut found: impl FnMut(&[u8], u8),
+    ) -> std::io::Result<()> {
+        if let Some(prefix) = &self.prefix_only {
+            let mut b = dict.range().ge(prefix);
+            if let Some(hi) = successor(prefix) {
+                b = b.lt(hi);
+            }
+            let mut stream = b.into_stream()?;
+            while stream.advance() {
+                found(stream.key(), 0);
+            }
+            return Ok(());
+        }
+        let (lo, hi) = self.same_range();
+        let mut b = dict.search(FstAutomaton(&self.same)).ge(&lo);
+        if let Some(hi) = &hi {
+            b = b.lt(hi);
+        }
+        let mut stream = b.into_stream()?;
+        while let Some((term, _)) = stream.next() {
+            if let Some(d) = run(&self.same, term) {
+                found(term, d);
+            }
+        }
+        if let Some(other) = &self.other {
+            let mut ranges: Vec<(Option<&[u8]>, Option<&[u8]>)> = vec![(None, Some(&lo))];
+            if let Some(hi) = &hi {
+                ranges.push((Some(hi), None));
+            }
+            for (from, to) in ranges {
+                let mut b = dict.search(FstAutomaton(other));
+                if let Some(from) = from {
+                    b = b.ge(from);
+                }
+                if let Some(to) = to {
+                    b = b.lt(to);
+                }
+                let mut stream = b.into_stream()?;
+                while let Some((term, _)) = stream.next() {
+                    if let Some(d) = run(other, term) {
+                        found(term, d + 1);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix`, if any.
+pub fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut s = prefix.to_vec();
+    while let Some(last) = s.pop() {
+        if last < 0xFF {
+            s.push(last + 1);
+            return Some(s);
+        }
+    }
+    None
+}
+
+fn run(dfa: &DFA, term: &[u8]) -> Option<u8> {
+    let mut state = dfa.initial_state();
+    for &b in term {
+        state = dfa.transition(state, b);
+        if state == SINK_STATE {
+            return None;
+        }
+    }
+    match dfa.distance(state) {
+        Distance::Exact(d) => Some(d),
+        Distance::AtLeast(_) => None,
+    }
+}
+
+/// Walks `[lo, hi)` of a sorted dictionary with an automaton, jumping over every key range
+/// the automaton has rejected.
+fn walk<'a, I: Iterator<Item = &'a [u8]>>(
+    dfa: &DFA,
+    lo: &[u8],
+    hi: Option<&[u8]>,
+    range: &mut impl FnMut(&[u8], Option<&[u8]>) -> I,
+    found: &mut impl FnMut(&'a [u8], u8),
+) {
+    let mut from = lo.to_vec();
+    'seek: loop {
+        let mut it = range(&from, hi);
+        for term in it.by_ref() {
+            let mut state = dfa.initial_state();
             let mut dead_at = None;
             for (i, &b) in term.iter().enumerate() {
-                state = self.dfa.transition(state, b);
+                state = dfa.transition(state, b);
                 if state == SINK_STATE {
                     dead_at = Some(i);
                     break;
@@ -99,46 +230,38 @@ impl WordDfa {
             }
             match dead_at {
                 None => {
-                    if let Some(t) = self.finish(state, term) {
-                        found(term, t);
+                    if let Distance::Exact(d) = dfa.distance(state) {
+                        found(term, d);
                     }
-                    // Smallest key greater than `term`.
-                    from.clear();
-                    from.extend_from_slice(term);
-                    from.push(0);
                 }
                 Some(i) => {
-                    // No key starting with term[..=i] can match: jump past them all.
-                    from.clear();
-                    from.extend_from_slice(&term[..=i]);
-                    loop {
-                        match from.pop() {
-                            None => return,
-                            Some(0xFF) => continue,
-                            Some(b) => {
-                                from.push(b + 1);
-                                break;
-                            }
+                    // No key starting with term[..=i] can match: jump past all of them.
+                    match successor(&term[..=i]) {
+                        Some(next) => {
+                            from = next;
+                            continue 'seek;
                         }
+                        None => return,
                     }
                 }
             }
         }
+        return;
     }
 }
 
-/// Lets Tantivy's term dictionary stream the terms a word matches.
-pub struct FstAutomaton<'a>(pub &'a WordDfa);
+/// Lets Tantivy's term dictionary stream the terms an automaton matches.
+pub struct FstAutomaton<'a>(pub &'a DFA);
 
 impl tantivy_fst::Automaton for FstAutomaton<'_> {
     type State = u32;
 
     fn start(&self) -> u32 {
-        self.0.dfa.initial_state()
+        self.0.initial_state()
     }
 
     fn is_match(&self, state: &u32) -> bool {
-        matches!(self.0.dfa.distance(*state), Distance::Exact(_))
+        matches!(self.0.distance(*state), Distance::Exact(_))
     }
 
     fn can_match(&self, state: &u32) -> bool {
@@ -146,7 +269,7 @@ impl tantivy_fst::Automaton for FstAutomaton<'_> {
     }
 
     fn accept(&self, state: &u32, byte: u8) -> u32 {
-        self.0.dfa.transition(*state, byte)
+        self.0.transition(*state, byte)
     }
 }
 
@@ -247,17 +370,26 @@ mod tests {
             ("aple", true, 1),
             ("wrld", false, 1),
             ("zz", true, 0),
+            ("helloworld", false, 2),
+            ("ello", true, 2),
         ] {
             let w = word(text, prefix, typos);
-            let brute: Vec<(&[u8], u8)> = sorted
+            let mut brute: Vec<(&[u8], u8)> = sorted
                 .iter()
                 .filter_map(|t| w.typos(t).map(|d| (*t, d)))
                 .collect();
+            brute.sort();
             let mut walked = Vec::new();
             w.walk_sorted(
-                |from| sorted.iter().copied().find(|t| *t >= from),
+                |lo, hi| {
+                    let (lo, hi) = (lo.to_vec(), hi.map(<[u8]>::to_vec));
+                    sorted.iter().copied().filter(move |t| {
+                        *t >= lo.as_slice() && hi.as_ref().is_none_or(|h| *t < h.as_slice())
+                    })
+                },
                 |t, d| walked.push((t, d)),
             );
+            walked.sort();
             assert_eq!(walked, brute, "{text}");
         }
     }

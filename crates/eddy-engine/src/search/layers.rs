@@ -15,7 +15,7 @@ use tantivy::postings::{Postings, SegmentPostings};
 use tantivy::schema::IndexRecordOption;
 use tantivy::{DocSet, InvertedIndexReader, SegmentReader, TERMINATED, Term};
 
-use super::derive::{self, FstAutomaton, WordDfa};
+use super::derive::{self, WordDfa};
 use crate::bm25::CorpusStats;
 use crate::error::Result;
 use crate::memtable::{MemPostings, MemReader};
@@ -465,21 +465,14 @@ impl<'a> Snapshot<'a> {
         union: &mut BTreeMap<Vec<u8>, u8>,
     ) -> Result<()> {
         for seg in &self.segments {
-            let mut stream = seg
-                .text
-                .terms()
-                .search(FstAutomaton(dfa))
-                .into_stream()
-                .map_err(|e| crate::error::Error::io("read term dictionary of", "segment", e))?;
-            while let Some((term, _)) = stream.next() {
-                if let Some(typos) = dfa.typos(term) {
-                    derive::add(union, term, typos);
-                }
-            }
+            dfa.walk_fst(seg.text.terms(), |term, typos| {
+                derive::add(union, term, typos)
+            })
+            .map_err(|e| crate::error::Error::io("read term dictionary of", "a segment", e))?;
         }
         for mem in &self.mems {
             dfa.walk_sorted(
-                |from| mem.term_at_or_after(from),
+                |lo, hi| mem.terms_in(lo, hi),
                 |term, typos| derive::add(union, term, typos),
             );
         }
