@@ -77,6 +77,10 @@ struct ServeArgs {
     /// How long a write waits for memory before it is refused with 503 (milliseconds).
     #[arg(long, env = "EDDY_OVERLOAD_WAIT_MS")]
     overload_wait_ms: Option<u64>,
+    /// Threads running the HTTP protocol (engine calls run on their own blocking pool).
+    /// 1 runs the protocol on a single thread, which needs the fewest cross-thread wakeups.
+    #[arg(long, env = "EDDY_HTTP_THREADS", default_value_t = 1)]
+    http_threads: usize,
 }
 
 impl ServeArgs {
@@ -193,7 +197,14 @@ fn serve(args: ServeArgs) -> Result<()> {
         "data directory opened"
     );
     let engine = Arc::new(engine);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = if args.http_threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(args.http_threads);
+        b
+    };
+    let runtime = builder
         .enable_all()
         .thread_name("eddy-http")
         .build()
