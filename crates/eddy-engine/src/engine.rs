@@ -95,6 +95,11 @@ pub struct IndexStats {
     pub segments: usize,
     /// LSN of the last durable commit.
     pub checkpoint: Lsn,
+    /// Log segments this index still needs for recovery (holding records after its
+    /// checkpoint): the shared log cannot be truncated below them.
+    pub wal_segments: u64,
+    /// Bytes of those segments.
+    pub wal_bytes: u64,
     /// When the last flush finished.
     pub last_flush_at: Option<OffsetDateTime>,
     /// How long it took.
@@ -619,6 +624,19 @@ impl Engine {
             Ok((s.corpus().docs, dist))
         })?;
         let flush = instance.flush_stats();
+        let checkpoint = instance.checkpoint();
+        let segments = self.inner.wal.segments();
+        let (mut wal_segments, mut wal_bytes) = (0u64, 0u64);
+        for (i, (_, bytes)) in segments.iter().enumerate() {
+            // Segment `i` holds LSNs below the next segment's first LSN.
+            let needed = segments
+                .get(i + 1)
+                .is_none_or(|(next_first, _)| *next_first > checkpoint + 1);
+            if needed {
+                wal_segments += 1;
+                wal_bytes += bytes;
+            }
+        }
         Ok(IndexStats {
             number_of_documents: docs,
             field_distribution: distribution,
@@ -626,7 +644,9 @@ impl Engine {
             memtable_bytes: view.memtables.iter().map(|m| m.bytes()).sum(),
             frozen_memtables: view.memtables.len() - 1,
             segments: view.searcher.segment_readers().len(),
-            checkpoint: instance.checkpoint(),
+            checkpoint,
+            wal_segments,
+            wal_bytes,
             last_flush_at: flush.last_flush_at,
             last_flush_duration: flush.last_flush_duration,
         })

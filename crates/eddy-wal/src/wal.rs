@@ -314,6 +314,18 @@ impl Wal {
         answer.recv().map_err(|_| Error::Closed)?
     }
 
+    /// The segment files, oldest first: `(first LSN, bytes)`; the last one is active.
+    pub fn segments(&self) -> Vec<(Lsn, u64)> {
+        let segments = self.shared.segments.lock();
+        let active = self.shared.active_bytes.load(Ordering::Relaxed);
+        let last = segments.len().saturating_sub(1);
+        segments
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.first_lsn, if i == last { active } else { s.bytes }))
+            .collect()
+    }
+
     /// Counters and sizes, for monitoring and benchmarks.
     pub fn stats(&self) -> WalStats {
         let next_lsn = self.next_lsn();
