@@ -114,6 +114,9 @@ pub struct EngineConfig {
     pub segments: SegmentConfig,
     /// Documents applied per memtable critical section.
     pub apply_chunk_docs: usize,
+    /// New terms after which a memtable's term dictionary is re-sealed into an FST (the
+    /// threshold also grows with the dictionary: an eighth of the sealed terms).
+    pub seal_min_terms: usize,
     /// Test hook (see [`Failpoint`]).
     pub failpoint: Option<Failpoint>,
 }
@@ -144,6 +147,7 @@ impl Default for EngineConfig {
             wal_segment_bytes: 64 << 20,
             segments: SegmentConfig::default(),
             apply_chunk_docs: 256,
+            seal_min_terms: 1024,
             failpoint: None,
         }
     }

@@ -293,9 +293,10 @@ impl IndexInstance {
         let guards: Vec<_> = memtables.iter().map(|m| m.mem.read()).collect();
         let mems = guards.iter().map(|g| g.reader(g.visible_lsn())).collect();
         let mut segs = Vec::with_capacity(view.searcher.segment_readers().len());
-        for (i, reader) in view.searcher.segment_readers().iter().enumerate() {
+        for i in 0..view.searcher.segment_readers().len() {
             let deleted = view.deleted_tokens.get(i).copied().unwrap_or(0);
-            segs.push(SegLayer::open(reader, fields, deleted)?);
+            let ord = u32::try_from(i).map_err(|_| Error::Corrupt("too many segments".into()))?;
+            segs.push(SegLayer::open(&view.searcher, ord, fields, deleted)?);
         }
         let snapshot = Snapshot::new(segs, mems);
         f(&snapshot)
@@ -387,10 +388,10 @@ impl IndexInstance {
                 }
                 prepared.push(prepare(pk, json, analyzed, seq_of(lsn, i), older_version));
                 if prepared.len() == chunk {
-                    self.insert_chunk(&active, lsn, &mut prepared);
+                    self.insert_chunk(&active, lsn, &mut prepared, config.seal_min_terms);
                 }
             }
-            self.insert_chunk(&active, lsn, &mut prepared);
+            self.insert_chunk(&active, lsn, &mut prepared, config.seal_min_terms);
             Ok(())
         })?;
         let mut mem = active.mem.write();
@@ -401,7 +402,13 @@ impl IndexInstance {
         Ok(count)
     }
 
-    fn insert_chunk(&self, active: &MemCell, lsn: Lsn, prepared: &mut Vec<PreparedDoc>) {
+    fn insert_chunk(
+        &self,
+        active: &MemCell,
+        lsn: Lsn,
+        prepared: &mut Vec<PreparedDoc>,
+        seal_min_terms: usize,
+    ) {
         if prepared.is_empty() {
             return;
         }
@@ -412,6 +419,12 @@ impl IndexInstance {
         let bytes = mem.bytes();
         drop(mem);
         active.sync_charge(bytes);
+        // Only the write path changes a memtable, and it is here: build the new dictionary
+        // while searches keep reading, then swap it in.
+        let candidate = active.mem.read().seal_candidate(seal_min_terms);
+        if let Some((map, absorbed)) = candidate {
+            active.mem.write().install_sealed(map, absorbed);
+        }
     }
 
     /// The version a write replaces: its length and order key in older layers, and the JSON
