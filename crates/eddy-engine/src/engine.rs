@@ -144,6 +144,38 @@ enum DocsSource<'a> {
     Raw(&'a [u8]),
 }
 
+/// A log record decoded for replay, its documents parsed when they parse.
+struct Decoded {
+    lsn: Lsn,
+    header: OpHeader,
+    body: Vec<u8>,
+    docs: Option<Vec<Document>>,
+}
+
+impl Decoded {
+    fn new(lsn: Lsn, kind: u8, payload: Vec<u8>) -> Result<Decoded> {
+        if kind != RECORD_KIND_OP {
+            return Err(Error::Corrupt(format!(
+                "log record {lsn} has unknown kind {kind}"
+            )));
+        }
+        let (header, body) = ops::decode(&payload)?;
+        // A payload that does not parse is handed over raw: applying it fails the task the
+        // same way it did live.
+        let docs = match &header.op {
+            Op::Documents { format, .. } => parse_payload(body, *format).ok(),
+            _ => None,
+        };
+        let body = body.to_vec();
+        Ok(Decoded {
+            lsn,
+            header,
+            body,
+            docs,
+        })
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Mode {
     Live,
@@ -156,6 +188,14 @@ enum Mode {
 impl Mode {
     fn skip_meta(self, lsn: Lsn) -> bool {
         matches!(self, Mode::Replay { meta_applied } if lsn <= meta_applied)
+    }
+
+    /// Memtable dictionaries are sealed once at the end of a replay, not while it runs.
+    fn seal_min_terms(self, config: &EngineConfig) -> usize {
+        match self {
+            Mode::Live => config.seal_min_terms,
+            Mode::Replay { .. } => usize::MAX,
+        }
     }
 }
 
@@ -1115,7 +1155,14 @@ impl Inner {
             if docs.iter().any(|d| document_id(d, &pk).is_err()) {
                 return Ok(Outcome::ok(kind, json!({})));
             }
-            let n = instance.apply_documents(lsn, docs, method, &pk, &self.config)?;
+            let n = instance.apply_documents(
+                lsn,
+                docs,
+                method,
+                &pk,
+                &self.config,
+                mode.seal_min_terms(&self.config),
+            )?;
             return Ok(Outcome::ok(kind, json!({})).with_applied(n));
         }
         let instance = slot.instance();
@@ -1155,7 +1202,14 @@ impl Inner {
         if let Some(pk) = &pk
             && lsn > instance.checkpoint()
         {
-            indexed = instance.apply_documents(lsn, docs, method, pk, &self.config)?;
+            indexed = instance.apply_documents(
+                lsn,
+                docs,
+                method,
+                pk,
+                &self.config,
+                mode.seal_min_terms(&self.config),
+            )?;
         }
         self.touch(&instance, lsn, mode, batch);
         Ok(Outcome::ok(
@@ -1419,44 +1473,75 @@ impl Inner {
             ..RecoveryStats::default()
         };
         let mut batch = MetaBatch::default();
-        for record in self.wal.replay(from)? {
-            let record = record?;
-            if record.kind != RECORD_KIND_OP {
-                return Err(Error::Corrupt(format!(
-                    "log record {} has unknown kind {}",
-                    record.lsn, record.kind
-                )));
-            }
-            let (header, body) = ops::decode(&record.payload)?;
-            let slot = match &header.index {
-                Some(uid) => self.slot(uid, true).expect("created"),
-                None => self.tasks_slot.clone(),
-            };
-            self.apply(
-                &slot,
-                record.lsn,
-                header,
-                Some(DocsSource::Raw(body)),
-                Mode::Replay { meta_applied },
-                &mut batch,
-            )?;
-            stats.documents_recovered += self.last_applied_docs.load(Ordering::Relaxed);
-            stats.records_replayed += 1;
-            if batch.tasks.len() + batch.put_indexes.len() >= 1024 {
-                self.meta.commit(&std::mem::take(&mut batch))?;
-            }
-            if let Some(instance) = slot.instance()
-                && instance.view().active().bytes() >= self.config.write_buffer_bytes
-            {
-                instance.freeze(None);
-            }
-            if self.budget.in_use() > self.budget.limit() {
-                self.meta.commit(&std::mem::take(&mut batch))?;
-                for instance in self.instances() {
-                    instance.freeze(None);
-                    self.flush_instance(&instance, usize::MAX)?;
+        let replay = self.wal.replay(from)?;
+        // Reading and parsing the log (a producer thread) overlaps applying it (here, in LSN
+        // order); the bounded channel keeps a few records in flight at most.
+        std::thread::scope(|scope| -> Result<()> {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Decoded>>(4);
+            let producer = scope.spawn(move || {
+                for record in replay {
+                    let decoded = record
+                        .map_err(Error::from)
+                        .and_then(|record| Decoded::new(record.lsn, record.kind, record.payload));
+                    let failed = decoded.is_err();
+                    if tx.send(decoded).is_err() || failed {
+                        return;
+                    }
                 }
-            }
+            });
+            let result = (|| -> Result<()> {
+                for decoded in rx.iter() {
+                    let Decoded {
+                        lsn,
+                        header,
+                        body,
+                        docs,
+                    } = decoded?;
+                    let slot = match &header.index {
+                        Some(uid) => self.slot(uid, true).expect("created"),
+                        None => self.tasks_slot.clone(),
+                    };
+                    let source = match docs {
+                        Some(docs) => DocsSource::Parsed(docs),
+                        None => DocsSource::Raw(&body),
+                    };
+                    self.apply(
+                        &slot,
+                        lsn,
+                        header,
+                        Some(source),
+                        Mode::Replay { meta_applied },
+                        &mut batch,
+                    )?;
+                    stats.documents_recovered += self.last_applied_docs.load(Ordering::Relaxed);
+                    stats.records_replayed += 1;
+                    if batch.tasks.len() + batch.put_indexes.len() >= 1024 {
+                        self.meta.commit(&std::mem::take(&mut batch))?;
+                    }
+                    if let Some(instance) = slot.instance()
+                        && instance.view().active().bytes() >= self.config.write_buffer_bytes
+                    {
+                        instance.freeze(None);
+                    }
+                    if self.budget.in_use() > self.budget.limit() {
+                        self.meta.commit(&std::mem::take(&mut batch))?;
+                        for instance in self.instances() {
+                            instance.freeze(None);
+                            self.flush_instance(&instance, usize::MAX)?;
+                        }
+                    }
+                }
+                Ok(())
+            })();
+            // On an early error the receiver is dropped here, which stops the producer.
+            drop(rx);
+            producer
+                .join()
+                .map_err(|_| Error::Corrupt("the log reader thread panicked".into()))?;
+            result
+        })?;
+        for instance in self.instances() {
+            instance.seal_dictionaries();
         }
         self.meta.commit(&batch)?;
         stats.duration = started.elapsed();

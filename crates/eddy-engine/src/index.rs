@@ -359,6 +359,7 @@ impl IndexInstance {
         method: Method,
         primary_key: &str,
         config: &EngineConfig,
+        seal_min_terms: usize,
     ) -> Result<u64> {
         let view = self.view.load_full();
         let active = view.active().clone();
@@ -388,10 +389,10 @@ impl IndexInstance {
                 }
                 prepared.push(prepare(pk, json, analyzed, seq_of(lsn, i), older_version));
                 if prepared.len() == chunk {
-                    self.insert_chunk(&active, lsn, &mut prepared, config.seal_min_terms);
+                    self.insert_chunk(&active, lsn, &mut prepared, seal_min_terms);
                 }
             }
-            self.insert_chunk(&active, lsn, &mut prepared, config.seal_min_terms);
+            self.insert_chunk(&active, lsn, &mut prepared, seal_min_terms);
             Ok(())
         })?;
         let mut mem = active.mem.write();
@@ -400,6 +401,18 @@ impl IndexInstance {
         drop(mem);
         active.sync_charge(bytes);
         Ok(count)
+    }
+
+    /// Seals every memtable's recent terms into its FST dictionary (after a replay, which
+    /// does not seal as it goes).
+    pub fn seal_dictionaries(&self) {
+        let view = self.view.load_full();
+        for cell in &view.memtables {
+            let candidate = cell.mem.read().seal_candidate(0);
+            if let Some((map, absorbed)) = candidate {
+                cell.mem.write().install_sealed(map, absorbed);
+            }
+        }
     }
 
     fn insert_chunk(

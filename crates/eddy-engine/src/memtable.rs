@@ -386,12 +386,13 @@ impl Memtable {
     /// term, and how many recent terms it absorbed. Built from a shared borrow, so searches
     /// go on meanwhile; the single writer installs it with [`Memtable::install_sealed`].
     ///
-    /// Sealing is geometric (at least `min_terms` and an eighth of the sealed terms
+    /// `min_terms = 0` seals whatever arrived. Otherwise sealing is geometric (at least
+    /// `min_terms` and an eighth of the sealed terms
     /// must have arrived), so each term is copied a bounded number of times.
     pub fn seal_candidate(&self, min_terms: usize) -> Option<(tantivy_fst::Map<Vec<u8>>, usize)> {
         let sealed_len = self.sealed.as_ref().map_or(0, tantivy_fst::Map::len);
         let recent = self.recent_terms.len();
-        if recent == 0 || recent < min_terms.max(sealed_len / 8) {
+        if recent == 0 || (min_terms > 0 && recent < min_terms.max(sealed_len / 8)) {
             return None;
         }
         let mut builder = tantivy_fst::MapBuilder::memory();
