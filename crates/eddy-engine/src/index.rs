@@ -329,27 +329,6 @@ impl IndexInstance {
         analyze_document(doc, |path| Some(fields.id_or_insert(path)))
     }
 
-    /// Analyzes a stored document with existing field ids (flush path).
-    fn analyze_stored(&self, json: &[u8]) -> Result<AnalyzedDocument> {
-        let doc: Document = serde_json::from_slice(json)
-            .map_err(|e| Error::Corrupt(format!("stored document does not decode: {e}")))?;
-        let fields = self.fields.read();
-        let mut missing = None;
-        let analyzed = analyze_document(&doc, |path| {
-            let id = fields.id(path);
-            if id.is_none() {
-                missing = Some(path.to_string());
-            }
-            id
-        });
-        match missing {
-            Some(path) => Err(Error::Corrupt(format!(
-                "attribute `{path}` of a stored document has no field id"
-            ))),
-            None => Ok(analyzed),
-        }
-    }
-
     /// Applies add-or-replace / add-or-update of validated documents at `lsn`. Returns the
     /// number of documents indexed.
     pub fn apply_documents(
@@ -597,12 +576,7 @@ impl IndexInstance {
         failpoint("flush.before_commit")?;
         let guards: Vec<_> = frozen.iter().map(|m| m.mem.read()).collect();
         let mems: Vec<&Memtable> = guards.iter().map(|g| &**g).collect();
-        let searcher = self.segments.flush(
-            &mems,
-            last_lsn,
-            &|json| self.analyze_stored(json),
-            failpoint,
-        )?;
+        let searcher = self.segments.flush(&mems, last_lsn, failpoint)?;
         drop(mems);
         drop(guards);
         failpoint("flush.after_dir_sync")?;

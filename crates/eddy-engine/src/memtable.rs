@@ -114,6 +114,10 @@ pub enum FlushEntry {
         pk: Arc<str>,
         /// Stored JSON.
         json: Arc<[u8]>,
+        /// The memtable slot holding this version (see [`Memtable::slot_tokens`]).
+        slot: u32,
+        /// Number of tokens.
+        len: u32,
         /// Ordering key.
         seq: u64,
         /// Version LSN.
@@ -141,6 +145,8 @@ pub struct Memtable {
     pks: FxHashMap<Arc<str>, PkEntry>,
     shadow_hashes: FxHashMap<u64, u32>,
     term_ids: FxHashMap<Arc<str>, u32>,
+    /// Term of each term id.
+    terms: Vec<Arc<str>>,
     /// Terms added since the dictionary was last sealed, in order.
     recent_terms: BTreeMap<Box<[u8]>, u32>,
     /// Every other term, as an FST (term -> term id): automata intersect it natively, so
@@ -171,6 +177,7 @@ impl Memtable {
             pks: FxHashMap::default(),
             shadow_hashes: FxHashMap::default(),
             term_ids: FxHashMap::default(),
+            terms: Vec::new(),
             recent_terms: BTreeMap::new(),
             sealed: None,
             postings: Vec::new(),
@@ -310,7 +317,8 @@ impl Memtable {
                 None => {
                     let id = u32::try_from(self.postings.len()).expect("fewer than 2^32 terms");
                     let key: Arc<str> = Arc::from(term.as_str());
-                    self.term_ids.insert(key, id);
+                    self.term_ids.insert(key.clone(), id);
+                    self.terms.push(key);
                     self.recent_terms.insert(Box::from(term.as_bytes()), id);
                     self.postings.push(TermPostings::default());
                     self.bytes += TERM_OVERHEAD_BYTES + 2 * term.len();
@@ -426,6 +434,48 @@ impl Memtable {
         }
     }
 
+    /// The tokens of the given slots (ascending), read back from the postings: for each slot
+    /// its `(position, term id)` pairs in position order. This is exactly what the write path
+    /// indexed, so the flusher hands Tantivy the same tokens without analyzing again.
+    pub fn slot_tokens(&self, slots: &[u32]) -> Vec<Vec<(u32, u32)>> {
+        let mut out = vec![Vec::new(); slots.len()];
+        let (Some(&lo), Some(&hi)) = (slots.first(), slots.last()) else {
+            return out;
+        };
+        debug_assert!(slots.windows(2).all(|w| w[0] < w[1]), "slots ascending");
+        // Dense map from slot to its index in `slots`.
+        let mut index = vec![u32::MAX; (hi - lo) as usize + 1];
+        for (i, s) in slots.iter().enumerate() {
+            index[(s - lo) as usize] = i as u32;
+        }
+        for (term_id, postings) in self.postings.iter().enumerate() {
+            let start = postings.entries.partition_point(|p| p.slot < lo);
+            for p in postings.entries[start..]
+                .iter()
+                .take_while(|p| p.slot <= hi)
+            {
+                let i = index[(p.slot - lo) as usize];
+                if i == u32::MAX {
+                    continue;
+                }
+                let from = p.pos_start as usize;
+                let to = from + p.tf as usize;
+                for &pos in &postings.positions[from..to] {
+                    out[i as usize].push((pos, term_id as u32));
+                }
+            }
+        }
+        for tokens in &mut out {
+            tokens.sort_unstable();
+        }
+        out
+    }
+
+    /// The term with id `id` (ids come from [`Memtable::slot_tokens`]).
+    pub fn term_text(&self, id: u32) -> &str {
+        &self.terms[id as usize]
+    }
+
     /// A read view at snapshot `lsn`.
     pub fn reader(&self, lsn: Lsn) -> MemReader<'_> {
         MemReader { mem: self, lsn }
@@ -444,6 +494,8 @@ impl Memtable {
                         FlushEntry::Upsert {
                             pk: pk.clone(),
                             json: s.json.clone(),
+                            slot,
+                            len: s.len,
                             seq: s.seq,
                             lsn: s.lsn,
                             replaces: e.shadows_older,

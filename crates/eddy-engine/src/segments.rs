@@ -248,20 +248,19 @@ impl SegmentStore {
     }
 
     /// Writes memtables (oldest first) into one commit whose payload is `last_lsn`, makes it
-    /// durable and reloads the reader. `analyze` re-tokenizes a stored document exactly as the
-    /// write path did. Returns the new searcher.
+    /// durable and reloads the reader. Each document gets the tokens its memtable indexed.
+    /// Returns the new searcher.
     pub fn flush(
         &self,
         memtables: &[&Memtable],
         last_lsn: Lsn,
-        analyze: &dyn Fn(&[u8]) -> Result<AnalyzedDocument>,
         failpoint: &dyn Fn(&'static str) -> Result<()>,
     ) -> Result<Searcher> {
         let mut guard = self.writer.lock();
         let writer = guard
             .as_mut()
             .ok_or_else(|| Error::Corrupt("the index writer is closed".into()))?;
-        let result = self.write_and_commit(writer, memtables, last_lsn, analyze);
+        let result = self.write_and_commit(writer, memtables, last_lsn);
         if result.is_err() {
             // Leave the writer at the last commit; the memtables stay in memory and the log
             // still holds them, so nothing is lost.
@@ -285,41 +284,64 @@ impl SegmentStore {
         writer: &mut IndexWriter,
         memtables: &[&Memtable],
         last_lsn: Lsn,
-        analyze: &dyn Fn(&[u8]) -> Result<AnalyzedDocument>,
     ) -> Result<()> {
+        /// Entries whose tokens are read back from the postings in one pass.
+        const CHUNK: usize = 16_384;
         let f = self.fields;
         for mem in memtables {
             if mem.clear_lsn().is_some() {
                 writer.delete_query(Box::new(AllQuery))?;
             }
             let entries = mem.flush_entries();
-            let mut ops = Vec::with_capacity(entries.len() * 2);
-            for entry in entries {
-                match entry {
-                    FlushEntry::Delete { pk } => {
-                        ops.push(UserOperation::Delete(Term::from_field_text(f.pk, &pk)));
-                    }
-                    FlushEntry::Upsert {
-                        pk,
-                        json,
-                        seq,
-                        lsn,
-                        replaces,
-                    } => {
-                        if replaces {
-                            ops.push(UserOperation::Delete(Term::from_field_text(f.pk, &pk)));
+            for chunk in entries.chunks(CHUNK) {
+                let slots: Vec<u32> = chunk
+                    .iter()
+                    .filter_map(|e| match e {
+                        FlushEntry::Upsert { slot, .. } => Some(*slot),
+                        FlushEntry::Delete { .. } => None,
+                    })
+                    .collect();
+                let mut tokens = mem.slot_tokens(&slots).into_iter();
+                let mut ops = Vec::with_capacity(chunk.len() * 2);
+                for entry in chunk {
+                    match entry {
+                        FlushEntry::Delete { pk } => {
+                            ops.push(UserOperation::Delete(Term::from_field_text(f.pk, pk)));
                         }
-                        let analyzed = analyze(&json)?;
-                        ops.push(UserOperation::Add(
-                            self.tantivy_doc(&pk, &json, seq, lsn, analyzed),
-                        ));
+                        FlushEntry::Upsert {
+                            pk,
+                            json,
+                            len,
+                            seq,
+                            lsn,
+                            replaces,
+                            ..
+                        } => {
+                            if *replaces {
+                                ops.push(UserOperation::Delete(Term::from_field_text(f.pk, pk)));
+                            }
+                            let doc_tokens = tokens.next().unwrap_or_default();
+                            let analyzed = AnalyzedDocument {
+                                tokens: doc_tokens
+                                    .into_iter()
+                                    .map(|(position, id)| crate::analysis::Token {
+                                        position,
+                                        term: mem.term_text(id).to_string(),
+                                    })
+                                    .collect(),
+                            };
+                            debug_assert_eq!(analyzed.len(), *len);
+                            ops.push(UserOperation::Add(
+                                self.tantivy_doc(pk, json, *seq, *lsn, analyzed),
+                            ));
+                        }
+                    }
+                    if ops.len() >= 4096 {
+                        writer.run(std::mem::take(&mut ops))?;
                     }
                 }
-                if ops.len() >= 4096 {
-                    writer.run(std::mem::take(&mut ops))?;
-                }
+                writer.run(ops)?;
             }
-            writer.run(ops)?;
         }
         let mut prepared = writer.prepare_commit()?;
         let payload = serde_json::to_string(&Payload {
