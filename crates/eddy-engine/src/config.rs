@@ -9,6 +9,7 @@ pub use eddy_wal::Durability;
 
 use crate::error::Result;
 use crate::segments::SegmentConfig;
+use crate::storage::{Disk, fs_disk};
 
 /// When frozen memtables are written into Tantivy segments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -116,6 +117,9 @@ pub struct EngineConfig {
     pub apply_chunk_docs: usize,
     /// Test hook (see [`Failpoint`]).
     pub failpoint: Option<Failpoint>,
+    /// Where the files live: the real file system by default; crash tests use a simulated
+    /// disk (see [`crate::storage`]).
+    pub disk: Arc<dyn Disk>,
 }
 
 impl fmt::Debug for EngineConfig {
@@ -127,6 +131,7 @@ impl fmt::Debug for EngineConfig {
             .field("merge_strategy", &self.merge_strategy)
             .field("durability", &self.durability)
             .field("wal_segment_bytes", &self.wal_segment_bytes)
+            .field("disk", &self.disk)
             .finish_non_exhaustive()
     }
 }
@@ -145,6 +150,7 @@ impl Default for EngineConfig {
             segments: SegmentConfig::default(),
             apply_chunk_docs: 256,
             failpoint: None,
+            disk: fs_disk(),
         }
     }
 }
