@@ -8,8 +8,10 @@
 //! `atomic_write` of `meta.json`) is undone. A crash image keeps exactly what is reachable
 //! from the root through durable listings, with durable bytes — optionally "torn": a file
 //! that was only appended to since its last sync keeps a random prefix of the unsynced bytes,
-//! sometimes followed by zeros, and a file overwritten in place (redb) keeps a random subset
-//! of its unsynced writes.
+//! sometimes followed by zeros, a file overwritten in place (redb) keeps a random subset of
+//! its unsynced writes, and a directory keeps a random prefix of the changes to its listing
+//! since its last fsync (file systems journal metadata in order; across directories the
+//! prefixes are independent, which is harsher than one journal).
 //!
 //! Every fsync — a file's `sync_data` (log segments, redb, Tantivy's file `terminate` and the
 //! temporary file of `atomic_write`) and a directory's fsync (the log's, Tantivy's
@@ -61,6 +63,21 @@ struct SimFile {
 struct SimDir {
     live: BTreeMap<String, Inode>,
     durable: BTreeMap<String, Inode>,
+    /// Changes to the listing since the last fsync, in order (`None` = removed).
+    unsynced: Vec<(String, Option<Inode>)>,
+}
+
+impl SimDir {
+    fn link(&mut self, name: String, inode: Inode) {
+        self.unsynced.push((name.clone(), Some(inode)));
+        self.live.insert(name, inode);
+    }
+
+    fn unlink(&mut self, name: &str) -> Option<Inode> {
+        let inode = self.live.remove(name)?;
+        self.unsynced.push((name.to_string(), None));
+        Some(inode)
+    }
 }
 
 enum Node {
@@ -222,6 +239,7 @@ impl State {
         self.sync_point(|| format!("fsync dir {}", path.display()))?;
         let dir = self.dir_mut(inode)?;
         dir.durable = dir.live.clone();
+        dir.unsynced.clear();
         Ok(())
     }
 
@@ -239,7 +257,7 @@ impl State {
             ..SimFile::default()
         }));
         let inode = self.alloc(Node::File(file.clone()));
-        self.dir_mut(parent)?.live.insert(name, inode);
+        self.dir_mut(parent)?.link(name, inode);
         Ok(file)
     }
 
@@ -255,8 +273,20 @@ impl State {
 
     fn copy_dir(&self, from: Inode, to: Inode, image: &mut State, torn: bool, rng: &mut SplitMix) {
         let Ok(dir) = self.dir(from) else { return };
+        let mut durable = dir.durable.clone();
+        if torn {
+            // Directory changes reach the disk in order (a journal), so a torn image keeps
+            // a prefix of those made since the last fsync.
+            let kept = rng.below(dir.unsynced.len() as u64 + 1) as usize;
+            for (name, change) in &dir.unsynced[..kept] {
+                match change {
+                    Some(inode) => durable.insert(name.clone(), *inode),
+                    None => durable.remove(name),
+                };
+            }
+        }
         let mut listing = BTreeMap::new();
-        for (name, &inode) in &dir.durable {
+        for (name, &inode) in &durable {
             let new = match self.nodes.get(&inode) {
                 Some(Node::File(f)) => {
                     let bytes = torn_bytes(&f.lock(), torn, rng);
@@ -405,7 +435,7 @@ impl Disk for SimDisk {
                 None => {
                     state.alive()?;
                     let child = state.alloc(Node::Dir(SimDir::default()));
-                    state.dir_mut(at)?.live.insert(name, child);
+                    state.dir_mut(at)?.link(name, child);
                     state.sync_dir(at, &parent_path)?;
                     child
                 }
@@ -454,16 +484,17 @@ impl Disk for SimDisk {
         let (parent, name) = state.parent(path)?;
         let inode = state
             .dir_mut(parent)?
-            .live
-            .remove(&name)
+            .unlink(&name)
             .ok_or_else(|| not_found(path))?;
-        // Unlink everything below (the removed directories' durable listings stay as they
-        // were: nobody fsyncs a directory being removed).
+        // Unlink everything below, as `remove_dir_all` does before the `rmdir` (nobody
+        // fsyncs a directory being removed).
         let mut stack = vec![inode];
         while let Some(d) = stack.pop() {
             if let Ok(dir) = state.dir_mut(d) {
-                let children: Vec<Inode> = std::mem::take(&mut dir.live).into_values().collect();
-                stack.extend(children);
+                let names: Vec<String> = dir.live.keys().cloned().collect();
+                for name in names {
+                    stack.extend(dir.unlink(&name));
+                }
             }
         }
         Ok(())
@@ -661,8 +692,7 @@ impl eddy_wal::Storage for SimFolder {
         let (parent, name) = state.parent(&path)?;
         state
             .dir_mut(parent)?
-            .live
-            .remove(&name)
+            .unlink(&name)
             .map(|_| ())
             .ok_or_else(|| not_found(&path))
     }
@@ -775,7 +805,7 @@ impl Directory for SimFolder {
             state.sync_point(|| format!("fsync temporary file for {}", full.display()))?;
             sync_file(&mut file.lock());
             let inode = state.alloc(Node::File(file));
-            state.dir_mut(parent)?.live.insert(name, inode);
+            state.dir_mut(parent)?.link(name, inode);
         }
         if path == Path::new("meta.json") {
             drop(self.watchers.broadcast());
