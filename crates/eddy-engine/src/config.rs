@@ -9,6 +9,7 @@ pub use eddy_wal::Durability;
 
 use crate::error::Result;
 use crate::segments::SegmentConfig;
+use crate::storage::{Disk, fs_disk};
 
 /// When frozen memtables are written into Tantivy segments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -119,6 +120,9 @@ pub struct EngineConfig {
     pub seal_min_terms: usize,
     /// Test hook (see [`Failpoint`]).
     pub failpoint: Option<Failpoint>,
+    /// Where the files live: the real file system by default; crash tests use a simulated
+    /// disk (see [`crate::storage`]).
+    pub disk: Arc<dyn Disk>,
 }
 
 impl fmt::Debug for EngineConfig {
@@ -130,6 +134,7 @@ impl fmt::Debug for EngineConfig {
             .field("merge_strategy", &self.merge_strategy)
             .field("durability", &self.durability)
             .field("wal_segment_bytes", &self.wal_segment_bytes)
+            .field("disk", &self.disk)
             .finish_non_exhaustive()
     }
 }
@@ -149,6 +154,7 @@ impl Default for EngineConfig {
             apply_chunk_docs: 256,
             seal_min_terms: 1024,
             failpoint: None,
+            disk: fs_disk(),
         }
     }
 }

@@ -22,7 +22,6 @@
 //! effects of operations up to an index's checkpoint are skipped (its segments have them).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,6 +46,7 @@ use crate::meta::{IndexRecord, MetaBatch, MetaStore};
 use crate::ops::{self, Method, Op, OpHeader, RECORD_KIND_OP};
 use crate::search::{self, SearchRequest};
 use crate::settings::Settings;
+use crate::storage::Disk;
 use crate::task::{Task, TaskFilter, TaskKind, TaskStatus, format_duration, uid_of_lsn};
 
 /// Format version of the data directory.
@@ -179,15 +179,17 @@ impl Decoded {
 #[derive(Clone, Copy)]
 enum Mode {
     Live,
-    /// Replay; metadata effects up to this LSN are already stored.
+    /// Replay; metadata effects up to `meta_applied` are already stored, and so are those of
+    /// the operation being replayed when `stored`.
     Replay {
         meta_applied: Lsn,
+        stored: bool,
     },
 }
 
 impl Mode {
     fn skip_meta(self, lsn: Lsn) -> bool {
-        matches!(self, Mode::Replay { meta_applied } if lsn <= meta_applied)
+        matches!(self, Mode::Replay { meta_applied, stored } if stored || lsn <= meta_applied)
     }
 
     /// Memtable dictionaries are sealed once at the end of a replay, not while it runs.
@@ -267,7 +269,6 @@ impl Outcome {
 
 struct Inner {
     path: PathBuf,
-    _lock: File,
     config: EngineConfig,
     wal: Wal,
     meta: MetaStore,
@@ -283,6 +284,8 @@ struct Inner {
     last_periodic: Mutex<Instant>,
     /// Documents the last applied operation wrote to a memtable (read by recovery).
     last_applied_docs: std::sync::atomic::AtomicU64,
+    /// The data directory's lock, released last.
+    _lock: Box<dyn std::any::Any + Send + Sync>,
 }
 
 /// The engine. Cheap to share behind an `Arc`; every method takes `&self`.
@@ -321,27 +324,28 @@ impl Engine {
     /// "repair" it, except truncating a torn log tail).
     pub fn open(path: impl AsRef<Path>, config: EngineConfig) -> Result<Engine> {
         let path = path.as_ref().to_path_buf();
-        std::fs::create_dir_all(&path).map_err(io("create data directory", &path))?;
+        let disk = config.disk.clone();
+        disk.create_dir_all(&path)
+            .map_err(io("create data directory", &path))?;
         let lock_path = path.join("LOCK");
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io("open lock file", &lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked(path)),
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(Error::io("lock", &lock_path, e));
-            }
-        }
-        check_version(&path)?;
-        std::fs::create_dir_all(path.join("meta")).map_err(io("create", &path))?;
-        std::fs::create_dir_all(path.join("indexes")).map_err(io("create", &path))?;
-        let meta = MetaStore::open(&path.join("meta").join("meta.redb"))?;
-        let wal = Wal::open(
-            path.join("wal"),
+        let lock = disk
+            .try_lock(&lock_path)
+            .map_err(io("lock", &lock_path))?
+            .ok_or_else(|| Error::Locked(path.clone()))?;
+        check_version(&*disk, &path)?;
+        let meta_dir = path.join("meta");
+        disk.create_dir_all(&meta_dir)
+            .map_err(io("create", &meta_dir))?;
+        let indexes_dir = path.join("indexes");
+        disk.create_dir_all(&indexes_dir)
+            .map_err(io("create", &indexes_dir))?;
+        let meta = MetaStore::open(&*disk, &meta_dir.join("meta.redb"))?;
+        // IMPORTANT: redb fsyncs the file, never its directory entry: without this a power cut
+        // can lose the whole store (registry, tasks, applied LSN) after the log was truncated.
+        disk.sync_dir(&meta_dir).map_err(io("fsync", &meta_dir))?;
+        let wal_dir = path.join("wal");
+        let wal = Wal::open_with_storage(
+            disk.wal_storage(&wal_dir)?,
             WalConfig {
                 segment_bytes_max: config.wal_segment_bytes,
                 durability: config.durability,
@@ -351,7 +355,6 @@ impl Engine {
         let budget = MemoryBudget::new(config.memory_budget_bytes);
         let inner = Arc::new(Inner {
             path: path.clone(),
-            _lock: lock,
             config,
             wal,
             meta,
@@ -366,6 +369,7 @@ impl Engine {
             checkpoint_lock: Mutex::new(()),
             last_periodic: Mutex::new(Instant::now()),
             last_applied_docs: std::sync::atomic::AtomicU64::new(0),
+            _lock: lock,
         });
         for record in inner.meta.indexes()? {
             let slot = inner.slot(&record.uid, true).expect("created");
@@ -764,10 +768,11 @@ fn info_of(r: &IndexRecord) -> IndexInfo {
     }
 }
 
-fn check_version(path: &Path) -> Result<()> {
+fn check_version(disk: &dyn Disk, path: &Path) -> Result<()> {
     let version_path = path.join("VERSION");
-    match std::fs::read_to_string(&version_path) {
+    match disk.read(&version_path) {
         Ok(found) => {
+            let found = String::from_utf8_lossy(&found);
             if found.trim() != DATA_VERSION {
                 return Err(Error::UnsupportedVersion {
                     path: path.to_path_buf(),
@@ -778,9 +783,11 @@ fn check_version(path: &Path) -> Result<()> {
             Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let has_data = ["wal", "meta", "indexes"]
-                .iter()
-                .any(|d| path.join(d).exists());
+            let mut has_data = false;
+            for d in ["wal", "meta", "indexes"] {
+                let p = path.join(d);
+                has_data |= disk.exists(&p).map_err(io("stat", &p))?;
+            }
             if has_data {
                 return Err(Error::UnsupportedVersion {
                     path: path.to_path_buf(),
@@ -788,12 +795,9 @@ fn check_version(path: &Path) -> Result<()> {
                     expected: DATA_VERSION.to_string(),
                 });
             }
-            std::fs::write(&version_path, format!("{DATA_VERSION}\n"))
+            disk.write_synced(&version_path, format!("{DATA_VERSION}\n").as_bytes())
                 .map_err(io("write", &version_path))?;
-            File::open(&version_path)
-                .and_then(|f| f.sync_all())
-                .map_err(io("fsync", &version_path))?;
-            crate::segments::sync_dir(path)
+            disk.sync_dir(path).map_err(io("fsync directory", path))
         }
         Err(e) => Err(Error::io("read", &version_path, e)),
     }
@@ -830,6 +834,7 @@ impl Inner {
 
     fn open_instance(&self, record: IndexRecord) -> Result<IndexInstance> {
         IndexInstance::open(
+            self.config.disk.clone(),
             &self.index_dir(record.id),
             record,
             self.config.segments,
@@ -1371,7 +1376,11 @@ impl Inner {
             ));
         };
         let docs = instance.with_snapshot(|s| Ok(s.corpus().docs))?;
-        batch.delete_indexes.push(instance.uid());
+        // The store removes before it inserts: an earlier write of this drain that put the
+        // record (say, the creation of this incarnation) must not outlive the deletion.
+        let uid = instance.uid();
+        batch.put_indexes.retain(|r| r.uid != uid);
+        batch.delete_indexes.push(uid);
         self.removals.lock().push(instance);
         self.wake_flusher();
         Ok(Outcome::ok(kind, json!({"deletedDocuments": docs})))
@@ -1497,6 +1506,14 @@ impl Inner {
                         body,
                         docs,
                     } = decoded?;
+                    // IMPORTANT: `applied_lsn` is a watermark, but metadata commits of later
+                    // operations (other indexes drain concurrently) may have become durable
+                    // with it. An operation whose task record is stored has all its metadata
+                    // effects stored (same transaction), and so do the earlier operations of
+                    // its index (one slot drains them in order): re-applying them would fail
+                    // them (the index already deleted or created) and overwrite their
+                    // acknowledged tasks.
+                    let stored = lsn > meta_applied && self.meta.task(uid_of_lsn(lsn))?.is_some();
                     let slot = match &header.index {
                         Some(uid) => self.slot(uid, true).expect("created"),
                         None => self.tasks_slot.clone(),
@@ -1510,7 +1527,10 @@ impl Inner {
                         lsn,
                         header,
                         Some(source),
-                        Mode::Replay { meta_applied },
+                        Mode::Replay {
+                            meta_applied,
+                            stored,
+                        },
                         &mut batch,
                     )?;
                     stats.documents_recovered += self.last_applied_docs.load(Ordering::Relaxed);
@@ -1564,20 +1584,16 @@ impl Inner {
             .map(|i| self.index_dir(i.id))
             .collect();
         let dir = self.path.join("indexes");
-        let entries = std::fs::read_dir(&dir).map_err(io("list", &dir))?;
-        for entry in entries {
-            let entry = entry.map_err(io("list", &dir))?;
-            let path = entry.path();
-            let is_ours = entry
-                .file_name()
-                .to_str()
-                .is_some_and(|n| n.len() == 20 && n.bytes().all(|b| b.is_ascii_digit()));
+        let disk = &self.config.disk;
+        for name in disk.list_dir(&dir).map_err(io("list", &dir))? {
+            let path = dir.join(&name);
+            let is_ours = name.len() == 20 && name.bytes().all(|b| b.is_ascii_digit());
             if is_ours && !live.contains(&path) {
                 tracing::info!(path = %path.display(), "removing the files of a deleted index");
-                std::fs::remove_dir_all(&path).map_err(io("remove", &path))?;
+                disk.remove_dir_all(&path).map_err(io("remove", &path))?;
             }
         }
-        crate::segments::sync_dir(&dir)
+        disk.sync_dir(&dir).map_err(io("fsync directory", &dir))
     }
 
     // ------------------------------------------------------------------ flushing

@@ -206,12 +206,13 @@ pub struct FlushOutcome {
 impl IndexInstance {
     /// Opens (or creates) an index incarnation in `dir`.
     pub fn open(
+        disk: Arc<dyn crate::storage::Disk>,
         dir: &std::path::Path,
         record: IndexRecord,
         segment_config: SegmentConfig,
         budget: Arc<MemoryBudget>,
     ) -> Result<IndexInstance> {
-        let segments = SegmentStore::open(dir, segment_config)?;
+        let segments = SegmentStore::open(disk, dir, segment_config)?;
         let searcher = segments.searcher();
         let fields = Fields::from_order(record.fields.clone());
         let instance = IndexInstance {

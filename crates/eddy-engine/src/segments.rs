@@ -9,8 +9,8 @@
 //! Documents reach Tantivy pre-tokenized by [`crate::analysis`], so a document has the same
 //! terms, positions and length here as in a memtable.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use eddy_wal::Lsn;
 use parking_lot::Mutex;
@@ -27,6 +27,7 @@ use tantivy::{
 use crate::analysis::AnalyzedDocument;
 use crate::error::{Error, Result};
 use crate::memtable::{FlushEntry, Memtable, pk_hash};
+use crate::storage::Disk;
 
 /// Fields of the Tantivy schema.
 #[derive(Debug, Clone, Copy)]
@@ -120,6 +121,7 @@ impl Default for SegmentConfig {
 
 /// One index's Tantivy directory.
 pub struct SegmentStore {
+    disk: Arc<dyn Disk>,
     dir: PathBuf,
     index: Index,
     fields: SegmentFields,
@@ -142,41 +144,37 @@ impl Drop for SegmentStore {
     }
 }
 
-/// fsyncs a directory so that renames and new files in it are durable.
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    // IMPORTANT: without this, a power cut can bring back the previous meta.json (and its
-    // older checkpoint) after the log was truncated past it.
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io("fsync directory", dir, e))
-}
-
 impl SegmentStore {
     /// Opens the Tantivy index in `dir`, creating it if absent. Returns the store; its
     /// checkpoint is the LSN of the last commit (0 for a new index).
-    pub fn open(dir: &Path, config: SegmentConfig) -> Result<SegmentStore> {
+    pub fn open(disk: Arc<dyn Disk>, dir: &Path, config: SegmentConfig) -> Result<SegmentStore> {
         let (schema, fields) = build_schema();
-        let created = !dir.join("meta.json").exists();
+        let meta_path = dir.join("meta.json");
+        let created = !disk
+            .exists(&meta_path)
+            .map_err(|e| Error::io("stat", &meta_path, e))?;
         if created {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
-            if let Some(parent) = dir.parent() {
-                sync_dir(parent)?;
-            }
+            disk.create_dir_all(dir)
+                .map_err(|e| Error::io("create directory", dir, e))?;
         }
+        let directory = disk
+            .tantivy_directory(dir)
+            .map_err(|e| Error::io("open directory", dir, e))?;
         let index = if created {
-            Index::builder()
-                .schema(schema)
-                .settings(IndexSettings {
+            Index::create(
+                directory,
+                schema,
+                IndexSettings {
                     docstore_compression: tantivy::store::Compressor::Zstd(
                         tantivy::store::ZstdCompressor {
                             compression_level: Some(3),
                         },
                     ),
                     ..IndexSettings::default()
-                })
-                .create_in_dir(dir)?
+                },
+            )?
         } else {
-            Index::open_in_dir(dir)?
+            Index::open(directory)?
         };
         if index.schema() != build_schema().0 {
             return Err(Error::Corrupt(format!(
@@ -218,6 +216,7 @@ impl SegmentStore {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
         Ok(SegmentStore {
+            disk,
             dir: dir.to_path_buf(),
             index,
             fields,
@@ -404,11 +403,19 @@ impl SegmentStore {
     /// Deletes the Tantivy files. Used when an index is deleted.
     pub fn destroy(self) -> Result<()> {
         let dir = self.dir.clone();
+        let disk = self.disk.clone();
         self.stop_writer();
         drop(self);
-        std::fs::remove_dir_all(&dir).map_err(|e| Error::io("remove directory", &dir, e))?;
+        match disk.remove_dir_all(&dir) {
+            Ok(()) => {}
+            // Already gone: a restart after the deletion was logged, but before it was
+            // checkpointed, removes the directory of the deleted incarnation as an orphan.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove directory", &dir, e)),
+        }
         if let Some(parent) = dir.parent() {
-            sync_dir(parent)?;
+            disk.sync_dir(parent)
+                .map_err(|e| Error::io("fsync directory", parent, e))?;
         }
         Ok(())
     }

@@ -134,7 +134,7 @@ impl WordDfa {
         found: impl FnMut(&[u8], u8),
     ) -> std::io::Result<()> {
         self.walk_automaton(
-            |dfa, lo, hi, f| match dfa {
+            |dfa, (lo, hi), f| match dfa {
                 Some(dfa) => dict_stream(dict, FstAutomaton(dfa), lo, hi, f),
                 None => dict_stream(dict, tantivy_fst::automaton::AlwaysMatch, lo, hi, f),
             },
@@ -149,7 +149,7 @@ impl WordDfa {
         found: impl FnMut(&[u8], u8),
     ) -> std::io::Result<()> {
         self.walk_automaton(
-            |dfa, lo, hi, f| {
+            |dfa, (lo, hi), f| {
                 match dfa {
                     Some(dfa) => map_stream(map, FstAutomaton(dfa), lo, hi, f),
                     None => map_stream(map, tantivy_fst::automaton::AlwaysMatch, lo, hi, f),
@@ -165,20 +165,15 @@ impl WordDfa {
     /// `None`); the final check of each term happens here.
     fn walk_automaton(
         &self,
-        mut stream: impl FnMut(
-            Option<&DFA>,
-            Option<&[u8]>,
-            Option<&[u8]>,
-            &mut dyn FnMut(&[u8]),
-        ) -> std::io::Result<()>,
+        mut stream: impl FnMut(Option<&DFA>, Bounds<'_>, &mut dyn FnMut(&[u8])) -> std::io::Result<()>,
         mut found: impl FnMut(&[u8], u8),
     ) -> std::io::Result<()> {
         if let Some(prefix) = &self.prefix_only {
             let hi = successor(prefix);
-            return stream(None, Some(prefix), hi.as_deref(), &mut |t| found(t, 0));
+            return stream(None, (Some(prefix), hi.as_deref()), &mut |t| found(t, 0));
         }
         let (lo, hi) = self.same_range();
-        stream(Some(&self.same), Some(&lo), hi.as_deref(), &mut |t| {
+        stream(Some(&self.same), (Some(&lo), hi.as_deref()), &mut |t| {
             if let Some(d) = run(&self.same, t) {
                 found(t, d);
             }
@@ -189,9 +184,9 @@ impl WordDfa {
                     found(t, d + 1);
                 }
             };
-            stream(Some(other), None, Some(&lo), &mut on_other)?;
+            stream(Some(other), (None, Some(&lo)), &mut on_other)?;
             if let Some(hi) = &hi {
-                stream(Some(other), Some(hi), None, &mut on_other)?;
+                stream(Some(other), (Some(hi), None), &mut on_other)?;
             }
         }
         Ok(())
@@ -243,6 +238,9 @@ fn map_stream<A: tantivy_fst::Automaton>(
         f(term);
     }
 }
+
+/// A key range `[lo, hi)`; `None` bounds are open.
+type Bounds<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 
 /// The smallest key greater than every key starting with `prefix`, if any.
 pub fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
