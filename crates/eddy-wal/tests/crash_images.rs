@@ -153,6 +153,23 @@ fn check(image: &SimStorage, submitted: &[Submitted], w: Workload, cut: u64) -> 
         durable + 1,
         "cut {cut}"
     );
+    // ... and the new record reads back right behind the recovered ones (a torn tail left in
+    // place would sit between them), now and after a restart.
+    let expect_all = |wal: &Wal, when: &str| {
+        let after: Vec<Record> = wal
+            .replay(0)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|e| panic!("cut {cut}: replay {when}: {e}"));
+        assert_eq!(after.len() as u64, durable + 1, "cut {cut}: {when}");
+        assert_eq!(&after[..records.len()], &records[..], "cut {cut}: {when}");
+        assert_eq!(after[records.len()].payload, b"after", "cut {cut}: {when}");
+    };
+    expect_all(&wal, "after the first append");
+    wal.close().unwrap();
+    let wal = Wal::open_with_storage(Arc::new(image.crash()), config(w.segment_bytes_max))
+        .unwrap_or_else(|e| panic!("cut {cut}: reopening the recovered log: {e}"));
+    expect_all(&wal, "after a restart");
     unacked
 }
 
