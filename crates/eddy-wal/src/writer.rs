@@ -450,11 +450,9 @@ mod tests {
         fn open(&self) {
             self.closed.store(false, Ordering::SeqCst);
         }
-        /// Waits (no timeout: a hang is the failure) until the writer is held at the gate.
+        /// Waits until the writer is held at the gate.
         fn wait_until_held(&self, count: usize) {
-            while self.held.load(Ordering::SeqCst) < count {
-                thread::yield_now();
-            }
+            wait_until(|| self.held.load(Ordering::SeqCst) >= count);
         }
     }
 
@@ -532,9 +530,16 @@ mod tests {
         (wal, gate, inner)
     }
 
-    /// Waits (no timeout: a hang is the failure) until `condition` holds.
+    /// Waits until `condition` holds. The condition does not depend on timing; the generous
+    /// limit only turns a deadlock into a failure instead of a hung test run.
+    #[track_caller]
     fn wait_until(condition: impl Fn() -> bool) {
+        let start = std::time::Instant::now();
         while !condition() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the awaited condition never held (deadlock?)"
+            );
             thread::yield_now();
         }
     }
