@@ -484,8 +484,12 @@ mod tests {
         // segment back.
         assert_eq!(segment_files(&storage.crash()), vec![4, 7, 10]);
         assert_eq!(wal.truncate_before(5).unwrap(), 0);
+        // Segment 4 holds LSNs 4..=6: it goes only once all three are below the point.
+        assert_eq!(wal.truncate_before(6).unwrap(), 0);
+        assert_eq!(wal.truncate_before(7).unwrap(), 1);
+        assert_eq!(segment_files(&storage.crash()), vec![7, 10]);
         // Everything is below LSN 100, but the active segment stays.
-        assert_eq!(wal.truncate_before(100).unwrap(), 2);
+        assert_eq!(wal.truncate_before(100).unwrap(), 1);
         assert_eq!(segment_files(&storage.crash()), vec![10]);
         assert_eq!(
             all(&wal).iter().map(|r| r.lsn).collect::<Vec<_>>(),
