@@ -131,7 +131,7 @@ fn sigkill_at_random_moments_loses_no_acknowledged_record() {
         // Let it acknowledge something first, then kill it at a random moment.
         let first = loop {
             let line = lines
-                .recv_timeout(Duration::from_secs(30))
+                .recv_timeout(Duration::from_secs(60))
                 .expect("the child acknowledged nothing");
             if line.contains("ACK ") {
                 break line;
