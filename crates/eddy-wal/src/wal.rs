@@ -104,10 +104,7 @@ impl Wal {
     pub fn open_with_storage(storage: Arc<dyn Storage>, config: WalConfig) -> Result<Wal, Error> {
         config.validate()?;
         let recovered = recovery::recover(&*storage)?;
-        let active = *recovered
-            .segments
-            .last()
-            .expect("recovery always leaves an active segment");
+        let active = recovered.active_meta;
         let durable = recovered.next_lsn - 1;
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
