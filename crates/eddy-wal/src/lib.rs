@@ -23,6 +23,8 @@
 //! `reader` ([`Replay`]), `wal` ([`Wal`], the queue). The byte format and the crash argument are
 //! in `docs/wal.md`.
 
+#![forbid(unsafe_code)]
+
 mod error;
 mod frame;
 mod reader;

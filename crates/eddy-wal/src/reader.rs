@@ -115,16 +115,8 @@ impl Replay {
                     return Ok(());
                 }
                 let body = stream.body();
-                // `FrameStream` verified the layout; a `None` here would be a bug, reported
-                // as what it would mean on disk rather than a panic.
-                let Some(records) = split_body(body, frame.header.count) else {
-                    return Err(Error::corrupt(
-                        path.clone(),
-                        frame.offset,
-                        crcs,
-                        CorruptReason::BadRecordLayout,
-                    ));
-                };
+                let records =
+                    split_body(body, frame.header.count).expect("FrameStream verified the layout");
                 for (lsn, (kind, range)) in (first..).zip(records) {
                     if lsn >= self.from && lsn <= self.limit {
                         self.buffered.push_back(Record {
