@@ -208,6 +208,11 @@ impl SegmentStore {
                 .num_merge_threads(1)
                 .build(),
         )?;
+        // IMPORTANT: a crash during a commit can leave files the last commit does not
+        // reference (e.g. `<segment>.<opstamp>.del`). Opstamps restart from the committed
+        // one, so the next commit would try to create the same file and fail; remove them
+        // before writing anything (found by the power-cut test).
+        writer.garbage_collect_files().wait()?;
         let mut policy = LogMergePolicy::default();
         policy.set_del_docs_ratio_before_merge(config.deleted_ratio_before_merge);
         writer.set_merge_policy(Box::new(policy));
