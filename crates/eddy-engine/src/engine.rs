@@ -112,6 +112,8 @@ pub struct SearchHit {
     pub score: f32,
     /// Ranking score in `0..=1`.
     pub ranking_score: f64,
+    /// Meters to the `_geoPoint` the search is sorted by (`_geoDistance`).
+    pub geo_distance: Option<f64>,
 }
 
 /// Search results.
@@ -121,6 +123,10 @@ pub struct SearchResults {
     pub hits: Vec<SearchHit>,
     /// Number of matching documents.
     pub total: u64,
+    /// `facetDistribution`, when facets were asked.
+    pub facet_distribution: Option<Value>,
+    /// `facetStats`, when facets were asked.
+    pub facet_stats: Option<Value>,
 }
 
 /// A page of tasks.
@@ -402,6 +408,15 @@ impl Engine {
         self.simple_write(Some(uid), Op::DeleteDocuments { ids })
     }
 
+    /// Deletes the documents matching a filter. Syntax errors are returned at once; which
+    /// documents match is decided when the operation is applied, in log order, so a replay
+    /// deletes exactly the same documents.
+    pub fn delete_documents_by_filter(&self, uid: &str, filter: Value) -> Result<Task> {
+        validate_index_uid(uid)?;
+        search::filter::compile_unchecked(&filter, Code::InvalidDocumentFilter)?;
+        self.simple_write(Some(uid), Op::DeleteByFilter { filter })
+    }
+
     /// Deletes every document of an index.
     pub fn clear_documents(&self, uid: &str) -> Result<Task> {
         validate_index_uid(uid)?;
@@ -578,7 +593,7 @@ impl Engine {
         let instance = self.instance(uid)?;
         let settings = instance.record().settings;
         instance.with_snapshot(|s| {
-            let ranked = search::rank(s, &settings, request)?;
+            let ranked = search::pipeline::execute(s, &settings, request)?;
             let mut hits = Vec::with_capacity(ranked.hits.len());
             for h in ranked.hits {
                 let r = h.candidate.doc;
@@ -589,12 +604,49 @@ impl Engine {
                     document,
                     score: h.candidate.score,
                     ranking_score: h.ranking_score,
+                    geo_distance: h.geo_distance,
                 });
             }
             Ok(SearchResults {
                 hits,
                 total: ranked.total,
+                facet_distribution: ranked.facet_distribution,
+                facet_stats: ranked.facet_stats,
             })
+        })
+    }
+
+    /// A page of documents matching a filter (`filter` as the JSON parameter; `None` = all),
+    /// in insertion order, and the total. `code` is the route's filter error code.
+    ///
+    /// # Errors
+    /// Filter errors (syntax, attribute not filterable) with `code`; missing index.
+    pub fn filter_documents(
+        &self,
+        uid: &str,
+        filter: Option<&Value>,
+        code: Code,
+        offset: usize,
+        limit: usize,
+        fields: Option<&[String]>,
+    ) -> Result<(Vec<Document>, u64)> {
+        let instance = self.instance(uid)?;
+        let settings = instance.record().settings;
+        let compiled = match filter {
+            Some(f) => search::filter::compile(f, &settings, code)?,
+            None => None,
+        };
+        instance.with_snapshot(|s| {
+            let (page, total) =
+                search::pipeline::filter_documents(s, compiled.as_ref(), offset, limit)?;
+            let docs = page
+                .into_iter()
+                .map(|(_, doc)| match doc {
+                    Value::Object(m) => select_fields(&m, fields),
+                    _ => Document::new(),
+                })
+                .collect();
+            Ok((docs, total))
         })
     }
 
@@ -945,14 +997,9 @@ impl Inner {
                 )?
             }
             Op::DeleteDocuments { ids } => self.apply_delete(slot, lsn, ids, mode)?,
-            Op::DeleteByFilter { .. } => Outcome::failed(
-                TaskKind::DocumentDeletion,
-                json!({"providedIds": 0, "deletedDocuments": 0}),
-                Error::invalid(
-                    Code::InvalidDocumentFilter,
-                    "deleting documents by filter is not supported yet",
-                ),
-            ),
+            Op::DeleteByFilter { filter } => {
+                self.apply_delete_by_filter(slot, lsn, filter, mode)?
+            }
             Op::ClearDocuments => self.apply_clear(slot, lsn, mode)?,
             Op::CreateIndex { primary_key } => {
                 self.apply_create(slot, lsn, &header, primary_key.clone(), mode, batch)?
@@ -1182,6 +1229,54 @@ impl Inner {
             kind,
             json!({"providedIds": provided, "deletedDocuments": deleted}),
         ))
+    }
+
+    /// Resolves the filter on the index as it is at this LSN (every earlier operation is
+    /// applied, no later one is), then deletes those ids at this LSN.
+    fn apply_delete_by_filter(
+        &self,
+        slot: &Slot,
+        lsn: Lsn,
+        filter: &Value,
+        mode: Mode,
+    ) -> Result<Outcome> {
+        let kind = TaskKind::DocumentDeletion;
+        let details = |deleted: u64| json!({"providedIds": 0, "deletedDocuments": deleted, "originalFilter": filter.to_string()});
+        let replay = mode.skip_meta(lsn);
+        let instance = if replay {
+            self.replay_target(slot, lsn)
+        } else {
+            slot.instance()
+        };
+        let Some(instance) = instance else {
+            return Ok(Outcome::failed(
+                kind,
+                details(0),
+                Error::IndexNotFound(slot.uid.clone().unwrap_or_default()),
+            ));
+        };
+        if lsn <= instance.checkpoint() || (replay && self.task_failed_before(lsn)?) {
+            return Ok(Outcome::ok(kind, details(0)));
+        }
+        // Filterability is checked when first applied; a replay reads today's settings,
+        // so it only parses (the task record says whether it failed).
+        let compiled = if replay {
+            search::filter::compile_unchecked(filter, Code::InvalidDocumentFilter)
+        } else {
+            search::filter::compile(
+                filter,
+                &instance.record().settings,
+                Code::InvalidDocumentFilter,
+            )
+        };
+        let compiled = match compiled {
+            Ok(Some(f)) => f,
+            Ok(None) => return Ok(Outcome::ok(kind, details(0))),
+            Err(e) => return Ok(Outcome::failed(kind, details(0), e)),
+        };
+        let ids = instance.with_snapshot(|s| search::pipeline::matching_ids(s, &compiled))?;
+        let deleted = instance.apply_delete(lsn, &ids)?;
+        Ok(Outcome::ok(kind, details(deleted)))
     }
 
     fn apply_clear(&self, slot: &Slot, lsn: Lsn, mode: Mode) -> Result<Outcome> {

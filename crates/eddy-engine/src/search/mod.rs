@@ -10,8 +10,12 @@
 
 pub mod derive;
 pub mod eval;
+pub mod facets;
+pub mod filter;
 pub mod layers;
+pub mod pipeline;
 pub mod query;
+pub mod sort;
 
 use std::collections::BTreeMap;
 
@@ -38,6 +42,14 @@ pub struct SearchRequest {
     pub strategy: Strategy,
     /// BM25 parameters.
     pub bm25: Bm25Params,
+    /// The `filter` parameter as given (string, or array of strings and arrays).
+    pub filter: Option<serde_json::Value>,
+    /// `sort` expressions (`attr:asc`, `_geoPoint(lat, lng):desc`).
+    pub sort: Vec<String>,
+    /// `distinct` attribute (overrides the setting).
+    pub distinct: Option<String>,
+    /// `facets` to count (`*` = every filterable attribute).
+    pub facets: Option<Vec<String>>,
 }
 
 impl Default for SearchRequest {
@@ -48,6 +60,10 @@ impl Default for SearchRequest {
             limit: 20,
             strategy: Strategy::Last,
             bm25: Bm25Params::default(),
+            filter: None,
+            sort: Vec::new(),
+            distinct: None,
+            facets: None,
         }
     }
 }
@@ -175,7 +191,7 @@ pub fn rank(
 }
 
 /// Maps the ranking key into `0..=1`, monotonically: the words bucket first, then BM25.
-fn ranking_score(c: &Candidate, n_groups: usize, placeholder: bool) -> f64 {
+pub(crate) fn ranking_score(c: &Candidate, n_groups: usize, placeholder: bool) -> f64 {
     if placeholder {
         return 1.0;
     }

@@ -1,0 +1,359 @@
+//! The search pipeline: matching → filtering → ranking (with sort and custom rules) →
+//! distinct → window, with facets counted on the way.
+//!
+//! When a request needs none of filters, sort, custom ranking rules, distinct or facets, the
+//! ranked top-k of [`super::rank`] is used as is. Otherwise every matching document is
+//! collected (a placeholder search matches every visible document), its stored JSON is read
+//! and the filter, sort keys, distinct values and facets are computed from it with
+//! `eddy-filter`'s value extraction. Stored JSON is identical in every layer and every other
+//! input of the ranking key is layer-independent, so the answer is the same whichever layer
+//! holds each document.
+//!
+//! Ranking rules order the key: `words` is the words bucket, `sort` the request's sort
+//! criteria, `attr:asc|desc` custom rules, `bm25` the BM25 score; the rules eddy does not
+//! apply yet (`typo`, `proximity`, `attribute`, `attributeRank`, `wordPosition`,
+//! `exactness`) add nothing. BM25 and insertion order break the remaining ties.
+
+use std::cmp::Ordering;
+use std::collections::HashSet;
+
+use eddy_filter::{FacetValue, Filter, facet_values};
+use serde_json::Value;
+
+use super::eval::{self, Candidate, Strategy, TopK};
+use super::facets::{FacetCounter, resolve_facets};
+use super::filter::{compile, filterable_patterns, pattern_matches};
+use super::layers::{DocRef, Snapshot};
+use super::sort::{
+    SortCriterion, SortField, SortKey, compare, key_of, parse_criterion, parse_sort,
+};
+use super::{Ranked, SearchRequest, parse, plan, ranking_score};
+use crate::error::{Code, Error, Result};
+use crate::settings::Settings;
+
+/// A hit of the pipeline.
+#[derive(Debug, Clone)]
+pub struct PipelineHit {
+    /// The candidate with its ranking key.
+    pub candidate: Candidate,
+    /// Ranking score in `0..=1`.
+    pub ranking_score: f64,
+    /// Distance in meters to the first `_geoPoint` of the sort, when sorted by one.
+    pub geo_distance: Option<f64>,
+}
+
+/// What the pipeline returns.
+#[derive(Debug, Clone, Default)]
+pub struct Executed {
+    /// Hits in the window.
+    pub hits: Vec<PipelineHit>,
+    /// Matching documents (after filter and distinct).
+    pub total: u64,
+    /// `facetDistribution`, when facets were asked.
+    pub facet_distribution: Option<Value>,
+    /// `facetStats`, when facets were asked.
+    pub facet_stats: Option<Value>,
+}
+
+/// One step of the ranking key.
+#[derive(Debug, Clone, Copy)]
+enum Rule {
+    Words,
+    Bm25,
+    /// Index into the entry's sort keys.
+    Key(usize, bool),
+}
+
+/// The request, resolved against the settings.
+struct Resolved {
+    filter: Option<Filter>,
+    criteria: Vec<SortCriterion>,
+    rules: Vec<Rule>,
+    distinct: Option<String>,
+    facets: Option<Vec<String>>,
+    geo_criterion: Option<usize>,
+    strategy: Strategy,
+}
+
+fn resolve(request: &SearchRequest, settings: &Settings) -> Result<Resolved> {
+    let filter = match &request.filter {
+        Some(f) => compile(f, settings, Code::InvalidSearchFilter)?,
+        None => None,
+    };
+    let sort = parse_sort(&request.sort, settings)?;
+    let mut criteria: Vec<SortCriterion> = Vec::new();
+    let mut rules = Vec::new();
+    for rule in &settings.ranking_rules {
+        match rule.as_str() {
+            "words" => rules.push(Rule::Words),
+            "bm25" => rules.push(Rule::Bm25),
+            "sort" => {
+                for c in &sort {
+                    rules.push(Rule::Key(criteria.len(), c.ascending));
+                    criteria.push(c.clone());
+                }
+            }
+            "typo" | "proximity" | "attribute" | "attributeRank" | "wordPosition" | "exactness" => {
+            }
+            custom => {
+                if let Ok(c) = parse_criterion(custom) {
+                    rules.push(Rule::Key(criteria.len(), c.ascending));
+                    criteria.push(c);
+                }
+            }
+        }
+    }
+    let distinct = match &request.distinct {
+        Some(attr) => {
+            let patterns = filterable_patterns(settings);
+            if !patterns.iter().any(|p| pattern_matches(p, attr)) {
+                let mut valid: Vec<&str> = patterns.iter().map(String::as_str).collect();
+                valid.sort_unstable();
+                return Err(Error::InvalidSearch {
+                    code: Code::InvalidSearchDistinct,
+                    message: format!(
+                        "Attribute `{attr}` is not filterable and thus, cannot be used as distinct attribute. {}",
+                        if valid.is_empty() {
+                            "This index does not have configured filterable attributes.".to_string()
+                        } else {
+                            format!(
+                                "Available filterable attributes patterns are: `{}`.",
+                                valid.join(", ")
+                            )
+                        }
+                    ),
+                });
+            }
+            Some(attr.clone())
+        }
+        None => settings.distinct_attribute.clone(),
+    };
+    let facets = match &request.facets {
+        Some(f) => Some(resolve_facets(f, settings)?),
+        None => None,
+    };
+    let geo_criterion = criteria
+        .iter()
+        .position(|c| matches!(c.field, SortField::Geo { .. }));
+    let bm25_only = settings.ranking_rules.iter().any(|r| r == "bm25")
+        && !settings.ranking_rules.iter().any(|r| r == "words");
+    Ok(Resolved {
+        filter,
+        criteria,
+        rules,
+        distinct,
+        facets,
+        geo_criterion,
+        strategy: if bm25_only {
+            Strategy::Any
+        } else {
+            request.strategy
+        },
+    })
+}
+
+struct Entry {
+    candidate: Candidate,
+    keys: Vec<SortKey>,
+    distinct: Vec<String>,
+}
+
+fn doc_json(snapshot: &Snapshot<'_>, doc: DocRef) -> Result<Value> {
+    serde_json::from_slice(&snapshot.json(doc.layer, doc.doc)?)
+        .map_err(|e| Error::Corrupt(format!("stored document does not decode: {e}")))
+}
+
+fn distinct_keys(doc: &Value, attribute: &str) -> Vec<String> {
+    let mut out: Vec<String> = facet_values(doc, attribute)
+        .iter()
+        .filter_map(|v| match v {
+            FacetValue::Number(n) => Some(format!("n{}", n.to_bits())),
+            other => other.as_facet_str().map(|s| format!("s{s}")),
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+fn compare_entries(a: &Entry, b: &Entry, rules: &[Rule], placeholder: bool) -> Ordering {
+    for rule in rules {
+        let o = match rule {
+            Rule::Words if !placeholder => b.candidate.bucket.cmp(&a.candidate.bucket),
+            Rule::Words => Ordering::Equal,
+            Rule::Bm25 => b.candidate.score.total_cmp(&a.candidate.score),
+            Rule::Key(i, asc) => compare(&a.keys[*i], &b.keys[*i], *asc),
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    a.candidate.rank_cmp(&b.candidate)
+}
+
+/// Runs a search request over a snapshot.
+///
+/// # Errors
+/// `invalid_search_*` errors for filters, sort, distinct and facets; storage errors.
+pub fn execute(
+    snapshot: &Snapshot<'_>,
+    settings: &Settings,
+    request: &SearchRequest,
+) -> Result<Executed> {
+    let resolved = resolve(request, settings)?;
+    let mut effective = request.clone();
+    effective.strategy = resolved.strategy;
+    let simple = resolved.filter.is_none()
+        && resolved.criteria.is_empty()
+        && resolved.distinct.is_none()
+        && resolved.facets.is_none();
+    if simple {
+        let Ranked { hits, total } = super::rank(snapshot, settings, &effective)?;
+        return Ok(Executed {
+            hits: hits
+                .into_iter()
+                .map(|h| PipelineHit {
+                    candidate: h.candidate,
+                    ranking_score: h.ranking_score,
+                    geo_distance: None,
+                })
+                .collect(),
+            total,
+            facet_distribution: None,
+            facet_stats: None,
+        });
+    }
+
+    let parsed = parse(&effective, settings);
+    let placeholder = parsed.is_placeholder();
+    let n_groups = parsed.terms.len().max(1);
+    let mut all = TopK::new(usize::MAX);
+    if placeholder {
+        eval::placeholder(snapshot, &mut all);
+    } else {
+        let plan = plan(snapshot, &parsed, &effective)?;
+        eval::evaluate(snapshot, &plan, &mut all)?;
+    }
+    let candidates = all.into_sorted();
+
+    let mut facets = resolved.facets.clone().map(FacetCounter::new);
+    // Facets are counted after distinct; without distinct they are counted in this pass.
+    let count_now = resolved.distinct.is_none();
+    let mut entries = Vec::with_capacity(candidates.len());
+    for candidate in candidates {
+        let doc = doc_json(snapshot, candidate.doc)?;
+        if let Some(f) = &resolved.filter
+            && !eddy_filter::matches(f, &doc)
+        {
+            continue;
+        }
+        let keys = resolved.criteria.iter().map(|c| key_of(&doc, c)).collect();
+        let distinct = match &resolved.distinct {
+            Some(attr) => distinct_keys(&doc, attr),
+            None => Vec::new(),
+        };
+        if count_now && let Some(f) = facets.as_mut() {
+            f.add(&doc);
+        }
+        entries.push(Entry {
+            candidate,
+            keys,
+            distinct,
+        });
+    }
+    entries.sort_by(|a, b| compare_entries(a, b, &resolved.rules, placeholder));
+    if resolved.distinct.is_some() {
+        let mut seen: HashSet<String> = HashSet::new();
+        entries.retain(|e| {
+            if e.distinct.iter().any(|k| seen.contains(k)) {
+                return false;
+            }
+            seen.extend(e.distinct.iter().cloned());
+            true
+        });
+        if let Some(f) = facets.as_mut() {
+            for e in &entries {
+                f.add(&doc_json(snapshot, e.candidate.doc)?);
+            }
+        }
+    }
+    let total = entries.len() as u64;
+    let hits = entries
+        .into_iter()
+        .skip(request.offset)
+        .take(request.limit)
+        .map(|e| PipelineHit {
+            ranking_score: ranking_score(&e.candidate, n_groups, placeholder),
+            geo_distance: resolved.geo_criterion.and_then(|i| match e.keys[i] {
+                SortKey::Number(d) => Some(d.round()),
+                _ => None,
+            }),
+            candidate: e.candidate,
+        })
+        .collect();
+    let (facet_distribution, facet_stats) = match facets {
+        Some(f) => {
+            let (d, s) = f.finish(settings, None);
+            (Some(d), Some(s))
+        }
+        None => (None, None),
+    };
+    Ok(Executed {
+        hits,
+        total,
+        facet_distribution,
+        facet_stats,
+    })
+}
+
+/// Documents matching a filter (all visible documents without one), in insertion order:
+/// the page `offset .. offset + limit` and the total. For the documents routes.
+///
+/// # Errors
+/// Filter errors with `code`; storage errors.
+pub fn filter_documents(
+    snapshot: &Snapshot<'_>,
+    filter: Option<&Filter>,
+    offset: usize,
+    limit: usize,
+) -> Result<(Vec<(DocRef, Value)>, u64)> {
+    let mut all = TopK::new(usize::MAX);
+    eval::placeholder(snapshot, &mut all);
+    let mut total = 0u64;
+    let mut page = Vec::new();
+    for c in all.into_sorted() {
+        let index = usize::try_from(total).unwrap_or(usize::MAX);
+        let in_page = index >= offset && index - offset < limit;
+        match filter {
+            Some(f) => {
+                let doc = doc_json(snapshot, c.doc)?;
+                if !eddy_filter::matches(f, &doc) {
+                    continue;
+                }
+                if in_page {
+                    page.push((c.doc, doc));
+                }
+            }
+            None if in_page => page.push((c.doc, doc_json(snapshot, c.doc)?)),
+            None => {}
+        }
+        total += 1;
+    }
+    Ok((page, total))
+}
+
+/// The primary keys of every visible document matching a filter.
+///
+/// # Errors
+/// Storage errors.
+pub fn matching_ids(snapshot: &Snapshot<'_>, filter: &Filter) -> Result<Vec<String>> {
+    let mut refs = Vec::new();
+    snapshot.for_each_visible(|r| refs.push(r));
+    let mut ids = Vec::new();
+    for r in refs {
+        if eddy_filter::matches(filter, &doc_json(snapshot, r)?) {
+            ids.push(snapshot.pk(r.layer, r.doc));
+        }
+    }
+    Ok(ids)
+}
