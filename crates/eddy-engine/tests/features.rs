@@ -486,3 +486,58 @@ fn distinct_keeps_one_per_value_and_all_without_it() {
         .collect();
     assert_eq!(ids, ["2", "3", "4", "5"]);
 }
+
+#[test]
+fn searchable_attributes_and_attributes_to_search_on_restrict_matching() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), manual()).unwrap();
+    engine
+        .add_documents(
+            "s",
+            br#"[{"id":1,"title":"star","overview":"river"},{"id":2,"title":"river","overview":"stars"}]"#,
+            PayloadFormat::Json,
+            Method::Replace,
+            None,
+        )
+        .unwrap();
+    let search = |q: &str, on: Option<Vec<String>>| -> Vec<String> {
+        let r = SearchRequest {
+            q: Some(q.into()),
+            attributes_to_search_on: on,
+            ..SearchRequest::default()
+        };
+        engine
+            .search("s", &r)
+            .unwrap()
+            .hits
+            .into_iter()
+            .map(|h| h.id)
+            .collect()
+    };
+    for flushed in [false, true] {
+        assert_eq!(search("star", None), ["1", "2"], "flushed: {flushed}");
+        assert_eq!(search("star", Some(vec!["overview".into()])), ["2"]);
+        assert_eq!(search("star", Some(vec!["title".into()])), ["1"]);
+        engine.flush().unwrap();
+    }
+    let Value::Object(patch) = json!({"searchableAttributes": ["overview"]}) else {
+        unreachable!()
+    };
+    engine.update_settings("s", patch).unwrap();
+    assert_eq!(search("star", None), ["2"]);
+    assert_eq!(search("river", None), ["1"]);
+    let err = engine
+        .search(
+            "s",
+            &SearchRequest {
+                q: Some("star".into()),
+                attributes_to_search_on: Some(vec!["title".into()]),
+                ..SearchRequest::default()
+            },
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        eddy_engine::Code::InvalidSearchAttributesToSearchOn
+    );
+}

@@ -161,7 +161,7 @@ mod tests {
         );
         let err = compile(&json!("year >"), &s, Code::InvalidDocumentFilter).unwrap_err();
         assert_eq!(err.code(), Code::InvalidDocumentFilter);
-        assert!(err.to_string().contains("1:"), "{err}");
+        assert!(err.to_string().ends_with("\n7:7 year >"), "{err}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod derive;
 pub mod eval;
 pub mod facets;
 pub mod filter;
+pub mod format;
 pub mod layers;
 pub mod pipeline;
 pub mod query;
@@ -50,6 +51,8 @@ pub struct SearchRequest {
     pub distinct: Option<String>,
     /// `facets` to count (`*` = every filterable attribute).
     pub facets: Option<Vec<String>>,
+    /// `attributesToSearchOn`: restricts matching to these searchable attributes.
+    pub attributes_to_search_on: Option<Vec<String>>,
 }
 
 impl Default for SearchRequest {
@@ -64,6 +67,7 @@ impl Default for SearchRequest {
             sort: Vec::new(),
             distinct: None,
             facets: None,
+            attributes_to_search_on: None,
         }
     }
 }

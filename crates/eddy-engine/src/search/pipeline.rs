@@ -20,7 +20,7 @@ use std::collections::HashSet;
 use eddy_filter::{FacetValue, Filter, facet_values};
 use serde_json::Value;
 
-use super::eval::{self, Candidate, Strategy, TopK};
+use super::eval::{self, Candidate, Group, Plan, Strategy, TopK};
 use super::facets::{FacetCounter, resolve_facets};
 use super::filter::{compile, filterable_patterns, pattern_matches};
 use super::layers::{DocRef, Snapshot};
@@ -73,6 +73,91 @@ struct Resolved {
     facets: Option<Vec<String>>,
     geo_criterion: Option<usize>,
     strategy: Strategy,
+    /// Attributes matching is restricted to (`None` = every attribute).
+    search_on: Option<Vec<String>>,
+}
+
+fn covers(list: &[String], path: &str) -> bool {
+    list.iter().any(|a| {
+        a == "*"
+            || a == path
+            || path
+                .strip_prefix(a.as_str())
+                .is_some_and(|r| r.starts_with('.'))
+    })
+}
+
+/// The attributes a search may match in: the searchable attributes, narrowed by
+/// `attributesToSearchOn`.
+fn search_on(request: &SearchRequest, settings: &Settings) -> Result<Option<Vec<String>>> {
+    let searchable = (!settings.searches_all()).then(|| settings.searchable_attributes.clone());
+    let Some(asked) = request
+        .attributes_to_search_on
+        .as_ref()
+        .filter(|a| !a.iter().any(|x| x == "*"))
+    else {
+        return Ok(searchable);
+    };
+    if let Some(searchable) = &searchable
+        && let Some(bad) = asked.iter().find(|a| !covers(searchable, a))
+    {
+        return Err(Error::InvalidSearch {
+            code: Code::InvalidSearchAttributesToSearchOn,
+            message: format!(
+                "Attribute `{bad}` is not searchable. Available searchable attributes are: `{}`.",
+                searchable.join(", ")
+            ),
+        });
+    }
+    Ok(Some(asked.clone()))
+}
+
+/// Which query groups a document matches within the allowed attributes, from the exact
+/// terms the plan derived (so it agrees with the index on every layer).
+fn allowed_mask(doc: &Value, plan: &Plan, allowed: &[String]) -> u64 {
+    let Value::Object(map) = doc else {
+        return 0;
+    };
+    let mut mask = 0u64;
+    let mut field_words: Vec<String> = Vec::new();
+    crate::analysis::for_each_leaf(map, |path, text, _| {
+        if !covers(allowed, path) {
+            return;
+        }
+        field_words.clear();
+        field_words.extend(crate::analysis::words(text).map(|w| w.term));
+        for (g, group) in plan.groups.iter().enumerate() {
+            let hit = match group {
+                Group::Word(derivations) => field_words
+                    .iter()
+                    .any(|w| derivations.iter().any(|d| &d.term == w)),
+                Group::Phrase { words, .. } => {
+                    !words.is_empty()
+                        && field_words
+                            .windows(words.len())
+                            .any(|win| win == words.as_slice())
+                }
+            };
+            if hit {
+                mask |= 1 << g;
+            }
+        }
+    });
+    mask
+}
+
+fn bucket_of(mask: u64, n_groups: usize, strategy: Strategy) -> u32 {
+    match strategy {
+        Strategy::Last => mask.trailing_ones(),
+        Strategy::All => {
+            if mask.count_ones() as usize == n_groups {
+                n_groups as u32
+            } else {
+                0
+            }
+        }
+        Strategy::Any => u32::from(mask != 0),
+    }
 }
 
 fn resolve(request: &SearchRequest, settings: &Settings) -> Result<Resolved> {
@@ -138,6 +223,7 @@ fn resolve(request: &SearchRequest, settings: &Settings) -> Result<Resolved> {
     let bm25_only = settings.ranking_rules.iter().any(|r| r == "bm25")
         && !settings.ranking_rules.iter().any(|r| r == "words");
     Ok(Resolved {
+        search_on: search_on(request, settings)?,
         filter,
         criteria,
         rules,
@@ -206,7 +292,8 @@ pub fn execute(
     let simple = resolved.filter.is_none()
         && resolved.criteria.is_empty()
         && resolved.distinct.is_none()
-        && resolved.facets.is_none();
+        && resolved.facets.is_none()
+        && resolved.search_on.is_none();
     if simple {
         let Ranked { hits, total } = super::rank(snapshot, settings, &effective)?;
         return Ok(Executed {
@@ -228,20 +315,33 @@ pub fn execute(
     let placeholder = parsed.is_placeholder();
     let n_groups = parsed.terms.len().max(1);
     let mut all = TopK::new(usize::MAX);
+    let mut the_plan = None;
     if placeholder {
         eval::placeholder(snapshot, &mut all);
     } else {
-        let plan = plan(snapshot, &parsed, &effective)?;
-        eval::evaluate(snapshot, &plan, &mut all)?;
+        let p = plan(snapshot, &parsed, &effective)?;
+        eval::evaluate(snapshot, &p, &mut all)?;
+        the_plan = Some(p);
     }
     let candidates = all.into_sorted();
+    let restrict = match (&resolved.search_on, &the_plan) {
+        (Some(allowed), Some(p)) => Some((allowed, p)),
+        _ => None,
+    };
 
     let mut facets = resolved.facets.clone().map(FacetCounter::new);
     // Facets are counted after distinct; without distinct they are counted in this pass.
     let count_now = resolved.distinct.is_none();
     let mut entries = Vec::with_capacity(candidates.len());
-    for candidate in candidates {
+    for mut candidate in candidates {
         let doc = doc_json(snapshot, candidate.doc)?;
+        if let Some((allowed, p)) = restrict {
+            let mask = allowed_mask(&doc, p, allowed);
+            candidate.bucket = bucket_of(mask, p.groups.len(), resolved.strategy);
+            if candidate.bucket == 0 {
+                continue;
+            }
+        }
         if let Some(f) = &resolved.filter
             && !eddy_filter::matches(f, &doc)
         {
