@@ -616,6 +616,75 @@ impl Engine {
         })
     }
 
+    /// Facet search: the values of `facet_name` among the documents matching the request
+    /// (`q`, `filter`…) whose value matches `facet_query` (prefix and typo tolerant), with
+    /// their counts, in the facet's `sortFacetValuesBy` order, at most `maxValuesPerFacet`.
+    ///
+    /// # Errors
+    /// `invalid_facet_search_facet_name` when the facet is not filterable or facet search is
+    /// disabled; the search's own errors.
+    pub fn facet_search(
+        &self,
+        uid: &str,
+        request: &SearchRequest,
+        facet_name: &str,
+        facet_query: Option<&str>,
+    ) -> Result<Vec<(String, u64)>> {
+        let instance = self.instance(uid)?;
+        let settings = instance.record().settings;
+        let patterns = search::filter::filterable_patterns(&settings);
+        if !settings.facet_search {
+            return Err(Error::InvalidSearch {
+                code: Code::InvalidFacetSearchFacetName,
+                message: "The facet search is disabled for this index".into(),
+            });
+        }
+        if !patterns
+            .iter()
+            .any(|p| search::filter::pattern_matches(p, facet_name))
+        {
+            let mut valid: Vec<&str> = patterns.iter().map(String::as_str).collect();
+            valid.sort_unstable();
+            return Err(Error::InvalidSearch {
+                code: Code::InvalidFacetSearchFacetName,
+                message: format!(
+                    "Attribute `{facet_name}` is not facet-searchable. {}To make it facet-searchable add it to the `filterableAttributes` index settings.",
+                    if valid.is_empty() {
+                        "This index does not have configured facet-searchable attributes. "
+                            .to_string()
+                    } else {
+                        format!(
+                            "Available facet-searchable attributes patterns are: `{}`. ",
+                            valid.join(", ")
+                        )
+                    }
+                ),
+            });
+        }
+        let limit = settings.faceting.max_values_per_facet;
+        let mut unlimited = settings.clone();
+        unlimited.faceting.max_values_per_facet = usize::MAX;
+        let mut request = request.clone();
+        request.facets = Some(vec![facet_name.to_string()]);
+        request.limit = 0;
+        request.offset = 0;
+        let dist = instance.with_snapshot(|s| {
+            Ok(search::pipeline::execute(s, &unlimited, &request)?.facet_distribution)
+        })?;
+        let mut out = Vec::new();
+        if let Some(Value::Object(facets)) = dist
+            && let Some(Value::Object(values)) = facets.get(facet_name)
+        {
+            for (value, count) in values {
+                if facet_query.is_none_or(|q| search::facets::facet_query_matches(value, q)) {
+                    out.push((value.clone(), count.as_u64().unwrap_or(0)));
+                }
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
     /// A page of documents matching a filter (`filter` as the JSON parameter; `None` = all),
     /// in insertion order, and the total. `code` is the route's filter error code.
     ///

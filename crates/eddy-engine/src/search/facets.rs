@@ -236,3 +236,51 @@ mod tests {
         assert_eq!(keys, ["c", "b"]);
     }
 }
+
+/// Whether a facet value matches a facet query: the folded value (lowercase, accents
+/// removed) or one of its words starts with the folded query, or does so within the typo
+/// budget of the query's length (1 typo from 5 characters, 2 from 9).
+pub fn facet_query_matches(value: &str, query: &str) -> bool {
+    let fold = |s: &str| -> String {
+        crate::analysis::words(s)
+            .map(|w| w.term)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let q = fold(query);
+    if q.is_empty() {
+        return true;
+    }
+    let v = fold(value);
+    if v.starts_with(&q) || v.split(' ').any(|w| w.starts_with(&q)) {
+        return true;
+    }
+    let qc: Vec<char> = q.chars().collect();
+    let typos = match qc.len() {
+        0..=4 => 0,
+        5..=8 => 1,
+        _ => 2,
+    };
+    if typos == 0 {
+        return false;
+    }
+    let vc: Vec<char> = v.chars().collect();
+    // The closest prefix of the value, within the budget.
+    (qc.len().saturating_sub(typos)..=(qc.len() + typos).min(vc.len()))
+        .any(|len| super::format::osa_distance(&qc, &vc[..len], typos) <= typos)
+}
+
+#[cfg(test)]
+mod facet_query_tests {
+    use super::facet_query_matches;
+
+    #[test]
+    fn prefix_words_accents_and_typos() {
+        assert!(facet_query_matches("Science Fiction", "sci"));
+        assert!(facet_query_matches("Science Fiction", "fict"));
+        assert!(facet_query_matches("Émotion", "emo"));
+        assert!(facet_query_matches("Adventure", "advemture"));
+        assert!(!facet_query_matches("Adventure", "comedy"));
+        assert!(!facet_query_matches("Drama", "dra ma x"));
+    }
+}

@@ -15,7 +15,7 @@ use super::query::{ParsedQuery, QueryTerm};
 use crate::analysis::words;
 
 /// What to format.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FormatOptions {
     /// Attributes to highlight (`*` = all).
     pub highlight: Vec<String>,
@@ -72,7 +72,7 @@ struct Hit {
     query_word: usize,
 }
 
-fn osa_distance(a: &[char], b: &[char], limit: usize) -> usize {
+pub(crate) fn osa_distance(a: &[char], b: &[char], limit: usize) -> usize {
     if a.len().abs_diff(b.len()) > limit {
         return limit + 1;
     }
@@ -118,6 +118,15 @@ impl Matcher {
             }
         }
         Matcher { words }
+    }
+
+    /// The matcher of a query string under an index's settings.
+    pub fn for_query(q: Option<&str>, settings: &crate::settings::Settings) -> Matcher {
+        let request = super::SearchRequest {
+            q: q.map(str::to_string),
+            ..super::SearchRequest::default()
+        };
+        Matcher::new(&super::parse(&request, settings))
     }
 
     /// Whether the query has no word (nothing is ever highlighted).
