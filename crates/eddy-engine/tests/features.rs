@@ -541,3 +541,47 @@ fn searchable_attributes_and_attributes_to_search_on_restrict_matching() {
         eddy_engine::Code::InvalidSearchAttributesToSearchOn
     );
 }
+
+#[test]
+fn synonyms_are_one_way_and_threshold_drops_low_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), manual()).unwrap();
+    engine
+        .add_documents(
+            "y",
+            br#"[{"id":1,"title":"sofa"},{"id":2,"title":"couch"},{"id":3,"title":"chair"}]"#,
+            PayloadFormat::Json,
+            Method::Replace,
+            None,
+        )
+        .unwrap();
+    let Value::Object(patch) = json!({"synonyms": {"couch": ["sofa", "big settee"]}}) else {
+        unreachable!()
+    };
+    engine.update_settings("y", patch).unwrap();
+    let search = |q: &str, threshold: Option<f64>| -> Vec<String> {
+        let mut got: Vec<String> = engine
+            .search(
+                "y",
+                &SearchRequest {
+                    q: Some(q.into()),
+                    ranking_score_threshold: threshold,
+                    ..SearchRequest::default()
+                },
+            )
+            .unwrap()
+            .hits
+            .into_iter()
+            .map(|h| h.id)
+            .collect();
+        got.sort();
+        got
+    };
+    for _ in 0..2 {
+        assert_eq!(search("couch", None), ["1", "2"]);
+        assert_eq!(search("sofa", None), ["1"]);
+        assert_eq!(search("couch", Some(1.0)), Vec::<String>::new());
+        assert_eq!(search("couch", Some(0.0)), ["1", "2"]);
+        engine.flush().unwrap();
+    }
+}

@@ -113,6 +113,24 @@ pub fn compile(filter: &Value, settings: &Settings, code: Code) -> Result<Option
     eddy_filter::parse_json(filter).map_err(|e| filter_error(code, e))
 }
 
+/// The conjunction of two `filter` parameters in the array form (each outer item is ANDed,
+/// inner arrays stay OR groups), e.g. a tenant token's forced filter and the request's.
+/// `null` is no filter.
+pub fn and_filters(a: Value, b: Value) -> Value {
+    let items = |v: Value| match v {
+        Value::Null => Vec::new(),
+        Value::Array(items) => items,
+        other => vec![other],
+    };
+    let mut out = items(a);
+    out.extend(items(b));
+    if out.is_empty() {
+        Value::Null
+    } else {
+        Value::Array(out)
+    }
+}
+
 /// Parses a filter without checking filterability (replaying a logged operation, whose
 /// check was made when it was first applied).
 ///
@@ -162,6 +180,16 @@ mod tests {
         let err = compile(&json!("year >"), &s, Code::InvalidDocumentFilter).unwrap_err();
         assert_eq!(err.code(), Code::InvalidDocumentFilter);
         assert!(err.to_string().ends_with("\n7:7 year >"), "{err}");
+    }
+
+    #[test]
+    fn and_filters_keeps_or_groups() {
+        let f = and_filters(json!("a = 1"), json!([["b = 2", "c = 3"], "d = 4"]));
+        assert_eq!(f, json!(["a = 1", ["b = 2", "c = 3"], "d = 4"]));
+        let parsed = eddy_filter::parse_json(&f).unwrap().unwrap();
+        assert!(parsed.matches(&json!({"a": 1, "c": 3, "d": 4})));
+        assert!(!parsed.matches(&json!({"a": 1, "d": 4})));
+        assert_eq!(and_filters(Value::Null, Value::Null), Value::Null);
     }
 
     #[test]

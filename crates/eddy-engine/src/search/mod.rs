@@ -53,6 +53,8 @@ pub struct SearchRequest {
     pub facets: Option<Vec<String>>,
     /// `attributesToSearchOn`: restricts matching to these searchable attributes.
     pub attributes_to_search_on: Option<Vec<String>>,
+    /// `rankingScoreThreshold`: hits scoring below are left out (and not counted).
+    pub ranking_score_threshold: Option<f64>,
 }
 
 impl Default for SearchRequest {
@@ -68,6 +70,7 @@ impl Default for SearchRequest {
             distinct: None,
             facets: None,
             attributes_to_search_on: None,
+            ranking_score_threshold: None,
         }
     }
 }

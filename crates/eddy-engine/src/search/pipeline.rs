@@ -20,14 +20,16 @@ use std::collections::HashSet;
 use eddy_filter::{FacetValue, Filter, facet_values};
 use serde_json::Value;
 
-use super::eval::{self, Candidate, Group, Plan, Strategy, TopK};
+use super::eval::{self, Candidate, Group, Plan, Strategy, TopK, WeightedTerm};
 use super::facets::{FacetCounter, resolve_facets};
 use super::filter::{compile, filterable_patterns, pattern_matches};
 use super::layers::{DocRef, Snapshot};
+use super::query::{ParsedQuery, QueryTerm};
 use super::sort::{
     SortCriterion, SortField, SortKey, compare, key_of, parse_criterion, parse_sort,
 };
 use super::{Ranked, SearchRequest, parse, plan, ranking_score};
+use crate::bm25::{TermWeight, idf};
 use crate::error::{Code, Error, Result};
 use crate::settings::Settings;
 
@@ -289,7 +291,9 @@ pub fn execute(
     let resolved = resolve(request, settings)?;
     let mut effective = request.clone();
     effective.strategy = resolved.strategy;
-    let simple = resolved.filter.is_none()
+    let simple = settings.synonyms.is_empty()
+        && request.ranking_score_threshold.is_none()
+        && resolved.filter.is_none()
         && resolved.criteria.is_empty()
         && resolved.distinct.is_none()
         && resolved.facets.is_none()
@@ -319,7 +323,8 @@ pub fn execute(
     if placeholder {
         eval::placeholder(snapshot, &mut all);
     } else {
-        let p = plan(snapshot, &parsed, &effective)?;
+        let mut p = plan(snapshot, &parsed, &effective)?;
+        add_synonyms(snapshot, &mut p, &parsed, settings, &effective)?;
         eval::evaluate(snapshot, &p, &mut all)?;
         the_plan = Some(p);
     }
@@ -377,6 +382,9 @@ pub fn execute(
             }
         }
     }
+    if let Some(threshold) = request.ranking_score_threshold {
+        entries.retain(|e| ranking_score(&e.candidate, n_groups, placeholder) >= threshold);
+    }
     let total = entries.len() as u64;
     let hits = entries
         .into_iter()
@@ -404,6 +412,55 @@ pub fn execute(
         facet_distribution,
         facet_stats,
     })
+}
+
+/// Adds the single-word synonyms of each query word (`synonyms` setting, keys and values
+/// normalized like document words) as extra exact derivations of that word. Multi-word
+/// synonyms are not applied yet.
+fn add_synonyms(
+    snapshot: &Snapshot<'_>,
+    plan: &mut Plan,
+    parsed: &ParsedQuery,
+    settings: &Settings,
+    request: &SearchRequest,
+) -> Result<()> {
+    if settings.synonyms.is_empty() {
+        return Ok(());
+    }
+    let single = |s: &str| -> Option<String> {
+        let mut words = crate::analysis::words(s).map(|w| w.term);
+        let first = words.next()?;
+        words.next().is_none().then_some(first)
+    };
+    let corpus = snapshot.corpus();
+    for (term, group) in parsed.terms.iter().zip(plan.groups.iter_mut()) {
+        let (QueryTerm::Word(word), Group::Word(derivations)) = (term, group) else {
+            continue;
+        };
+        for (key, values) in &settings.synonyms {
+            if single(key).as_deref() != Some(word.text.as_str()) {
+                continue;
+            }
+            for value in values {
+                let Some(syn) = single(value) else {
+                    continue;
+                };
+                if derivations.iter().any(|d| d.term == syn) {
+                    continue;
+                }
+                let df = snapshot.doc_freq(&syn)?;
+                if df == 0 {
+                    continue;
+                }
+                derivations.push(WeightedTerm {
+                    weight: TermWeight::new(idf(df, corpus.docs), corpus, request.bm25),
+                    term: syn,
+                    typos: 0,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Documents matching a filter (all visible documents without one), in insertion order:

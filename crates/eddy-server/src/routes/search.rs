@@ -60,16 +60,11 @@ const KNOWN: [&str; 29] = [
 ];
 
 /// Features not supported yet: parameter, code, and what to call it in the message.
-const LATER: [(&str, Code, &str); 5] = [
+const LATER: [(&str, Code, &str); 4] = [
     (
         "showRankingScoreDetails",
         Code::InvalidSearchShowRankingScoreDetails,
         "`showRankingScoreDetails`",
-    ),
-    (
-        "rankingScoreThreshold",
-        Code::InvalidSearchRankingScoreThreshold,
-        "`rankingScoreThreshold`",
     ),
     ("hybrid", Code::BadRequest, "Hybrid search"),
     ("vector", Code::BadRequest, "Vector search"),
@@ -109,6 +104,20 @@ pub struct SearchQuery {
     pub format: FormatOptions,
     /// Whether hits carry `_matchesPosition`.
     pub show_matches_position: bool,
+    /// `rankingScoreThreshold`.
+    pub ranking_score_threshold: Option<f64>,
+}
+
+fn threshold(value: Option<f64>, found: &str) -> Result<Option<f64>, ApiError> {
+    match value {
+        Some(t) if !(0.0..=1.0).contains(&t) => Err(ApiError::new(
+            Code::InvalidSearchRankingScoreThreshold,
+            format!(
+                "Invalid value at `.rankingScoreThreshold`: the value of `rankingScoreThreshold` is invalid, expected a float between `0.0` and `1.0`, found {found}."
+            ),
+        )),
+        other => Ok(other),
+    }
 }
 
 /// Splits `attr:5` crop entries.
@@ -263,6 +272,20 @@ impl SearchQuery {
                 Code::InvalidSearchShowMatchesPosition,
             )?
             .unwrap_or(false),
+            ranking_score_threshold: match map.get("rankingScoreThreshold") {
+                None | Some(Value::Null) => None,
+                Some(v) => threshold(
+                    Some(v.as_f64().ok_or_else(|| {
+                        params::wrong_type(
+                            Code::InvalidSearchRankingScoreThreshold,
+                            "rankingScoreThreshold",
+                            "a number",
+                            v,
+                        )
+                    })?),
+                    &v.to_string(),
+                )?,
+            },
         })
     }
 
@@ -332,6 +355,18 @@ impl SearchQuery {
                     Code::InvalidSearchShowMatchesPosition,
                 )?
                 .unwrap_or(false),
+            ranking_score_threshold: match q.get("rankingScoreThreshold") {
+                None => None,
+                Some(raw) => threshold(
+                    Some(raw.trim().parse::<f64>().map_err(|_| {
+                        ApiError::new(
+                            Code::InvalidSearchRankingScoreThreshold,
+                            format!("Invalid value in parameter `rankingScoreThreshold`: could not parse `{raw}` as a float."),
+                        )
+                    })?),
+                    raw,
+                )?,
+            },
         })
     }
 
@@ -383,6 +418,7 @@ pub fn run(engine: &Engine, uid: &str, query: &SearchQuery) -> Result<Value, Api
         distinct: query.distinct.clone(),
         facets: query.facets.clone(),
         attributes_to_search_on: query.attributes_to_search_on.clone(),
+        ranking_score_threshold: query.ranking_score_threshold,
         ..SearchRequest::default()
     };
     let results = engine.search(uid, &request)?;
