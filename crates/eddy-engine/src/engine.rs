@@ -1479,6 +1479,16 @@ impl Inner {
         let kind = TaskKind::SettingsUpdate;
         let details = Value::Object(patch.clone());
         if mode.skip_meta(lsn) {
+            // The stored settings are already the latest; only a rebuild's memtable
+            // effects may need replaying.
+            if crate::rebuild::needs_rebuild(patch)
+                && let Some(instance) = self.replay_target(slot, lsn)
+                && lsn > instance.checkpoint()
+                && !self.task_failed_before(lsn)?
+            {
+                let n = crate::rebuild::rebuild_in_place(&instance, lsn, &self.config)?;
+                return Ok(Outcome::ok(kind, details).with_applied(n));
+            }
             return Ok(Outcome::ok(kind, details));
         }
         let instance = match slot.instance() {
@@ -1492,8 +1502,12 @@ impl Inner {
                     r.settings = settings;
                     r.updated_at = OffsetDateTime::now_utc();
                 });
+                let mut rebuilt = 0;
+                if crate::rebuild::needs_rebuild(patch) && lsn > instance.checkpoint() {
+                    rebuilt = crate::rebuild::rebuild_in_place(&instance, lsn, &self.config)?;
+                }
                 batch.put_indexes.push(instance.record());
-                Ok(Outcome::ok(kind, details))
+                Ok(Outcome::ok(kind, details).with_applied(rebuilt))
             }
             Err(e) => Ok(Outcome::failed(kind, details, e)),
         }

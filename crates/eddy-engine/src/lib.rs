@@ -24,6 +24,7 @@ pub mod memory;
 pub mod memtable;
 pub mod meta;
 pub mod ops;
+pub mod rebuild;
 pub mod search;
 pub mod segments;
 pub mod settings;

@@ -12,7 +12,7 @@
 use serde_json::{Map, Value, json};
 
 use super::query::{ParsedQuery, QueryTerm};
-use crate::analysis::words;
+use crate::analysis::{Tokenization, words_with};
 
 /// What to format.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +60,7 @@ struct QueryWord {
 /// Decides which words of a text match a query.
 pub struct Matcher {
     words: Vec<QueryWord>,
+    tokenization: Tokenization,
 }
 
 /// A match in a text: byte range, and how many bytes of it to highlight.
@@ -117,7 +118,10 @@ impl Matcher {
                 })),
             }
         }
-        Matcher { words }
+        Matcher {
+            words,
+            tokenization: Tokenization::default(),
+        }
     }
 
     /// The matcher of a query string under an index's settings.
@@ -126,7 +130,9 @@ impl Matcher {
             q: q.map(str::to_string),
             ..super::SearchRequest::default()
         };
-        Matcher::new(&super::parse(&request, settings))
+        let mut m = Matcher::new(&super::parse(&request, settings));
+        m.tokenization = Tokenization::from_settings(settings);
+        m
     }
 
     /// Whether the query has no word (nothing is ever highlighted).
@@ -160,7 +166,7 @@ impl Matcher {
     fn hits(&self, text: &str) -> (Vec<(usize, usize)>, Vec<Hit>) {
         let mut spans = Vec::new();
         let mut hits = Vec::new();
-        for (index, w) in words(text).enumerate() {
+        for (index, w) in words_with(text, &self.tokenization).into_iter().enumerate() {
             spans.push((w.start, w.end));
             if let Some((query_word, chars)) = self.match_word(&w.term) {
                 let highlight_end = match chars {
@@ -378,6 +384,7 @@ mod tests {
                 typos: &typos,
                 prefix_search: true,
                 stop_words: &[],
+                tokenization: &Tokenization::default(),
             },
         ))
     }

@@ -102,6 +102,7 @@ pub fn parse(request: &SearchRequest, settings: &Settings) -> ParsedQuery {
             typos: &settings.typo_tolerance,
             prefix_search: settings.prefix_search != "disabled",
             stop_words: &settings.stop_words,
+            tokenization: &crate::analysis::Tokenization::from_settings(settings),
         },
     )
 }

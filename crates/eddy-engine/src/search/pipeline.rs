@@ -116,7 +116,12 @@ fn search_on(request: &SearchRequest, settings: &Settings) -> Result<Option<Vec<
 
 /// Which query groups a document matches within the allowed attributes, from the exact
 /// terms the plan derived (so it agrees with the index on every layer).
-fn allowed_mask(doc: &Value, plan: &Plan, allowed: &[String]) -> u64 {
+fn allowed_mask(
+    doc: &Value,
+    plan: &Plan,
+    allowed: &[String],
+    tok: &crate::analysis::Tokenization,
+) -> u64 {
     let Value::Object(map) = doc else {
         return 0;
     };
@@ -127,7 +132,11 @@ fn allowed_mask(doc: &Value, plan: &Plan, allowed: &[String]) -> u64 {
             return;
         }
         field_words.clear();
-        field_words.extend(crate::analysis::words(text).map(|w| w.term));
+        field_words.extend(
+            crate::analysis::words_with(text, tok)
+                .into_iter()
+                .map(|w| w.term),
+        );
         for (g, group) in plan.groups.iter().enumerate() {
             let hit = match group {
                 Group::Word(derivations) => field_words
@@ -329,6 +338,7 @@ pub fn execute(
         the_plan = Some(p);
     }
     let candidates = all.into_sorted();
+    let tok = crate::analysis::Tokenization::from_settings(settings);
     let restrict = match (&resolved.search_on, &the_plan) {
         (Some(allowed), Some(p)) => Some((allowed, p)),
         _ => None,
@@ -341,7 +351,7 @@ pub fn execute(
     for mut candidate in candidates {
         let doc = doc_json(snapshot, candidate.doc)?;
         if let Some((allowed, p)) = restrict {
-            let mask = allowed_mask(&doc, p, allowed);
+            let mask = allowed_mask(&doc, p, allowed, &tok);
             candidate.bucket = bucket_of(mask, p.groups.len(), resolved.strategy);
             if candidate.bucket == 0 {
                 continue;
