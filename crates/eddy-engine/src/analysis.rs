@@ -111,7 +111,7 @@ impl Tokenization {
 }
 
 /// Splits a text into normalized words under a [`Tokenization`].
-pub fn words_with<'a>(text: &'a str, tok: &Tokenization) -> Vec<Word> {
+pub fn words_with(text: &str, tok: &Tokenization) -> Vec<Word> {
     if tok.is_default() {
         return words(text).collect();
     }

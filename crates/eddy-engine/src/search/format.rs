@@ -82,8 +82,8 @@ pub(crate) fn osa_distance(a: &[char], b: &[char], limit: usize) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=m {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=n {
         for j in 1..=m {
@@ -269,7 +269,7 @@ fn best_window(hits: &[Hit], total_words: usize, n: usize) -> usize {
     best.1
 }
 
-fn selected<'a>(list: &'a [String], path: &str) -> bool {
+fn selected(list: &[String], path: &str) -> bool {
     list.iter().any(|a| {
         a == "*"
             || a == path
