@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use eddy_filter::{FacetValue, facet_values};
+use eddy_filter::{FacetValue, FieldFacets, field_facets};
 use serde_json::{Map, Value, json};
 
 use super::filter::{filterable_patterns, pattern_matches};
@@ -102,11 +102,22 @@ impl FacetCounter {
 
     /// Counts one document.
     pub fn add(&mut self, doc: &Value) {
-        for (attr, counts) in self.attributes.iter().zip(self.counts.iter_mut()) {
-            let values = facet_values(doc, attr);
+        let facets: Vec<FieldFacets> = self
+            .attributes
+            .iter()
+            .map(|a| field_facets(doc, a))
+            .collect();
+        self.add_values(|i| &facets[i]);
+    }
+
+    /// Counts one document given the facets of attribute number `i` (in this counter's
+    /// order).
+    pub fn add_values<'f>(&mut self, facets_of: impl Fn(usize) -> &'f FieldFacets) {
+        for (i, counts) in self.counts.iter_mut().enumerate() {
+            let values = &facets_of(i).values;
             let mut seen_numbers: Vec<u64> = Vec::new();
             let mut seen_strings: Vec<&str> = Vec::new();
-            for v in &values {
+            for v in values {
                 match v {
                     FacetValue::Number(n) => {
                         let key = ordered_bits(*n);

@@ -17,6 +17,7 @@ pub mod layers;
 pub mod pipeline;
 pub mod query;
 pub mod sort;
+pub mod values;
 
 use std::collections::BTreeMap;
 

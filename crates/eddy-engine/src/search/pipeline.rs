@@ -17,7 +17,7 @@
 use std::cmp::Ordering;
 use std::collections::HashSet;
 
-use eddy_filter::{FacetValue, Filter, facet_values};
+use eddy_filter::{FacetValue, FieldFacets, Filter};
 use serde_json::Value;
 
 use super::eval::{self, Candidate, Group, Plan, Strategy, TopK, WeightedTerm};
@@ -26,8 +26,9 @@ use super::filter::{compile, filterable_patterns, pattern_matches};
 use super::layers::{DocRef, Snapshot};
 use super::query::{ParsedQuery, QueryTerm};
 use super::sort::{
-    SortCriterion, SortField, SortKey, compare, key_of, parse_criterion, parse_sort,
+    SortCriterion, SortField, SortKey, compare, key_of_values, parse_criterion, parse_sort,
 };
+use super::values::{GEO, ValueReader};
 use super::{Ranked, SearchRequest, parse, plan, ranking_score};
 use crate::bm25::{TermWeight, idf};
 use crate::error::{Code, Error, Result};
@@ -260,8 +261,9 @@ fn doc_json(snapshot: &Snapshot<'_>, doc: DocRef) -> Result<Value> {
         .map_err(|e| Error::Corrupt(format!("stored document does not decode: {e}")))
 }
 
-fn distinct_keys(doc: &Value, attribute: &str) -> Vec<String> {
-    let mut out: Vec<String> = facet_values(doc, attribute)
+fn distinct_keys(facets: &FieldFacets) -> Vec<String> {
+    let mut out: Vec<String> = facets
+        .values
         .iter()
         .filter_map(|v| match v {
             FacetValue::Number(n) => Some(format!("n{}", n.to_bits())),
@@ -344,31 +346,74 @@ pub fn execute(
         _ => None,
     };
 
+    // Every attribute the stages read, through one reader (segment columns are cached).
+    let mut attrs: Vec<String> = Vec::new();
+    let mut need = |a: &str| {
+        if !attrs.iter().any(|x| x == a) {
+            attrs.push(a.to_string());
+        }
+    };
+    if let Some(f) = &resolved.filter {
+        for a in f.attributes() {
+            need(a);
+        }
+    }
+    for c in &resolved.criteria {
+        match &c.field {
+            SortField::Attribute(a) => need(a),
+            SortField::Geo { .. } => need(GEO),
+        }
+    }
+    if let Some(d) = &resolved.distinct {
+        need(d);
+    }
+    for f in resolved.facets.iter().flatten() {
+        need(f);
+    }
+    let reader = ValueReader::new(snapshot, attrs)?;
+    let pos = |a: &str| reader.position(a).unwrap_or(usize::MAX);
+    let criteria_pos: Vec<usize> = resolved
+        .criteria
+        .iter()
+        .map(|c| match &c.field {
+            SortField::Attribute(a) => pos(a),
+            SortField::Geo { .. } => pos(GEO),
+        })
+        .collect();
+    let distinct_pos = resolved.distinct.as_deref().map(pos);
+    let facet_pos: Vec<usize> = resolved.facets.iter().flatten().map(|f| pos(f)).collect();
+
     let mut facets = resolved.facets.clone().map(FacetCounter::new);
     // Facets are counted after distinct; without distinct they are counted in this pass.
     let count_now = resolved.distinct.is_none();
     let mut entries = Vec::with_capacity(candidates.len());
     for mut candidate in candidates {
-        let doc = doc_json(snapshot, candidate.doc)?;
         if let Some((allowed, p)) = restrict {
+            let doc = doc_json(snapshot, candidate.doc)?;
             let mask = allowed_mask(&doc, p, allowed, &tok);
             candidate.bucket = bucket_of(mask, p.groups.len(), resolved.strategy);
             if candidate.bucket == 0 {
                 continue;
             }
         }
+        let values = reader.read(candidate.doc)?;
         if let Some(f) = &resolved.filter
-            && !eddy_filter::matches(f, &doc)
+            && !reader.matches(f, &values)
         {
             continue;
         }
-        let keys = resolved.criteria.iter().map(|c| key_of(&doc, c)).collect();
-        let distinct = match &resolved.distinct {
-            Some(attr) => distinct_keys(&doc, attr),
+        let keys = resolved
+            .criteria
+            .iter()
+            .zip(&criteria_pos)
+            .map(|(c, &i)| key_of_values(values.facets(i), values.geo(), c))
+            .collect();
+        let distinct = match distinct_pos {
+            Some(i) => distinct_keys(values.facets(i)),
             None => Vec::new(),
         };
         if count_now && let Some(f) = facets.as_mut() {
-            f.add(&doc);
+            f.add_values(|k| values.facets(facet_pos[k]));
         }
         entries.push(Entry {
             candidate,
@@ -388,7 +433,8 @@ pub fn execute(
         });
         if let Some(f) = facets.as_mut() {
             for e in &entries {
-                f.add(&doc_json(snapshot, e.candidate.doc)?);
+                let values = reader.read(e.candidate.doc)?;
+                f.add_values(|k| values.facets(facet_pos[k]));
             }
         }
     }
@@ -486,27 +532,34 @@ pub fn filter_documents(
 ) -> Result<(Vec<(DocRef, Value)>, u64)> {
     let mut all = TopK::new(usize::MAX);
     eval::placeholder(snapshot, &mut all);
+    let reader = filter_reader(snapshot, filter)?;
     let mut total = 0u64;
     let mut page = Vec::new();
     for c in all.into_sorted() {
+        if let (Some(f), Some(r)) = (filter, &reader)
+            && !r.matches(f, &r.read(c.doc)?)
+        {
+            continue;
+        }
         let index = usize::try_from(total).unwrap_or(usize::MAX);
-        let in_page = index >= offset && index - offset < limit;
-        match filter {
-            Some(f) => {
-                let doc = doc_json(snapshot, c.doc)?;
-                if !eddy_filter::matches(f, &doc) {
-                    continue;
-                }
-                if in_page {
-                    page.push((c.doc, doc));
-                }
-            }
-            None if in_page => page.push((c.doc, doc_json(snapshot, c.doc)?)),
-            None => {}
+        if index >= offset && index - offset < limit {
+            page.push((c.doc, doc_json(snapshot, c.doc)?));
         }
         total += 1;
     }
     Ok((page, total))
+}
+
+/// A value reader for the attributes of a filter.
+fn filter_reader<'s, 'a>(
+    snapshot: &'s Snapshot<'a>,
+    filter: Option<&Filter>,
+) -> Result<Option<ValueReader<'s, 'a>>> {
+    let Some(f) = filter else {
+        return Ok(None);
+    };
+    let attrs: Vec<String> = f.attributes().into_iter().map(str::to_string).collect();
+    Ok(Some(ValueReader::new(snapshot, attrs)?))
 }
 
 /// The primary keys of every visible document matching a filter.
@@ -517,8 +570,11 @@ pub fn matching_ids(snapshot: &Snapshot<'_>, filter: &Filter) -> Result<Vec<Stri
     let mut refs = Vec::new();
     snapshot.for_each_visible(|r| refs.push(r));
     let mut ids = Vec::new();
+    let Some(reader) = filter_reader(snapshot, Some(filter))? else {
+        return Ok(ids);
+    };
     for r in refs {
-        if eddy_filter::matches(filter, &doc_json(snapshot, r)?) {
+        if reader.matches(filter, &reader.read(r)?) {
             ids.push(snapshot.pk(r.layer, r.doc));
         }
     }

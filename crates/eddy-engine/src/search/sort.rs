@@ -9,7 +9,7 @@
 
 use std::cmp::Ordering;
 
-use eddy_filter::{FacetValue, facet_values, geo_distance_m, geo_point};
+use eddy_filter::{FacetValue, FieldFacets, field_facets, geo_distance_m, geo_point};
 use serde_json::Value;
 
 use super::filter::is_sortable;
@@ -167,13 +167,27 @@ pub fn parse_sort(items: &[String], settings: &Settings) -> Result<Vec<SortCrite
 
 /// The key of a document for a criterion.
 pub fn key_of(doc: &Value, criterion: &SortCriterion) -> SortKey {
+    let facets = match &criterion.field {
+        SortField::Attribute(path) => field_facets(doc, path),
+        SortField::Geo { .. } => FieldFacets::default(),
+    };
+    key_of_values(&facets, geo_point(doc), criterion)
+}
+
+/// The key for a criterion from the attribute's facets (attribute criteria) or the
+/// document's `_geo` point (`_geoPoint` criteria).
+pub fn key_of_values(
+    facets: &FieldFacets,
+    geo: Option<(f64, f64)>,
+    criterion: &SortCriterion,
+) -> SortKey {
     match &criterion.field {
-        SortField::Geo { lat, lng } => match geo_point(doc) {
+        SortField::Geo { lat, lng } => match geo {
             Some((plat, plng)) => SortKey::Number(geo_distance_m(*lat, *lng, plat, plng)),
             None => SortKey::Missing,
         },
-        SortField::Attribute(path) => {
-            let values = facet_values(doc, path);
+        SortField::Attribute(_) => {
+            let values = &facets.values;
             let numbers = values.iter().filter_map(FacetValue::as_number);
             let best_number = if criterion.ascending {
                 numbers.reduce(f64::min)
