@@ -329,17 +329,27 @@ pub fn execute(
     let parsed = parse(&effective, settings);
     let placeholder = parsed.is_placeholder();
     let n_groups = parsed.terms.len().max(1);
-    let mut all = TopK::new(usize::MAX);
     let mut the_plan = None;
-    if placeholder {
-        eval::placeholder(snapshot, &mut all);
+    // Unordered: entries are ordered once filtered.
+    let candidates: Vec<Candidate> = if placeholder {
+        let mut v = Vec::new();
+        snapshot.for_each_visible(|doc| {
+            v.push(Candidate {
+                bucket: 0,
+                score: 0.0,
+                seq: snapshot.seq(doc.layer, doc.doc),
+                doc,
+            });
+        });
+        v
     } else {
+        let mut all = TopK::new(usize::MAX);
         let mut p = plan(snapshot, &parsed, &effective)?;
         add_synonyms(snapshot, &mut p, &parsed, settings, &effective)?;
         eval::evaluate(snapshot, &p, &mut all)?;
         the_plan = Some(p);
-    }
-    let candidates = all.into_sorted();
+        all.into_sorted()
+    };
     let tok = crate::analysis::Tokenization::from_settings(settings);
     let restrict = match (&resolved.search_on, &the_plan) {
         (Some(allowed), Some(p)) => Some((allowed, p)),
@@ -421,8 +431,9 @@ pub fn execute(
             distinct,
         });
     }
-    entries.sort_by(|a, b| compare_entries(a, b, &resolved.rules, placeholder));
+    let cmp = |a: &Entry, b: &Entry| compare_entries(a, b, &resolved.rules, placeholder);
     if resolved.distinct.is_some() {
+        entries.sort_by(cmp);
         let mut seen: HashSet<String> = HashSet::new();
         entries.retain(|e| {
             if e.distinct.iter().any(|k| seen.contains(k)) {
@@ -442,6 +453,17 @@ pub fn execute(
         entries.retain(|e| ranking_score(&e.candidate, n_groups, placeholder) >= threshold);
     }
     let total = entries.len() as u64;
+    if resolved.distinct.is_none() {
+        // Only the window needs ordering.
+        let k = request.offset.saturating_add(request.limit);
+        if k < entries.len() {
+            if k > 0 {
+                entries.select_nth_unstable_by(k - 1, cmp);
+            }
+            entries.truncate(k);
+        }
+        entries.sort_by(cmp);
+    }
     let hits = entries
         .into_iter()
         .skip(request.offset)
