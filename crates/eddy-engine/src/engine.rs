@@ -411,9 +411,24 @@ impl Engine {
     /// Deletes the documents matching a filter. Syntax errors are returned at once; which
     /// documents match is decided when the operation is applied, in log order, so a replay
     /// deletes exactly the same documents.
+    ///
+    /// The filter's attributes must be filterable under the index's settings when the
+    /// request arrives (applying only parses it, so that a replay, which may see later
+    /// settings, decides exactly as the live run did).
     pub fn delete_documents_by_filter(&self, uid: &str, filter: Value) -> Result<Task> {
         validate_index_uid(uid)?;
-        search::filter::compile_unchecked(&filter, Code::InvalidDocumentFilter)?;
+        match self.instance(uid) {
+            Ok(instance) => {
+                search::filter::compile(
+                    &filter,
+                    &instance.record().settings,
+                    Code::InvalidDocumentFilter,
+                )?;
+            }
+            Err(_) => {
+                search::filter::compile_unchecked(&filter, Code::InvalidDocumentFilter)?;
+            }
+        }
         self.simple_write(Some(uid), Op::DeleteByFilter { filter })
     }
 
@@ -686,7 +701,8 @@ impl Engine {
     }
 
     /// A page of documents matching a filter (`filter` as the JSON parameter; `None` = all),
-    /// in insertion order, and the total. `code` is the route's filter error code.
+    /// ordered by `sort` (`attr:asc` expressions on sortable attributes) then insertion
+    /// order, and the total. `code` is the route's filter error code.
     ///
     /// # Errors
     /// Filter errors (syntax, attribute not filterable) with `code`; missing index.
@@ -694,6 +710,7 @@ impl Engine {
         &self,
         uid: &str,
         filter: Option<&Value>,
+        sort: &[String],
         code: Code,
         offset: usize,
         limit: usize,
@@ -705,9 +722,10 @@ impl Engine {
             Some(f) => search::filter::compile(f, &settings, code)?,
             None => None,
         };
+        let sort = search::sort::parse_document_sort(sort, &settings)?;
         instance.with_snapshot(|s| {
             let (page, total) =
-                search::pipeline::filter_documents(s, compiled.as_ref(), offset, limit)?;
+                search::pipeline::filter_documents(s, compiled.as_ref(), &sort, offset, limit)?;
             let docs = page
                 .into_iter()
                 .map(|(_, doc)| match doc {
@@ -1327,18 +1345,10 @@ impl Inner {
         if lsn <= instance.checkpoint() || (replay && self.task_failed_before(lsn)?) {
             return Ok(Outcome::ok(kind, details(0)));
         }
-        // Filterability is checked when first applied; a replay reads today's settings,
-        // so it only parses (the task record says whether it failed).
-        let compiled = if replay {
-            search::filter::compile_unchecked(filter, Code::InvalidDocumentFilter)
-        } else {
-            search::filter::compile(
-                filter,
-                &instance.record().settings,
-                Code::InvalidDocumentFilter,
-            )
-        };
-        let compiled = match compiled {
+        // Filterability was checked when the request arrived: applying depends on nothing
+        // but the log, so a replay deletes what the live run deleted.
+        let compiled = match search::filter::compile_unchecked(filter, Code::InvalidDocumentFilter)
+        {
             Ok(Some(f)) => f,
             Ok(None) => return Ok(Outcome::ok(kind, details(0))),
             Err(e) => return Ok(Outcome::failed(kind, details(0), e)),
@@ -1498,6 +1508,9 @@ impl Inner {
         let current = instance.record().settings;
         match current.patched(patch) {
             Ok(settings) => {
+                // Rebuild whenever the patch names a tokenization setting, changed or not:
+                // a replay may find the stored settings already patched, so comparing with
+                // them cannot tell whether this operation changed anything.
                 instance.update_record(|r| {
                     r.settings = settings;
                     r.updated_at = OffsetDateTime::now_utc();

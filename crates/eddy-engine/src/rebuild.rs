@@ -15,8 +15,9 @@
 //! Crash safety comes from the log: the settings operation is a log record, so a replay that
 //! reaches it (its LSN is above the index's checkpoint) rebuilds again from the same state,
 //! and one that does not finds the rebuilt versions in the segments already. The decision
-//! to rebuild depends only on the logged patch and the index's state at that LSN, so the
-//! live run and any replay decide the same.
+//! depends only on the logged patch (it names a tokenization setting), never on the stored
+//! settings, which a replay may find already patched; so the live run and any replay decide
+//! the same. A patch that names one without changing it (a settings reset) rebuilds too.
 //!
 //! Limits, on purpose for now: writes to the same index wait while the rebuild runs (they
 //! are queued behind it in log order, none is refused or lost; searches and other indexes

@@ -424,15 +424,15 @@ fn filter_errors_and_non_filterable_attributes() {
         )
         .unwrap_err();
     assert_eq!(err.code(), eddy_engine::Code::InvalidSearchFilter);
-    // A delete by filter on a non-filterable attribute is a failed task, nothing deleted.
+    // A delete by filter on a non-filterable attribute is refused, nothing deleted.
     let before = engine
         .search("idx", &SearchRequest::default())
         .unwrap()
         .total;
-    let t = engine
+    let err = engine
         .delete_documents_by_filter("idx", json!("title = star"))
-        .unwrap();
-    assert_eq!(t.status, TaskStatus::Failed);
+        .unwrap_err();
+    assert_eq!(err.code(), eddy_engine::Code::InvalidDocumentFilter);
     assert_eq!(
         engine
             .search("idx", &SearchRequest::default())

@@ -183,6 +183,22 @@ fn filters_facets_sort_distinct_and_delete_by_filter() {
     assert_eq!(r.body["total"], genres["action"]);
     s.get("/indexes/movies/documents?filter=overview%20%3D%20x")
         .assert_error(400, "invalid_document_filter");
+    let r = s.post_json(
+        "/indexes/movies/documents/fetch",
+        &json!({"sort": ["release_date:asc"], "limit": 100, "fields": ["release_date"]}),
+    );
+    let got: Vec<i64> = r.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["release_date"].as_i64().unwrap())
+        .collect();
+    let mut want = got.clone();
+    want.sort_unstable();
+    assert_eq!(got, want);
+    assert_eq!(got.len(), all.len());
+    s.get("/indexes/movies/documents?sort=overview:asc")
+        .assert_error(400, "invalid_document_sort");
 
     // Delete by filter.
     let r = s.post_json(

@@ -541,33 +541,71 @@ fn add_synonyms(
     Ok(())
 }
 
-/// Documents matching a filter (all visible documents without one), in insertion order:
-/// the page `offset .. offset + limit` and the total. For the documents routes.
+/// Documents matching a filter (all visible documents without one), ordered by `sort` then
+/// insertion order: the page `offset .. offset + limit` and the total. For the documents
+/// routes.
 ///
 /// # Errors
-/// Filter errors with `code`; storage errors.
+/// Storage errors.
 pub fn filter_documents(
     snapshot: &Snapshot<'_>,
     filter: Option<&Filter>,
+    sort: &[SortCriterion],
     offset: usize,
     limit: usize,
 ) -> Result<(Vec<(DocRef, Value)>, u64)> {
-    let mut all = TopK::new(usize::MAX);
-    eval::placeholder(snapshot, &mut all);
-    let reader = filter_reader(snapshot, filter)?;
-    let mut total = 0u64;
-    let mut page = Vec::new();
-    for c in all.into_sorted() {
-        if let (Some(f), Some(r)) = (filter, &reader)
-            && !r.matches(f, &r.read(c.doc)?)
+    let mut attrs: Vec<String> = filter
+        .map(|f| f.attributes().into_iter().map(str::to_string).collect())
+        .unwrap_or_default();
+    for c in sort {
+        let a = match &c.field {
+            SortField::Attribute(a) => a.as_str(),
+            SortField::Geo { .. } => GEO,
+        };
+        if !attrs.iter().any(|x| x == a) {
+            attrs.push(a.to_string());
+        }
+    }
+    let reader = ValueReader::new(snapshot, attrs)?;
+    let mut refs = Vec::new();
+    snapshot.for_each_visible(|r| refs.push(r));
+    let mut kept: Vec<(Vec<SortKey>, u64, DocRef)> = Vec::new();
+    for r in refs {
+        if filter.is_none() && sort.is_empty() {
+            kept.push((Vec::new(), snapshot.seq(r.layer, r.doc), r));
+            continue;
+        }
+        let values = reader.read(r)?;
+        if let Some(f) = filter
+            && !reader.matches(f, &values)
         {
             continue;
         }
-        let index = usize::try_from(total).unwrap_or(usize::MAX);
-        if index >= offset && index - offset < limit {
-            page.push((c.doc, doc_json(snapshot, c.doc)?));
+        let keys = sort
+            .iter()
+            .map(|c| {
+                let i = match &c.field {
+                    SortField::Attribute(a) => reader.position(a),
+                    SortField::Geo { .. } => reader.position(GEO),
+                };
+                key_of_values(values.facets(i.unwrap_or(usize::MAX)), values.geo(), c)
+            })
+            .collect();
+        kept.push((keys, snapshot.seq(r.layer, r.doc), r));
+    }
+    let total = kept.len() as u64;
+    kept.sort_by(|a, b| {
+        for (i, c) in sort.iter().enumerate() {
+            let o = compare(&a.0[i], &b.0[i], c.ascending);
+            if o != Ordering::Equal {
+                return o;
+            }
         }
-        total += 1;
+        a.1.cmp(&b.1).then(a.2.cmp(&b.2))
+    });
+    let mut page = Vec::new();
+    for (_, _, r) in kept.into_iter().skip(offset).take(limit) {
+        page.push((r, doc_json(snapshot, r)?));
     }
     Ok((page, total))
 }

@@ -132,6 +132,28 @@ pub fn parse_criterion(expr: &str) -> Result<SortCriterion> {
 /// # Errors
 /// `invalid_search_sort`.
 pub fn parse_sort(items: &[String], settings: &Settings) -> Result<Vec<SortCriterion>> {
+    let out = parse_sortable(items, settings)?;
+    if !out.is_empty() && !settings.ranking_rules.iter().any(|r| r == "sort") {
+        return Err(invalid(
+            "You must specify where `sort` is listed in the rankingRules setting to use the sort parameter at search time.".into(),
+        ));
+    }
+    Ok(out)
+}
+
+/// Parses `sort` for the documents routes: `invalid_document_sort`, sortable attributes
+/// needed, no ranking rule involved.
+///
+/// # Errors
+/// `invalid_document_sort`.
+pub fn parse_document_sort(items: &[String], settings: &Settings) -> Result<Vec<SortCriterion>> {
+    parse_sortable(items, settings).map_err(|e| Error::InvalidSearch {
+        code: Code::InvalidDocumentSort,
+        message: e.to_string(),
+    })
+}
+
+fn parse_sortable(items: &[String], settings: &Settings) -> Result<Vec<SortCriterion>> {
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         let c = parse_criterion(item)?;
@@ -156,11 +178,6 @@ pub fn parse_sort(items: &[String], settings: &Settings) -> Result<Vec<SortCrite
             )));
         }
         out.push(c);
-    }
-    if !out.is_empty() && !settings.ranking_rules.iter().any(|r| r == "sort") {
-        return Err(invalid(
-            "You must specify where `sort` is listed in the rankingRules setting to use the sort parameter at search time.".into(),
-        ));
     }
     Ok(out)
 }

@@ -83,15 +83,17 @@ struct Listing {
     fields: Option<Vec<String>>,
     ids: Option<Vec<Value>>,
     filter: Option<Value>,
+    sort: Vec<String>,
 }
 
 fn list_documents(engine: &Engine, uid: &str, listing: Listing) -> Result<Value, ApiError> {
     let displayed = engine.settings(uid)?.displayed_attributes;
     let fields = listing.fields.as_deref();
     let (docs, total) = match listing.ids {
-        None if listing.filter.is_some() => engine.filter_documents(
+        None if listing.filter.is_some() || !listing.sort.is_empty() => engine.filter_documents(
             uid,
             listing.filter.as_ref(),
+            &listing.sort,
             Code::InvalidDocumentFilter,
             listing.offset,
             listing.limit,
@@ -148,12 +150,6 @@ pub async fn list(
         "ids",
         "sort",
     ])?;
-    if q.get("sort").is_some_and(|f| !f.trim().is_empty()) {
-        return Err(not_supported_yet(
-            Code::InvalidDocumentSort,
-            "Sorting documents",
-        ));
-    }
     q.bool("retrieveVectors", Code::BadRequest)?;
     let listing = Listing {
         offset: q.usize("offset", Code::InvalidDocumentOffset)?.unwrap_or(0),
@@ -166,6 +162,10 @@ pub async fn list(
             .get("filter")
             .filter(|f| !f.trim().is_empty())
             .map(|f| Value::String(f.to_string())),
+        sort: q
+            .get("sort")
+            .map(super::search::split_sort)
+            .unwrap_or_default(),
     };
     validate_index_uid(&uid)?;
     state
@@ -193,12 +193,6 @@ pub async fn fetch(
             "sort",
         ],
     )?;
-    if !is_blank(map.get("sort")) {
-        return Err(not_supported_yet(
-            Code::InvalidDocumentSort,
-            "Sorting documents",
-        ));
-    }
     params::bool_field(&map, "retrieveVectors", Code::BadRequest)?;
     let ids = match map.get("ids") {
         None | Some(Value::Null) => None,
@@ -218,6 +212,8 @@ pub async fn fetch(
         fields: params::string_list_field(&map, "fields", Code::InvalidDocumentFields)?,
         ids,
         filter: filter_param(map.get("filter"), Code::InvalidDocumentFilter)?,
+        sort: params::string_list_field(&map, "sort", Code::InvalidDocumentSort)?
+            .unwrap_or_default(),
     };
     validate_index_uid(&uid)?;
     state
