@@ -116,6 +116,21 @@ pub struct SearchHit {
     pub geo_distance: Option<f64>,
 }
 
+/// What the documents routes ask for.
+#[derive(Debug, Clone, Default)]
+pub struct DocumentQuery {
+    /// The `filter` parameter as given.
+    pub filter: Option<Value>,
+    /// `sort` expressions (`attr:asc`) on sortable attributes.
+    pub sort: Vec<String>,
+    /// Documents to skip.
+    pub offset: usize,
+    /// Documents to return.
+    pub limit: usize,
+    /// Fields to return (`None` = all).
+    pub fields: Option<Vec<String>>,
+}
+
 /// Search results.
 #[derive(Debug, Clone)]
 pub struct SearchResults {
@@ -700,22 +715,26 @@ impl Engine {
         Ok(out)
     }
 
-    /// A page of documents matching a filter (`filter` as the JSON parameter; `None` = all),
-    /// ordered by `sort` (`attr:asc` expressions on sortable attributes) then insertion
-    /// order, and the total. `code` is the route's filter error code.
+    /// A page of documents for the documents routes: those matching `query.filter` (all
+    /// without one), ordered by `query.sort` then insertion order, and the total.
     ///
     /// # Errors
-    /// Filter errors (syntax, attribute not filterable) with `code`; missing index.
+    /// `invalid_document_filter` (syntax, attribute not filterable), `invalid_document_sort`;
+    /// missing index.
     pub fn filter_documents(
         &self,
         uid: &str,
-        filter: Option<&Value>,
-        sort: &[String],
-        code: Code,
-        offset: usize,
-        limit: usize,
-        fields: Option<&[String]>,
+        query: &DocumentQuery,
     ) -> Result<(Vec<Document>, u64)> {
+        let DocumentQuery {
+            filter,
+            sort,
+            offset,
+            limit,
+            fields,
+        } = query;
+        let (filter, offset, limit, fields) = (filter.as_ref(), *offset, *limit, fields.as_deref());
+        let code = Code::InvalidDocumentFilter;
         let instance = self.instance(uid)?;
         let settings = instance.record().settings;
         let compiled = match filter {

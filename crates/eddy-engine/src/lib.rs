@@ -33,7 +33,7 @@ pub mod task;
 pub use config::{Durability, EngineConfig, MergeStrategy};
 pub use document::{Document, PayloadFormat};
 pub use engine::{
-    Engine, IndexInfo, IndexStats, RecoveryStats, SearchHit, SearchResults, TaskPage,
+    DocumentQuery, Engine, IndexInfo, IndexStats, RecoveryStats, SearchHit, SearchResults, TaskPage,
 };
 pub use error::{Code, Error, ErrorType, ResponseError, Result};
 pub use ops::Method;

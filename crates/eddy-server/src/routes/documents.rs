@@ -6,7 +6,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use eddy_engine::document::{Document, select_fields, validate_index_uid};
-use eddy_engine::{Code, Engine, Method};
+use eddy_engine::{Code, DocumentQuery, Engine, Method};
 use serde_json::{Map, Value, json};
 
 use super::accepted;
@@ -92,12 +92,13 @@ fn list_documents(engine: &Engine, uid: &str, listing: Listing) -> Result<Value,
     let (docs, total) = match listing.ids {
         None if listing.filter.is_some() || !listing.sort.is_empty() => engine.filter_documents(
             uid,
-            listing.filter.as_ref(),
-            &listing.sort,
-            Code::InvalidDocumentFilter,
-            listing.offset,
-            listing.limit,
-            None,
+            &DocumentQuery {
+                filter: listing.filter.clone(),
+                sort: listing.sort.clone(),
+                offset: listing.offset,
+                limit: listing.limit,
+                fields: None,
+            },
         )?,
         None => engine.documents(uid, listing.offset, listing.limit, None)?,
         Some(ids) => {
