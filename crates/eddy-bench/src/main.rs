@@ -3,10 +3,12 @@
 //!
 //! ```text
 //! eddy-bench ingest [wordnet|scifact|synthetic ...]   # all corpora when none is named
+//! eddy-bench search                                   # search features on geonames
 //! ```
 
 mod corpus;
 mod ingest;
+mod search;
 mod stats;
 
 use std::path::Path;
@@ -51,6 +53,10 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
+        Some("search") => {
+            println!("{}", search::run()?);
+            Ok(())
+        }
         Some("phase") if args.len() == 4 => {
             let value = match args[1].as_str() {
                 p @ ("tantivy" | "eddy" | "recovery" | "search") => {
@@ -61,6 +67,6 @@ fn main() -> Result<()> {
             println!("{value}");
             Ok(())
         }
-        _ => bail!("usage: eddy-bench ingest [corpus ...]"),
+        _ => bail!("usage: eddy-bench ingest [corpus ...] | eddy-bench search"),
     }
 }

@@ -70,6 +70,134 @@ pub fn words(text: &str) -> impl Iterator<Item = Word> + '_ {
     })
 }
 
+/// How an index's settings change word boundaries: `separatorTokens` split words,
+/// `nonSeparatorTokens` join the words they sit between (`foo@bar`), `dictionary` entries
+/// are always one word (`J.R.R.`). The default changes nothing, and [`words_with`] is then
+/// exactly [`words`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tokenization {
+    separators: Vec<String>,
+    non_separators: Vec<String>,
+    dictionary: Vec<String>,
+}
+
+impl Tokenization {
+    /// The tokenization of an index's settings.
+    pub fn from_settings(settings: &crate::settings::Settings) -> Tokenization {
+        let clean = |v: &[String]| -> Vec<String> {
+            let mut out: Vec<String> = v.iter().filter(|s| !s.is_empty()).cloned().collect();
+            // Longest first, so that the longest entry wins where several start together.
+            out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+            out.dedup();
+            out
+        };
+        Tokenization {
+            separators: clean(&settings.separator_tokens),
+            non_separators: clean(&settings.non_separator_tokens),
+            dictionary: clean(&settings.dictionary),
+        }
+    }
+
+    /// Whether it changes nothing.
+    pub fn is_default(&self) -> bool {
+        self.separators.is_empty() && self.non_separators.is_empty() && self.dictionary.is_empty()
+    }
+
+    fn entry_at<'a>(list: &'a [String], text: &str, at: usize) -> Option<&'a str> {
+        list.iter()
+            .find(|e| text[at..].starts_with(e.as_str()))
+            .map(String::as_str)
+    }
+}
+
+/// Splits a text into normalized words under a [`Tokenization`].
+pub fn words_with(text: &str, tok: &Tokenization) -> Vec<Word> {
+    if tok.is_default() {
+        return words(text).collect();
+    }
+    let mut out = Vec::new();
+    // Regions between dictionary entries and separator tokens.
+    let mut region_start = 0;
+    let mut at = 0;
+    while at < text.len() {
+        if !text.is_char_boundary(at) {
+            at += 1;
+            continue;
+        }
+        if let Some(entry) = Tokenization::entry_at(&tok.dictionary, text, at) {
+            region_words(text, region_start, at, tok, &mut out);
+            if let Some(term) = normalize_word(entry) {
+                out.push(Word {
+                    term,
+                    start: at,
+                    end: at + entry.len(),
+                });
+            }
+            at += entry.len();
+            region_start = at;
+            continue;
+        }
+        if let Some(sep) = Tokenization::entry_at(&tok.separators, text, at) {
+            region_words(text, region_start, at, tok, &mut out);
+            at += sep.len();
+            region_start = at;
+            continue;
+        }
+        at += 1;
+    }
+    region_words(text, region_start, text.len(), tok, &mut out);
+    out
+}
+
+/// Words of `text[from..to]`: Unicode word boundaries, with runs of words and
+/// non-separator tokens joined into one word.
+fn region_words(text: &str, from: usize, to: usize, tok: &Tokenization, out: &mut Vec<Word>) {
+    if from >= to {
+        return;
+    }
+    let region = &text[from..to];
+    let is_word = |seg: &str| seg.chars().any(char::is_alphanumeric);
+    let is_joiner = |seg: &str| {
+        tok.non_separators.iter().any(|n| n == seg)
+            || (!seg.is_empty()
+                && seg
+                    .chars()
+                    .all(|c| tok.non_separators.iter().any(|n| n.chars().eq([c]))))
+    };
+    let mut run: Option<(usize, usize, bool)> = None;
+    let flush = |run: &mut Option<(usize, usize, bool)>, out: &mut Vec<Word>| {
+        if let Some((s, e, has_word)) = run.take()
+            && has_word
+            && let Some(term) = normalize_word(&region[s..e])
+        {
+            out.push(Word {
+                term,
+                start: from + s,
+                end: from + e,
+            });
+        }
+    };
+    for (start, seg) in region.split_word_bound_indices() {
+        let word = is_word(seg);
+        if word || (!tok.non_separators.is_empty() && is_joiner(seg)) {
+            let end = start + seg.len();
+            run = match run {
+                Some((s, e, has)) if e == start && !tok.non_separators.is_empty() => {
+                    Some((s, end, has || word))
+                }
+                other => {
+                    let mut prev = other;
+                    flush(&mut prev, out);
+                    Some((start, end, word))
+                }
+            };
+        } else {
+            flush(&mut run, out);
+        }
+    }
+    flush(&mut run, out);
+}
+
 /// One indexed token: a term at a position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {
@@ -147,6 +275,15 @@ fn visit(path: &mut String, value: &Value, f: &mut impl FnMut(&str, &str, bool))
 /// attribute rank of a leaf path, or `None` when the path is not searchable.
 pub fn analyze_document(
     doc: &Document,
+    rank_of: impl FnMut(&str) -> Option<u32>,
+) -> AnalyzedDocument {
+    analyze_document_with(doc, &Tokenization::default(), rank_of)
+}
+
+/// [`analyze_document`] under a [`Tokenization`].
+pub fn analyze_document_with(
+    doc: &Document,
+    tok: &Tokenization,
     mut rank_of: impl FnMut(&str) -> Option<u32>,
 ) -> AnalyzedDocument {
     // Next free position per rank; leaves of one rank may be spread over the document.
@@ -163,7 +300,7 @@ pub fn analyze_document(
         };
         let mut pos = next[slot].1;
         let mut any = false;
-        for word in words(text) {
+        for word in words_with(text, tok) {
             tokens.push(Token {
                 position: encode_position(rank, pos),
                 term: word.term,
@@ -202,6 +339,28 @@ mod tests {
         let ws: Vec<Word> = words(text).collect();
         assert_eq!(&text[ws[1].start..ws[1].end], "Wörld");
         assert_eq!(ws[1].term, "world");
+    }
+
+    #[test]
+    fn tokenization_settings_change_word_boundaries() {
+        let tok = Tokenization {
+            separators: vec!["|".into()],
+            non_separators: vec!["@".into()],
+            dictionary: vec!["J.R.R.".into()],
+        };
+        let terms: Vec<String> = words_with("mail foo@bar a|b by J.R.R. Tolkien", &tok)
+            .into_iter()
+            .map(|w| w.term)
+            .collect();
+        assert_eq!(
+            terms,
+            vec!["mail", "foo@bar", "a", "b", "by", "j.r.r.", "tolkien"]
+        );
+        let text = "Café au LAIT, naïve-coöperation 42 l'été";
+        assert_eq!(
+            words_with(text, &Tokenization::default()),
+            words(text).collect::<Vec<_>>()
+        );
     }
 
     #[test]

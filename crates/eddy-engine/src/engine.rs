@@ -117,6 +117,23 @@ pub struct SearchHit {
     pub score: f32,
     /// Ranking score in `0..=1`.
     pub ranking_score: f64,
+    /// Meters to the `_geoPoint` the search is sorted by (`_geoDistance`).
+    pub geo_distance: Option<f64>,
+}
+
+/// What the documents routes ask for.
+#[derive(Debug, Clone, Default)]
+pub struct DocumentQuery {
+    /// The `filter` parameter as given.
+    pub filter: Option<Value>,
+    /// `sort` expressions (`attr:asc`) on sortable attributes.
+    pub sort: Vec<String>,
+    /// Documents to skip.
+    pub offset: usize,
+    /// Documents to return.
+    pub limit: usize,
+    /// Fields to return (`None` = all).
+    pub fields: Option<Vec<String>>,
 }
 
 /// Search results.
@@ -126,6 +143,10 @@ pub struct SearchResults {
     pub hits: Vec<SearchHit>,
     /// Number of matching documents.
     pub total: u64,
+    /// `facetDistribution`, when facets were asked.
+    pub facet_distribution: Option<Value>,
+    /// `facetStats`, when facets were asked.
+    pub facet_stats: Option<Value>,
 }
 
 /// A page of tasks.
@@ -451,6 +472,30 @@ impl Engine {
         self.simple_write(Some(uid), Op::DeleteDocuments { ids })
     }
 
+    /// Deletes the documents matching a filter. Syntax errors are returned at once; which
+    /// documents match is decided when the operation is applied, in log order, so a replay
+    /// deletes exactly the same documents.
+    ///
+    /// The filter's attributes must be filterable under the index's settings when the
+    /// request arrives (applying only parses it, so that a replay, which may see later
+    /// settings, decides exactly as the live run did).
+    pub fn delete_documents_by_filter(&self, uid: &str, filter: Value) -> Result<Task> {
+        validate_index_uid(uid)?;
+        match self.instance(uid) {
+            Ok(instance) => {
+                search::filter::compile(
+                    &filter,
+                    &instance.record().settings,
+                    Code::InvalidDocumentFilter,
+                )?;
+            }
+            Err(_) => {
+                search::filter::compile_unchecked(&filter, Code::InvalidDocumentFilter)?;
+            }
+        }
+        self.simple_write(Some(uid), Op::DeleteByFilter { filter })
+    }
+
     /// Deletes every document of an index.
     pub fn clear_documents(&self, uid: &str) -> Result<Task> {
         validate_index_uid(uid)?;
@@ -627,7 +672,7 @@ impl Engine {
         let instance = self.instance(uid)?;
         let settings = instance.record().settings;
         instance.with_snapshot(|s| {
-            let ranked = search::rank(s, &settings, request)?;
+            let ranked = search::pipeline::execute(s, &settings, request)?;
             let mut hits = Vec::with_capacity(ranked.hits.len());
             for h in ranked.hits {
                 let r = h.candidate.doc;
@@ -638,12 +683,125 @@ impl Engine {
                     document,
                     score: h.candidate.score,
                     ranking_score: h.ranking_score,
+                    geo_distance: h.geo_distance,
                 });
             }
             Ok(SearchResults {
                 hits,
                 total: ranked.total,
+                facet_distribution: ranked.facet_distribution,
+                facet_stats: ranked.facet_stats,
             })
+        })
+    }
+
+    /// Facet search: the values of `facet_name` among the documents matching the request
+    /// (`q`, `filter`…) whose value matches `facet_query` (prefix and typo tolerant), with
+    /// their counts, in the facet's `sortFacetValuesBy` order, at most `maxValuesPerFacet`.
+    ///
+    /// # Errors
+    /// `invalid_facet_search_facet_name` when the facet is not filterable or facet search is
+    /// disabled; the search's own errors.
+    pub fn facet_search(
+        &self,
+        uid: &str,
+        request: &SearchRequest,
+        facet_name: &str,
+        facet_query: Option<&str>,
+    ) -> Result<Vec<(String, u64)>> {
+        let instance = self.instance(uid)?;
+        let settings = instance.record().settings;
+        let patterns = search::filter::filterable_patterns(&settings);
+        if !settings.facet_search {
+            return Err(Error::InvalidSearch {
+                code: Code::InvalidFacetSearchFacetName,
+                message: "The facet search is disabled for this index".into(),
+            });
+        }
+        if !patterns
+            .iter()
+            .any(|p| search::filter::pattern_matches(p, facet_name))
+        {
+            let mut valid: Vec<&str> = patterns.iter().map(String::as_str).collect();
+            valid.sort_unstable();
+            return Err(Error::InvalidSearch {
+                code: Code::InvalidFacetSearchFacetName,
+                message: format!(
+                    "Attribute `{facet_name}` is not facet-searchable. {}To make it facet-searchable add it to the `filterableAttributes` index settings.",
+                    if valid.is_empty() {
+                        "This index does not have configured facet-searchable attributes. "
+                            .to_string()
+                    } else {
+                        format!(
+                            "Available facet-searchable attributes patterns are: `{}`. ",
+                            valid.join(", ")
+                        )
+                    }
+                ),
+            });
+        }
+        let limit = settings.faceting.max_values_per_facet;
+        let mut unlimited = settings.clone();
+        unlimited.faceting.max_values_per_facet = usize::MAX;
+        let mut request = request.clone();
+        request.facets = Some(vec![facet_name.to_string()]);
+        request.limit = 0;
+        request.offset = 0;
+        let dist = instance.with_snapshot(|s| {
+            Ok(search::pipeline::execute(s, &unlimited, &request)?.facet_distribution)
+        })?;
+        let mut out = Vec::new();
+        if let Some(Value::Object(facets)) = dist
+            && let Some(Value::Object(values)) = facets.get(facet_name)
+        {
+            for (value, count) in values {
+                if facet_query.is_none_or(|q| search::facets::facet_query_matches(value, q)) {
+                    out.push((value.clone(), count.as_u64().unwrap_or(0)));
+                }
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// A page of documents for the documents routes: those matching `query.filter` (all
+    /// without one), ordered by `query.sort` then insertion order, and the total.
+    ///
+    /// # Errors
+    /// `invalid_document_filter` (syntax, attribute not filterable), `invalid_document_sort`;
+    /// missing index.
+    pub fn filter_documents(
+        &self,
+        uid: &str,
+        query: &DocumentQuery,
+    ) -> Result<(Vec<Document>, u64)> {
+        let DocumentQuery {
+            filter,
+            sort,
+            offset,
+            limit,
+            fields,
+        } = query;
+        let (filter, offset, limit, fields) = (filter.as_ref(), *offset, *limit, fields.as_deref());
+        let code = Code::InvalidDocumentFilter;
+        let instance = self.instance(uid)?;
+        let settings = instance.record().settings;
+        let compiled = match filter {
+            Some(f) => search::filter::compile(f, &settings, code)?,
+            None => None,
+        };
+        let sort = search::sort::parse_document_sort(sort, &settings)?;
+        instance.with_snapshot(|s| {
+            let (page, total) =
+                search::pipeline::filter_documents(s, compiled.as_ref(), &sort, offset, limit)?;
+            let docs = page
+                .into_iter()
+                .map(|(_, doc)| match doc {
+                    Value::Object(m) => select_fields(&m, fields),
+                    _ => Document::new(),
+                })
+                .collect();
+            Ok((docs, total))
         })
     }
 
@@ -1010,14 +1168,9 @@ impl Inner {
                 )?
             }
             Op::DeleteDocuments { ids } => self.apply_delete(slot, lsn, ids, mode)?,
-            Op::DeleteByFilter { .. } => Outcome::failed(
-                TaskKind::DocumentDeletion,
-                json!({"providedIds": 0, "deletedDocuments": 0}),
-                Error::invalid(
-                    Code::InvalidDocumentFilter,
-                    "deleting documents by filter is not supported yet",
-                ),
-            ),
+            Op::DeleteByFilter { filter } => {
+                self.apply_delete_by_filter(slot, lsn, filter, mode)?
+            }
             Op::ClearDocuments => self.apply_clear(slot, lsn, mode)?,
             Op::CreateIndex { primary_key } => {
                 self.apply_create(slot, lsn, &header, primary_key.clone(), mode, batch)?
@@ -1263,6 +1416,46 @@ impl Inner {
         ))
     }
 
+    /// Resolves the filter on the index as it is at this LSN (every earlier operation is
+    /// applied, no later one is), then deletes those ids at this LSN.
+    fn apply_delete_by_filter(
+        &self,
+        slot: &Slot,
+        lsn: Lsn,
+        filter: &Value,
+        mode: Mode,
+    ) -> Result<Outcome> {
+        let kind = TaskKind::DocumentDeletion;
+        let details = |deleted: u64| json!({"providedIds": 0, "deletedDocuments": deleted, "originalFilter": filter.to_string()});
+        let replay = mode.skip_meta(lsn);
+        let instance = if replay {
+            self.replay_target(slot, lsn)
+        } else {
+            slot.instance()
+        };
+        let Some(instance) = instance else {
+            return Ok(Outcome::failed(
+                kind,
+                details(0),
+                Error::IndexNotFound(slot.uid.clone().unwrap_or_default()),
+            ));
+        };
+        if lsn <= instance.checkpoint() || (replay && self.task_failed_before(lsn)?) {
+            return Ok(Outcome::ok(kind, details(0)));
+        }
+        // Filterability was checked when the request arrived: applying depends on nothing
+        // but the log, so a replay deletes what the live run deleted.
+        let compiled = match search::filter::compile_unchecked(filter, Code::InvalidDocumentFilter)
+        {
+            Ok(Some(f)) => f,
+            Ok(None) => return Ok(Outcome::ok(kind, details(0))),
+            Err(e) => return Ok(Outcome::failed(kind, details(0), e)),
+        };
+        let ids = instance.with_snapshot(|s| search::pipeline::matching_ids(s, &compiled))?;
+        let deleted = instance.apply_delete(lsn, &ids)?;
+        Ok(Outcome::ok(kind, details(deleted)))
+    }
+
     fn apply_clear(&self, slot: &Slot, lsn: Lsn, mode: Mode) -> Result<Outcome> {
         let kind = TaskKind::DocumentDeletion;
         let instance = if mode.skip_meta(lsn) {
@@ -1398,6 +1591,16 @@ impl Inner {
         let kind = TaskKind::SettingsUpdate;
         let details = Value::Object(patch.clone());
         if mode.skip_meta(lsn) {
+            // The stored settings are already the latest; only a rebuild's memtable
+            // effects may need replaying.
+            if crate::rebuild::needs_rebuild(patch)
+                && let Some(instance) = self.replay_target(slot, lsn)
+                && lsn > instance.checkpoint()
+                && !self.task_failed_before(lsn)?
+            {
+                let n = crate::rebuild::rebuild_in_place(&instance, lsn, &self.config)?;
+                return Ok(Outcome::ok(kind, details).with_applied(n));
+            }
             return Ok(Outcome::ok(kind, details));
         }
         let instance = match slot.instance() {
@@ -1407,12 +1610,19 @@ impl Inner {
         let current = instance.record().settings;
         match current.patched(patch) {
             Ok(settings) => {
+                // Rebuild whenever the patch names a tokenization setting, changed or not:
+                // a replay may find the stored settings already patched, so comparing with
+                // them cannot tell whether this operation changed anything.
                 instance.update_record(|r| {
                     r.settings = settings;
                     r.updated_at = OffsetDateTime::now_utc();
                 });
+                let mut rebuilt = 0;
+                if crate::rebuild::needs_rebuild(patch) && lsn > instance.checkpoint() {
+                    rebuilt = crate::rebuild::rebuild_in_place(&instance, lsn, &self.config)?;
+                }
                 batch.put_indexes.push(instance.record());
-                Ok(Outcome::ok(kind, details))
+                Ok(Outcome::ok(kind, details).with_applied(rebuilt))
             }
             Err(e) => Ok(Outcome::failed(kind, details, e)),
         }

@@ -25,7 +25,7 @@ use tantivy::Searcher;
 use tantivy::index::SegmentId;
 use time::OffsetDateTime;
 
-use crate::analysis::{AnalyzedDocument, analyze_document};
+use crate::analysis::{AnalyzedDocument, Tokenization, analyze_document_with};
 use crate::config::EngineConfig;
 use crate::document::{Document, document_id, merge_update};
 use crate::error::{Error, Result};
@@ -324,10 +324,15 @@ impl IndexInstance {
         Ok(out)
     }
 
+    /// How the index's settings split words (see [`crate::analysis::Tokenization`]).
+    pub fn tokenization(&self) -> Tokenization {
+        Tokenization::from_settings(&self.record.read().settings)
+    }
+
     /// Analyzes a document, assigning ids to attribute paths seen for the first time.
-    fn analyze_assigning(&self, doc: &Document) -> AnalyzedDocument {
+    fn analyze_assigning(&self, doc: &Document, tok: &Tokenization) -> AnalyzedDocument {
         let mut fields = self.fields.write();
-        analyze_document(doc, |path| Some(fields.id_or_insert(path)))
+        analyze_document_with(doc, tok, |path| Some(fields.id_or_insert(path)))
     }
 
     /// Applies add-or-replace / add-or-update of validated documents at `lsn`. Returns the
@@ -347,6 +352,7 @@ impl IndexInstance {
         let clears = active.mem.read().clear_lsn().is_some();
         let count = docs.len() as u64;
         let chunk = config.apply_chunk_docs.max(1);
+        let tok = self.tokenization();
         Self::snapshot_of(&view, self.segments.fields(), older, |older| {
             // Versions written earlier in this same operation (duplicates in a batch).
             let mut this_op: FxHashMap<Arc<str>, Arc<[u8]>> = FxHashMap::default();
@@ -362,7 +368,7 @@ impl IndexInstance {
                     merge_update(&mut merged, doc);
                     doc = merged;
                 }
-                let analyzed = self.analyze_assigning(&doc);
+                let analyzed = self.analyze_assigning(&doc, &tok);
                 let json: Arc<[u8]> = Arc::from(serde_json::to_vec(&doc).map_err(Error::meta)?);
                 if method == Method::Update {
                     this_op.insert(pk.clone(), json.clone());

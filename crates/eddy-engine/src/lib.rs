@@ -24,6 +24,7 @@ pub mod memory;
 pub mod memtable;
 pub mod meta;
 pub mod ops;
+pub mod rebuild;
 pub mod search;
 pub mod segments;
 pub mod settings;
@@ -33,7 +34,7 @@ pub mod task;
 pub use config::{Durability, EngineConfig, MergeStrategy};
 pub use document::{Document, PayloadFormat};
 pub use engine::{
-    Engine, IndexInfo, IndexStats, RecoveryStats, SearchHit, SearchResults, TaskPage,
+    DocumentQuery, Engine, IndexInfo, IndexStats, RecoveryStats, SearchHit, SearchResults, TaskPage,
 };
 pub use error::{Code, Error, ErrorType, ResponseError, Result};
 pub use ops::Method;

@@ -262,6 +262,13 @@ impl Settings {
                 message: e.to_string(),
             })?;
         settings.validate()?;
+        let mut settings = settings;
+        // Meilisearch always lists the default order under `*`.
+        settings
+            .faceting
+            .sort_facet_values_by
+            .entry("*".to_string())
+            .or_insert_with(|| "alpha".to_string());
         Ok(settings)
     }
 
@@ -293,6 +300,19 @@ impl Settings {
                 code: Code::InvalidSettingsTypoTolerance,
                 message: "`minWordSizeForTypos` setting is invalid. `oneTypo` and `twoTypos` fields should be between `0` and `255`, and `twoTypos` should be greater or equals to `oneTypo` but found `oneTypo: ".to_string()
                     + &format!("{}` and twoTypos: {}`.", t.one_typo, t.two_typos),
+            });
+        }
+        if let Some((facet, order)) = self
+            .faceting
+            .sort_facet_values_by
+            .iter()
+            .find(|(_, v)| !matches!(v.as_str(), "alpha" | "count"))
+        {
+            return Err(Error::InvalidSettings {
+                code: Code::InvalidSettingsFaceting,
+                message: format!(
+                    "Unknown value `{order}` at `.faceting.sortFacetValuesBy.{facet}`: expected one of `alpha`, `count`"
+                ),
             });
         }
         if !matches!(self.proximity_precision.as_str(), "byWord" | "byAttribute") {
@@ -395,6 +415,12 @@ mod tests {
             .patched(&patch(json!({"rankingRules": ["nope"]})))
             .unwrap_err();
         assert_eq!(err.code(), Code::InvalidSettingsRankingRules);
+        let err = Settings::default()
+            .patched(&patch(
+                json!({"faceting": {"sortFacetValuesBy": {"genre": "size"}}}),
+            ))
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidSettingsFaceting);
         let err = Settings::default()
             .patched(&patch(json!({"searchableAttributes": 3})))
             .unwrap_err();

@@ -490,6 +490,14 @@ impl<'a> Snapshot<'a> {
         Ok(())
     }
 
+    /// Tantivy's id of a segment layer (`None` for memtables).
+    pub fn segment_id(&self, layer: u32) -> Option<tantivy::index::SegmentId> {
+        match self.mem_index(layer) {
+            None => Some(self.segments[layer as usize].reader.segment_id()),
+            Some(_) => None,
+        }
+    }
+
     /// Calls `f` with every visible document, layer by layer.
     pub fn for_each_visible(&self, mut f: impl FnMut(DocRef)) {
         for layer in 0..self.layer_count() {

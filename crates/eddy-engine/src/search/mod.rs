@@ -10,8 +10,14 @@
 
 pub mod derive;
 pub mod eval;
+pub mod facets;
+pub mod filter;
+pub mod format;
 pub mod layers;
+pub mod pipeline;
 pub mod query;
+pub mod sort;
+pub mod values;
 
 use std::collections::BTreeMap;
 
@@ -38,6 +44,18 @@ pub struct SearchRequest {
     pub strategy: Strategy,
     /// BM25 parameters.
     pub bm25: Bm25Params,
+    /// The `filter` parameter as given (string, or array of strings and arrays).
+    pub filter: Option<serde_json::Value>,
+    /// `sort` expressions (`attr:asc`, `_geoPoint(lat, lng):desc`).
+    pub sort: Vec<String>,
+    /// `distinct` attribute (overrides the setting).
+    pub distinct: Option<String>,
+    /// `facets` to count (`*` = every filterable attribute).
+    pub facets: Option<Vec<String>>,
+    /// `attributesToSearchOn`: restricts matching to these searchable attributes.
+    pub attributes_to_search_on: Option<Vec<String>>,
+    /// `rankingScoreThreshold`: hits scoring below are left out (and not counted).
+    pub ranking_score_threshold: Option<f64>,
 }
 
 impl Default for SearchRequest {
@@ -48,6 +66,12 @@ impl Default for SearchRequest {
             limit: 20,
             strategy: Strategy::Last,
             bm25: Bm25Params::default(),
+            filter: None,
+            sort: Vec::new(),
+            distinct: None,
+            facets: None,
+            attributes_to_search_on: None,
+            ranking_score_threshold: None,
         }
     }
 }
@@ -79,6 +103,7 @@ pub fn parse(request: &SearchRequest, settings: &Settings) -> ParsedQuery {
             typos: &settings.typo_tolerance,
             prefix_search: settings.prefix_search != "disabled",
             stop_words: &settings.stop_words,
+            tokenization: &crate::analysis::Tokenization::from_settings(settings),
         },
     )
 }
@@ -175,7 +200,7 @@ pub fn rank(
 }
 
 /// Maps the ranking key into `0..=1`, monotonically: the words bucket first, then BM25.
-fn ranking_score(c: &Candidate, n_groups: usize, placeholder: bool) -> f64 {
+pub(crate) fn ranking_score(c: &Candidate, n_groups: usize, placeholder: bool) -> f64 {
     if placeholder {
         return 1.0;
     }

@@ -8,7 +8,7 @@
 //! - At most [`MAX_QUERY_TERMS`] words and phrases count, as in Meilisearch; the rest is
 //!   ignored.
 
-use crate::analysis::{normalize_word, words};
+use crate::analysis::{Tokenization, normalize_word, words_with};
 use crate::settings::TypoTolerance;
 
 /// Meilisearch considers at most ten words of a query.
@@ -59,6 +59,8 @@ pub struct ParseOptions<'a> {
     pub prefix_search: bool,
     /// Words ignored in queries.
     pub stop_words: &'a [String],
+    /// How the index's settings split words.
+    pub tokenization: &'a Tokenization,
 }
 
 /// Typos allowed for a word of this many characters.
@@ -110,7 +112,10 @@ pub fn parse_query(q: &str, options: &ParseOptions<'_>) -> ParsedQuery {
         if let Some(after_quote) = body.strip_prefix('"')
             && let Some(end) = after_quote.find('"')
         {
-            let phrase: Vec<String> = words(&after_quote[..end]).map(|w| w.term).collect();
+            let phrase: Vec<String> = words_with(&after_quote[..end], options.tokenization)
+                .into_iter()
+                .map(|w| w.term)
+                .collect();
             if !phrase.is_empty() {
                 pieces.push((negated, Piece::Phrase(phrase)));
             }
@@ -122,7 +127,7 @@ pub fn parse_query(q: &str, options: &ParseOptions<'_>) -> ParsedQuery {
         let chunk = &body[..end];
         let chunk = chunk.strip_prefix('"').unwrap_or(chunk);
         let mut first = true;
-        for w in words(chunk) {
+        for w in words_with(chunk, options.tokenization) {
             // Only the first word of a `-chunk` is excluded, like Meilisearch.
             pieces.push((negated && first, Piece::Word(w.term)));
             first = false;
@@ -178,6 +183,7 @@ mod tests {
                 typos: &typos,
                 prefix_search: true,
                 stop_words: &[],
+                tokenization: &Tokenization::default(),
             },
         )
     }

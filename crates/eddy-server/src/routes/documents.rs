@@ -6,7 +6,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use eddy_engine::document::{Document, select_fields, validate_index_uid};
-use eddy_engine::{Code, Engine, Method};
+use eddy_engine::{Code, DocumentQuery, Engine, Method};
 use serde_json::{Map, Value, json};
 
 use super::accepted;
@@ -82,12 +82,24 @@ struct Listing {
     limit: usize,
     fields: Option<Vec<String>>,
     ids: Option<Vec<Value>>,
+    filter: Option<Value>,
+    sort: Vec<String>,
 }
 
 fn list_documents(engine: &Engine, uid: &str, listing: Listing) -> Result<Value, ApiError> {
     let displayed = engine.settings(uid)?.displayed_attributes;
     let fields = listing.fields.as_deref();
     let (docs, total) = match listing.ids {
+        None if listing.filter.is_some() || !listing.sort.is_empty() => engine.filter_documents(
+            uid,
+            &DocumentQuery {
+                filter: listing.filter.clone(),
+                sort: listing.sort.clone(),
+                offset: listing.offset,
+                limit: listing.limit,
+                fields: None,
+            },
+        )?,
         None => engine.documents(uid, listing.offset, listing.limit, None)?,
         Some(ids) => {
             let mut found = Vec::new();
@@ -139,18 +151,6 @@ pub async fn list(
         "ids",
         "sort",
     ])?;
-    if q.get("filter").is_some_and(|f| !f.trim().is_empty()) {
-        return Err(not_supported_yet(
-            Code::InvalidDocumentFilter,
-            "Filtering documents",
-        ));
-    }
-    if q.get("sort").is_some_and(|f| !f.trim().is_empty()) {
-        return Err(not_supported_yet(
-            Code::InvalidDocumentSort,
-            "Sorting documents",
-        ));
-    }
     q.bool("retrieveVectors", Code::BadRequest)?;
     let listing = Listing {
         offset: q.usize("offset", Code::InvalidDocumentOffset)?.unwrap_or(0),
@@ -159,6 +159,14 @@ pub async fn list(
         ids: q
             .list("ids")
             .map(|ids| ids.into_iter().map(Value::String).collect()),
+        filter: q
+            .get("filter")
+            .filter(|f| !f.trim().is_empty())
+            .map(|f| Value::String(f.to_string())),
+        sort: q
+            .get("sort")
+            .map(super::search::split_sort)
+            .unwrap_or_default(),
     };
     validate_index_uid(&uid)?;
     state
@@ -186,18 +194,6 @@ pub async fn fetch(
             "sort",
         ],
     )?;
-    if !is_blank(map.get("filter")) {
-        return Err(not_supported_yet(
-            Code::InvalidDocumentFilter,
-            "Filtering documents",
-        ));
-    }
-    if !is_blank(map.get("sort")) {
-        return Err(not_supported_yet(
-            Code::InvalidDocumentSort,
-            "Sorting documents",
-        ));
-    }
     params::bool_field(&map, "retrieveVectors", Code::BadRequest)?;
     let ids = match map.get("ids") {
         None | Some(Value::Null) => None,
@@ -216,6 +212,9 @@ pub async fn fetch(
         limit: params::usize_field(&map, "limit", Code::InvalidDocumentLimit)?.unwrap_or(20),
         fields: params::string_list_field(&map, "fields", Code::InvalidDocumentFields)?,
         ids,
+        filter: filter_param(map.get("filter"), Code::InvalidDocumentFilter)?,
+        sort: params::string_list_field(&map, "sort", Code::InvalidDocumentSort)?
+            .unwrap_or_default(),
     };
     validate_index_uid(&uid)?;
     state
@@ -284,7 +283,25 @@ pub async fn delete_batch(
     Ok(accepted(&task))
 }
 
-/// `POST /indexes/{uid}/documents/delete {filter}`: needs filters, which come later.
+/// The `filter` parameter: `null`/absent, a string, or an array (of strings and arrays).
+///
+/// # Errors
+/// `code` when the value has another type.
+pub fn filter_param(value: Option<&Value>, code: Code) -> Result<Option<Value>, ApiError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(v @ (Value::String(_) | Value::Array(_))) => Ok(Some(v.clone())),
+        Some(other) => Err(ApiError::new(
+            code,
+            format!(
+                "Invalid syntax for the filter parameter: `expected String, Array, found: {other}`."
+            ),
+        )),
+    }
+}
+
+/// `POST /indexes/{uid}/documents/delete {filter}`: the matching documents are decided when
+/// the task is applied, in log order.
 pub async fn delete_by_filter(
     State(state): State<AppState>,
     Path(uid): Path<String>,
@@ -302,10 +319,12 @@ pub async fn delete_by_filter(
             "Missing field `filter`",
         ));
     }
-    Err(not_supported_yet(
-        Code::InvalidDocumentFilter,
-        "Deleting documents by filter",
-    ))
+    let filter =
+        filter_param(map.get("filter"), Code::InvalidDocumentFilter)?.unwrap_or(Value::Null);
+    let task = state
+        .run(move |engine| Ok(engine.delete_documents_by_filter(&uid, filter)?))
+        .await?;
+    Ok(accepted(&task))
 }
 
 /// `DELETE /indexes/{uid}/documents`.

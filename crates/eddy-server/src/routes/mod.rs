@@ -1,9 +1,11 @@
 //! The router: one module per group of Meilisearch routes.
 
 pub mod documents;
+pub mod facet_search;
 pub mod features;
 pub mod indexes;
 pub mod meta;
+pub mod multi_search;
 pub mod search;
 pub mod settings;
 pub mod tasks;
@@ -60,10 +62,22 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/indexes/{uid}/search", get(search::get).post(search::post))
         .route(
+            "/indexes/{uid}/facet-search",
+            post(facet_search::facet_search),
+        )
+        .route("/multi-search", post(multi_search::multi_search))
+        .route(
             "/indexes/{uid}/settings",
             get(settings::get)
                 .patch(settings::update)
                 .delete(settings::reset),
+        )
+        .route(
+            "/indexes/{uid}/settings/{setting}",
+            get(settings::get_one)
+                .put(settings::put_one)
+                .patch(settings::patch_one)
+                .delete(settings::reset_one),
         )
         .route("/tasks", get(tasks::list).delete(tasks::delete))
         .route("/tasks/cancel", post(tasks::cancel))

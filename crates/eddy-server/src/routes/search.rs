@@ -17,6 +17,9 @@ use serde_json::{Map, Value, json};
 
 use crate::body;
 use crate::error::ApiError;
+use eddy_engine::search::format::{FormatOptions, Matcher, formatted, matches_position};
+
+use super::documents::filter_param;
 use crate::params::{self, QueryParams, is_blank, not_supported_yet};
 use crate::state::AppState;
 
@@ -57,40 +60,11 @@ const KNOWN: [&str; 29] = [
 ];
 
 /// Features not supported yet: parameter, code, and what to call it in the message.
-const LATER: [(&str, Code, &str); 13] = [
-    ("filter", Code::InvalidSearchFilter, "Filtering"),
-    ("sort", Code::InvalidSearchSort, "Sorting"),
-    ("facets", Code::InvalidSearchFacets, "Faceting"),
-    ("distinct", Code::InvalidSearchDistinct, "`distinct`"),
-    (
-        "attributesToHighlight",
-        Code::InvalidSearchAttributesToHighlight,
-        "Highlighting",
-    ),
-    (
-        "attributesToCrop",
-        Code::InvalidSearchAttributesToCrop,
-        "Cropping",
-    ),
-    (
-        "showMatchesPosition",
-        Code::InvalidSearchShowMatchesPosition,
-        "`showMatchesPosition`",
-    ),
+const LATER: [(&str, Code, &str); 4] = [
     (
         "showRankingScoreDetails",
         Code::InvalidSearchShowRankingScoreDetails,
         "`showRankingScoreDetails`",
-    ),
-    (
-        "rankingScoreThreshold",
-        Code::InvalidSearchRankingScoreThreshold,
-        "`rankingScoreThreshold`",
-    ),
-    (
-        "attributesToSearchOn",
-        Code::InvalidSearchAttributesToSearchOn,
-        "`attributesToSearchOn`",
     ),
     ("hybrid", Code::BadRequest, "Hybrid search"),
     ("vector", Code::BadRequest, "Vector search"),
@@ -116,6 +90,70 @@ pub struct SearchQuery {
     pub matching_strategy: MatchingStrategy,
     /// Whether hits carry `_rankingScore`.
     pub show_ranking_score: bool,
+    /// `filter` as given.
+    pub filter: Option<Value>,
+    /// `sort` expressions.
+    pub sort: Vec<String>,
+    /// `distinct` attribute.
+    pub distinct: Option<String>,
+    /// `facets` to count.
+    pub facets: Option<Vec<String>>,
+    /// `attributesToSearchOn`.
+    pub attributes_to_search_on: Option<Vec<String>>,
+    /// Highlighting and cropping.
+    pub format: FormatOptions,
+    /// Whether hits carry `_matchesPosition`.
+    pub show_matches_position: bool,
+    /// `rankingScoreThreshold`.
+    pub ranking_score_threshold: Option<f64>,
+}
+
+fn threshold(value: Option<f64>, found: &str) -> Result<Option<f64>, ApiError> {
+    match value {
+        Some(t) if !(0.0..=1.0).contains(&t) => Err(ApiError::new(
+            Code::InvalidSearchRankingScoreThreshold,
+            format!(
+                "Invalid value at `.rankingScoreThreshold`: the value of `rankingScoreThreshold` is invalid, expected a float between `0.0` and `1.0`, found {found}."
+            ),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// Splits `attr:5` crop entries.
+fn crop_entries(list: Vec<String>) -> Vec<(String, Option<usize>)> {
+    list.into_iter()
+        .map(|a| match a.rsplit_once(':') {
+            Some((name, n)) if n.parse::<usize>().is_ok() => (name.to_string(), n.parse().ok()),
+            _ => (a, None),
+        })
+        .collect()
+}
+
+/// Splits a `GET` sort list at commas outside parentheses (`_geoPoint(1, 2):asc`).
+pub fn split_sort(raw: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut current = String::new();
+    for c in raw.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth <= 0 => {
+                if !current.trim().is_empty() {
+                    out.push(current.trim().to_string());
+                }
+                current.clear();
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    if !current.trim().is_empty() {
+        out.push(current.trim().to_string());
+    }
+    out
 }
 
 fn strategy(value: &str, at: &str) -> Result<MatchingStrategy, ApiError> {
@@ -145,14 +183,45 @@ impl SearchQuery {
                 return Err(not_supported_yet(code, what));
             }
         }
-        for (name, code) in [
-            ("cropMarker", Code::InvalidSearchCropMarker),
-            ("highlightPreTag", Code::InvalidSearchHighlightPreTag),
-            ("highlightPostTag", Code::InvalidSearchHighlightPostTag),
-        ] {
-            params::string_field(&map, name, code)?;
-        }
-        params::usize_field(&map, "cropLength", Code::InvalidSearchCropLength)?;
+        let defaults = FormatOptions::default();
+        let format = FormatOptions {
+            highlight: params::string_list_field(
+                &map,
+                "attributesToHighlight",
+                Code::InvalidSearchAttributesToHighlight,
+            )?
+            .unwrap_or_default(),
+            crop: crop_entries(
+                params::string_list_field(
+                    &map,
+                    "attributesToCrop",
+                    Code::InvalidSearchAttributesToCrop,
+                )?
+                .unwrap_or_default(),
+            ),
+            crop_length: params::usize_field(&map, "cropLength", Code::InvalidSearchCropLength)?
+                .unwrap_or(defaults.crop_length),
+            crop_marker: params::string_field(&map, "cropMarker", Code::InvalidSearchCropMarker)?
+                .unwrap_or(defaults.crop_marker),
+            pre_tag: params::string_field(
+                &map,
+                "highlightPreTag",
+                Code::InvalidSearchHighlightPreTag,
+            )?
+            .unwrap_or(defaults.pre_tag),
+            post_tag: params::string_field(
+                &map,
+                "highlightPostTag",
+                Code::InvalidSearchHighlightPostTag,
+            )?
+            .unwrap_or(defaults.post_tag),
+        };
+        let sort = match map.get("sort") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::String(s)) => split_sort(s),
+            Some(_) => params::string_list_field(&map, "sort", Code::InvalidSearchSort)?
+                .unwrap_or_default(),
+        };
         params::bool_field(&map, "retrieveVectors", Code::BadRequest)?;
         params::bool_field(&map, "showPerformanceDetails", Code::BadRequest)?;
         params::string_list_field(&map, "locales", Code::BadRequest)?;
@@ -187,6 +256,36 @@ impl SearchQuery {
                 Code::InvalidSearchShowRankingScore,
             )?
             .unwrap_or(false),
+            filter: filter_param(map.get("filter"), Code::InvalidSearchFilter)?,
+            sort,
+            distinct: params::string_field(&map, "distinct", Code::InvalidSearchDistinct)?,
+            facets: params::string_list_field(&map, "facets", Code::InvalidSearchFacets)?,
+            attributes_to_search_on: params::string_list_field(
+                &map,
+                "attributesToSearchOn",
+                Code::InvalidSearchAttributesToSearchOn,
+            )?,
+            format,
+            show_matches_position: params::bool_field(
+                &map,
+                "showMatchesPosition",
+                Code::InvalidSearchShowMatchesPosition,
+            )?
+            .unwrap_or(false),
+            ranking_score_threshold: match map.get("rankingScoreThreshold") {
+                None | Some(Value::Null) => None,
+                Some(v) => threshold(
+                    Some(v.as_f64().ok_or_else(|| {
+                        params::wrong_type(
+                            Code::InvalidSearchRankingScoreThreshold,
+                            "rankingScoreThreshold",
+                            "a number",
+                            v,
+                        )
+                    })?),
+                    &v.to_string(),
+                )?,
+            },
         })
     }
 
@@ -202,7 +301,23 @@ impl SearchQuery {
                 return Err(not_supported_yet(code, what));
             }
         }
-        q.usize("cropLength", Code::InvalidSearchCropLength)?;
+        let defaults = FormatOptions::default();
+        let format = FormatOptions {
+            highlight: q.list("attributesToHighlight").unwrap_or_default(),
+            crop: crop_entries(q.list("attributesToCrop").unwrap_or_default()),
+            crop_length: q
+                .usize("cropLength", Code::InvalidSearchCropLength)?
+                .unwrap_or(defaults.crop_length),
+            crop_marker: q
+                .get("cropMarker")
+                .map_or(defaults.crop_marker, str::to_string),
+            pre_tag: q
+                .get("highlightPreTag")
+                .map_or(defaults.pre_tag, str::to_string),
+            post_tag: q
+                .get("highlightPostTag")
+                .map_or(defaults.post_tag, str::to_string),
+        };
         q.bool("retrieveVectors", Code::BadRequest)?;
         q.bool("showPerformanceDetails", Code::BadRequest)?;
         let matching_strategy = match q.get("matchingStrategy") {
@@ -222,6 +337,36 @@ impl SearchQuery {
             show_ranking_score: q
                 .bool("showRankingScore", Code::InvalidSearchShowRankingScore)?
                 .unwrap_or(false),
+            filter: q
+                .get("filter")
+                .filter(|f| !f.trim().is_empty())
+                .map(|f| Value::String(f.to_string())),
+            sort: q.get("sort").map(split_sort).unwrap_or_default(),
+            distinct: q
+                .get("distinct")
+                .filter(|d| !d.trim().is_empty())
+                .map(str::to_string),
+            facets: q.list("facets"),
+            attributes_to_search_on: q.list("attributesToSearchOn"),
+            format,
+            show_matches_position: q
+                .bool(
+                    "showMatchesPosition",
+                    Code::InvalidSearchShowMatchesPosition,
+                )?
+                .unwrap_or(false),
+            ranking_score_threshold: match q.get("rankingScoreThreshold") {
+                None => None,
+                Some(raw) => threshold(
+                    Some(raw.trim().parse::<f64>().map_err(|_| {
+                        ApiError::new(
+                            Code::InvalidSearchRankingScoreThreshold,
+                            format!("Invalid value in parameter `rankingScoreThreshold`: could not parse `{raw}` as a float."),
+                        )
+                    })?),
+                    raw,
+                )?,
+            },
         })
     }
 
@@ -268,9 +413,17 @@ pub fn run(engine: &Engine, uid: &str, query: &SearchQuery) -> Result<Value, Api
         offset,
         limit,
         strategy: query.matching_strategy,
+        filter: query.filter.clone(),
+        sort: query.sort.clone(),
+        distinct: query.distinct.clone(),
+        facets: query.facets.clone(),
+        attributes_to_search_on: query.attributes_to_search_on.clone(),
+        ranking_score_threshold: query.ranking_score_threshold,
         ..SearchRequest::default()
     };
     let results = engine.search(uid, &request)?;
+    let matcher = (query.format.wanted() || query.show_matches_position)
+        .then(|| Matcher::for_query(query.q.as_deref(), &settings));
     let displayed = &settings.displayed_attributes;
     let show_all = displayed.iter().any(|a| a == "*");
     let hits: Vec<Value> = results
@@ -285,6 +438,19 @@ pub fn run(engine: &Engine, uid: &str, query: &SearchQuery) -> Result<Value, Api
             let base = shown.as_ref().unwrap_or(&hit.document);
             let mut doc: Map<String, Value> =
                 select_fields(base, query.attributes_to_retrieve.as_deref());
+            if let Some(m) = &matcher {
+                if query.format.wanted() {
+                    let f = formatted(&doc, m, &query.format);
+                    doc.insert("_formatted".into(), f);
+                }
+                if query.show_matches_position {
+                    let p = matches_position(&doc, m);
+                    doc.insert("_matchesPosition".into(), p);
+                }
+            }
+            if let Some(d) = hit.geo_distance {
+                doc.insert("_geoDistance".into(), json!(d as i64));
+            }
             if query.show_ranking_score {
                 doc.insert("_rankingScore".into(), json!(hit.ranking_score));
             }
@@ -296,7 +462,7 @@ pub fn run(engine: &Engine, uid: &str, query: &SearchQuery) -> Result<Value, Api
         .min(max_total_hits);
     let processing_ms = started.elapsed().as_millis() as u64;
     let q = query.q.clone().unwrap_or_default();
-    Ok(if query.is_finite_pagination() {
+    let mut out = if query.is_finite_pagination() {
         let per_page = query.hits_per_page.unwrap_or(DEFAULT_LIMIT);
         let total_pages = hits_found.div_ceil(per_page.max(1)) * usize::from(per_page > 0);
         json!({
@@ -317,7 +483,15 @@ pub fn run(engine: &Engine, uid: &str, query: &SearchQuery) -> Result<Value, Api
             "offset": offset,
             "estimatedTotalHits": hits_found,
         })
-    })
+    };
+    if let (Some(dist), Value::Object(map)) = (results.facet_distribution, &mut out) {
+        map.insert("facetDistribution".into(), dist);
+        map.insert(
+            "facetStats".into(),
+            results.facet_stats.unwrap_or_else(|| json!({})),
+        );
+    }
+    Ok(out)
 }
 
 /// `GET /indexes/{uid}/search`.
@@ -395,8 +569,13 @@ mod tests {
                 json!({"showRankingScore": "yes"}),
                 "invalid_search_show_ranking_score",
             ),
-            (json!({"filter": "genre = comedy"}), "invalid_search_filter"),
-            (json!({"sort": ["year:asc"]}), "invalid_search_sort"),
+            (json!({"filter": 3}), "invalid_search_filter"),
+            (json!({"sort": [1]}), "invalid_search_sort"),
+            (json!({"facets": "genre"}), "invalid_search_facets"),
+            (
+                json!({"rankingScoreThreshold": 0.5}),
+                "invalid_search_ranking_score_threshold",
+            ),
             (json!({"unknown": 1}), "bad_request"),
             (json!([]), "bad_request"),
         ] {

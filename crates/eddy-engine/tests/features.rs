@@ -1,0 +1,587 @@
+//! Filters, facets, sort and distinct: the same answers whether documents sit in memtables,
+//! in segments or in both, and the same documents as a brute-force reference.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+
+use eddy_engine::{
+    Engine, EngineConfig, MergeStrategy, Method, PayloadFormat, SearchRequest, TaskStatus,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+
+const WORDS: [&str; 8] = [
+    "star", "wars", "trek", "river", "stone", "night", "garden", "storm",
+];
+const GENRES: [&str; 5] = ["Drama", "comedy", "Action", "horror", "Émotion"];
+
+fn manual() -> EngineConfig {
+    EngineConfig {
+        merge_strategy: MergeStrategy::Manual,
+        ..EngineConfig::default()
+    }
+}
+
+fn random_doc(rng: &mut StdRng, id: u32) -> Value {
+    let mut doc = serde_json::Map::new();
+    doc.insert("id".into(), json!(id));
+    let n = rng.random_range(1..4);
+    let title: Vec<&str> = (0..n)
+        .map(|_| WORDS[rng.random_range(0..WORDS.len())])
+        .collect();
+    doc.insert("title".into(), json!(title.join(" ")));
+    match rng.random_range(0..6) {
+        0 => {}
+        1 => {
+            doc.insert(
+                "genre".into(),
+                json!([
+                    GENRES[rng.random_range(0..GENRES.len())],
+                    GENRES[rng.random_range(0..GENRES.len())]
+                ]),
+            );
+        }
+        2 => {
+            doc.insert("genre".into(), Value::Null);
+        }
+        _ => {
+            doc.insert(
+                "genre".into(),
+                json!(GENRES[rng.random_range(0..GENRES.len())]),
+            );
+        }
+    }
+    match rng.random_range(0..5) {
+        0 => {}
+        1 => {
+            doc.insert(
+                "year".into(),
+                json!(format!("{}", rng.random_range(1990..2000))),
+            );
+        }
+        _ => {
+            doc.insert("year".into(), json!(rng.random_range(1980..2025)));
+        }
+    }
+    if rng.random_bool(0.7) {
+        doc.insert(
+            "rating".into(),
+            json!(f64::from(rng.random_range(0..100)) / 10.0),
+        );
+    }
+    if rng.random_bool(0.5) {
+        let lang = ["en", "fr", "de"][rng.random_range(0..3usize)];
+        doc.insert("info".into(), json!({ "lang": lang }));
+    }
+    if rng.random_bool(0.6) {
+        doc.insert(
+            "_geo".into(),
+            json!({"lat": rng.random_range(-60.0..60.0), "lng": rng.random_range(-170.0..170.0)}),
+        );
+    }
+    doc.insert("available".into(), json!(rng.random_bool(0.5)));
+    Value::Object(doc)
+}
+
+/// One write of the shared script.
+enum Step {
+    Add(Vec<Value>),
+    Delete(Vec<u32>),
+    DeleteByFilter(&'static str),
+}
+
+fn script(seed: u64) -> Vec<Step> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut steps = Vec::new();
+    for round in 0..4 {
+        let docs = (0..60)
+            .map(|_| {
+                let id = rng.random_range(0..150);
+                random_doc(&mut rng, id)
+            })
+            .collect();
+        steps.push(Step::Add(docs));
+        steps.push(Step::Delete(
+            (0..5).map(|_| rng.random_range(0..150)).collect(),
+        ));
+        if round == 2 {
+            steps.push(Step::DeleteByFilter("rating > 9.5 OR genre = horror"));
+        }
+    }
+    steps
+}
+
+const SETTINGS: &str = r#"{
+  "filterableAttributes": ["genre", "year", "rating", "info.lang", "_geo", "available", "id"],
+  "sortableAttributes": ["year", "rating", "title", "_geo"]
+}"#;
+
+/// Runs the script; `flush_after(i)` says whether to flush after step `i`.
+fn build(dir: &std::path::Path, steps: &[Step], flush_after: impl Fn(usize) -> bool) -> Engine {
+    let engine = Engine::open(dir, manual()).unwrap();
+    let Value::Object(patch) = serde_json::from_str(SETTINGS).unwrap() else {
+        unreachable!()
+    };
+    let t = engine.update_settings("idx", patch).unwrap();
+    assert_eq!(t.status, TaskStatus::Succeeded, "{t:?}");
+    for (i, step) in steps.iter().enumerate() {
+        let t = match step {
+            Step::Add(docs) => engine
+                .add_documents(
+                    "idx",
+                    &serde_json::to_vec(docs).unwrap(),
+                    PayloadFormat::Json,
+                    Method::Replace,
+                    Some("id".into()),
+                )
+                .unwrap(),
+            Step::Delete(ids) => engine
+                .delete_documents("idx", ids.iter().map(|i| json!(i)).collect())
+                .unwrap(),
+            Step::DeleteByFilter(f) => engine.delete_documents_by_filter("idx", json!(f)).unwrap(),
+        };
+        assert_eq!(t.status, TaskStatus::Succeeded, "{t:?}");
+        if flush_after(i) {
+            engine.flush().unwrap();
+        }
+    }
+    engine
+}
+
+/// The documents the script leaves, by id.
+fn reference(steps: &[Step]) -> BTreeMap<u32, Value> {
+    let mut docs = BTreeMap::new();
+    for step in steps {
+        match step {
+            Step::Add(batch) => {
+                for d in batch {
+                    docs.insert(d["id"].as_u64().unwrap() as u32, d.clone());
+                }
+            }
+            Step::Delete(ids) => {
+                for id in ids {
+                    docs.remove(id);
+                }
+            }
+            Step::DeleteByFilter(f) => {
+                let filter = eddy_filter::parse(f).unwrap().unwrap();
+                docs.retain(|_, d| !filter.matches(d));
+            }
+        }
+    }
+    docs
+}
+
+const FILTERS: [&str; 12] = [
+    "genre = drama",
+    "genre != Drama",
+    "year > 2000",
+    "year 1990 TO 1995",
+    "rating >= 5 AND genre IN [comedy, action]",
+    "NOT genre EXISTS OR genre IS NULL",
+    "info.lang = fr",
+    "_geoRadius(10, 20, 3000000)",
+    "_geoBoundingBox([50, 100], [-20, -100])",
+    "available = true AND (year < 1995 OR rating > 8)",
+    "genre = 'émotion'",
+    "id IN [1, 2, 3, 50, 149]",
+];
+
+const SORTS: [&[&str]; 5] = [
+    &[],
+    &["year:asc"],
+    &["rating:desc", "title:asc"],
+    &["_geoPoint(0, 0):asc"],
+    &["title:desc"],
+];
+
+fn request(rng: &mut StdRng) -> SearchRequest {
+    let q = if rng.random_bool(0.4) {
+        None
+    } else {
+        Some(WORDS[rng.random_range(0..WORDS.len())].to_string())
+    };
+    let filter = match rng.random_range(0..4) {
+        0 => None,
+        1 => Some(json!([
+            FILTERS[rng.random_range(0..FILTERS.len())],
+            [
+                FILTERS[rng.random_range(0..FILTERS.len())],
+                FILTERS[rng.random_range(0..FILTERS.len())]
+            ]
+        ])),
+        _ => Some(json!(FILTERS[rng.random_range(0..FILTERS.len())])),
+    };
+    SearchRequest {
+        q,
+        limit: 1000,
+        filter,
+        sort: SORTS[rng.random_range(0..SORTS.len())]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        distinct: rng.random_bool(0.2).then(|| "genre".to_string()),
+        facets: rng.random_bool(0.5).then(|| {
+            vec![
+                "genre".to_string(),
+                "year".to_string(),
+                "rating".to_string(),
+            ]
+        }),
+        ..SearchRequest::default()
+    }
+}
+
+type Answer = (Vec<String>, u64, Option<Value>, Option<Value>);
+
+fn answer(engine: &Engine, r: &SearchRequest) -> Answer {
+    let res = engine.search("idx", r).unwrap();
+    (
+        res.hits.iter().map(|h| h.id.clone()).collect(),
+        res.total,
+        res.facet_distribution,
+        res.facet_stats,
+    )
+}
+
+fn check_seed(seed: u64) {
+    let steps = script(seed);
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let n = steps.len();
+    let engines = [
+        build(dirs[0].path(), &steps, |_| false),
+        build(dirs[1].path(), &steps, |i| i + 1 == n),
+        build(dirs[2].path(), &steps, |i| i == n / 2),
+        build(dirs[3].path(), &steps, |i| i % 2 == 0),
+    ];
+    let docs = reference(&steps);
+    assert_eq!(
+        engines[0]
+            .search("idx", &SearchRequest::default())
+            .unwrap()
+            .total,
+        docs.len() as u64
+    );
+    let mut rng = StdRng::seed_from_u64(seed ^ 0xfeed);
+    for _ in 0..60 {
+        let r = request(&mut rng);
+        let first = answer(&engines[0], &r);
+        for e in &engines[1..] {
+            assert_eq!(answer(e, &r), first, "layers disagree on {r:?}");
+        }
+        // Brute force: the filter selects the same documents (placeholder, no distinct).
+        if r.q.is_none() && r.distinct.is_none() {
+            let filter = r
+                .filter
+                .as_ref()
+                .and_then(|f| eddy_filter::parse_json(f).unwrap());
+            let mut expected: Vec<String> = docs
+                .iter()
+                .filter(|(_, d)| filter.as_ref().is_none_or(|f| f.matches(d)))
+                .map(|(id, _)| id.to_string())
+                .collect();
+            let mut got = first.0.clone();
+            expected.sort();
+            got.sort();
+            assert_eq!(got, expected, "{r:?}");
+            assert_eq!(first.1, expected.len() as u64);
+            // Genre counts, brute force.
+            if let Some(dist) = &first.2 {
+                let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+                for id in &expected {
+                    let d = &docs[&id.parse::<u32>().unwrap()];
+                    let mut seen: Vec<String> = eddy_filter::facet_values(d, "genre")
+                        .iter()
+                        .filter_map(|v| v.as_facet_str().map(str::to_string))
+                        .collect();
+                    seen.sort();
+                    seen.dedup();
+                    for s in seen {
+                        *counts.entry(s).or_default() += 1;
+                    }
+                }
+                let got: BTreeMap<String, u64> = dist["genre"]
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .map(|(k, v)| (eddy_filter::normalize_str(k), v.as_u64().unwrap()))
+                    .collect();
+                assert_eq!(got, counts, "{r:?}");
+            }
+        }
+        // Sorted hits are in order of their first criterion.
+        if let (Some(first_sort), None) = (r.sort.first(), r.distinct.as_ref())
+            && r.q.is_none()
+            && !first_sort.starts_with("_geo")
+        {
+            let (attr, dir) = first_sort.rsplit_once(':').unwrap();
+            let asc = dir == "asc";
+            let key = |id: &String| {
+                let d = &docs[&id.parse::<u32>().unwrap()];
+                let vals = eddy_filter::facet_values(d, attr);
+                let nums: Vec<f64> = vals.iter().filter_map(|v| v.as_number()).collect();
+                if !nums.is_empty() {
+                    let n = if asc {
+                        nums.iter().copied().fold(f64::INFINITY, f64::min)
+                    } else {
+                        nums.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+                    };
+                    return (0, if asc { n } else { -n }, String::new());
+                }
+                let strs: Vec<String> = vals
+                    .iter()
+                    .filter_map(|v| v.as_facet_str().map(str::to_string))
+                    .collect();
+                match if asc {
+                    strs.iter().min()
+                } else {
+                    strs.iter().max()
+                } {
+                    Some(s) => (1, 0.0, s.clone()),
+                    None => (2, 0.0, String::new()),
+                }
+            };
+            for w in first.0.windows(2) {
+                let (a, b) = (key(&w[0]), key(&w[1]));
+                let ordered = a.0 < b.0
+                    || (a.0 == b.0 && a.0 == 0 && a.1 <= b.1)
+                    || (a.0 == b.0 && a.0 == 1 && (if asc { a.2 <= b.2 } else { a.2 >= b.2 }))
+                    || (a.0 == b.0 && a.0 == 2);
+                assert!(ordered, "{:?} before {:?} in {r:?}", w[0], w[1]);
+            }
+        }
+    }
+}
+
+#[test]
+fn layers_agree_on_filters_facets_sort_distinct() {
+    for seed in 0..3 {
+        check_seed(seed);
+    }
+}
+
+#[test]
+fn delete_by_filter_survives_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let steps = script(7);
+    let expected = reference(&steps);
+    {
+        let engine = build(dir.path(), &steps, |i| i == 1);
+        assert_eq!(
+            engine
+                .search("idx", &SearchRequest::default())
+                .unwrap()
+                .total,
+            expected.len() as u64
+        );
+    }
+    let engine = Engine::open(dir.path(), manual()).unwrap();
+    let r = SearchRequest {
+        limit: 1000,
+        ..SearchRequest::default()
+    };
+    let mut got: Vec<String> = engine
+        .search("idx", &r)
+        .unwrap()
+        .hits
+        .into_iter()
+        .map(|h| h.id)
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = expected.keys().map(|k| k.to_string()).collect();
+    want.sort();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn filter_errors_and_non_filterable_attributes() {
+    let dir = tempfile::tempdir().unwrap();
+    let steps = script(1);
+    let engine = build(dir.path(), &steps[..1], |_| false);
+    let err = engine
+        .search(
+            "idx",
+            &SearchRequest {
+                filter: Some(json!("title = x")),
+                ..SearchRequest::default()
+            },
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), eddy_engine::Code::InvalidSearchFilter);
+    assert!(
+        err.to_string()
+            .starts_with("Attribute `title` is not filterable.")
+    );
+    let err = engine
+        .search(
+            "idx",
+            &SearchRequest {
+                filter: Some(json!("year >")),
+                ..SearchRequest::default()
+            },
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), eddy_engine::Code::InvalidSearchFilter);
+    // A delete by filter on a non-filterable attribute is refused, nothing deleted.
+    let before = engine
+        .search("idx", &SearchRequest::default())
+        .unwrap()
+        .total;
+    let err = engine
+        .delete_documents_by_filter("idx", json!("title = star"))
+        .unwrap_err();
+    assert_eq!(err.code(), eddy_engine::Code::InvalidDocumentFilter);
+    assert_eq!(
+        engine
+            .search("idx", &SearchRequest::default())
+            .unwrap()
+            .total,
+        before
+    );
+    // Sorting needs sortable attributes.
+    let err = engine
+        .search(
+            "idx",
+            &SearchRequest {
+                sort: vec!["genre:asc".into()],
+                ..SearchRequest::default()
+            },
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), eddy_engine::Code::InvalidSearchSort);
+}
+
+#[test]
+fn distinct_keeps_one_per_value_and_all_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), manual()).unwrap();
+    let Value::Object(patch) =
+        json!({"filterableAttributes": ["color"], "sortableAttributes": ["n"]})
+    else {
+        unreachable!()
+    };
+    engine.update_settings("d", patch).unwrap();
+    engine
+        .add_documents(
+            "d",
+            br#"[{"id":1,"color":"red","n":5},{"id":2,"color":"Red","n":1},{"id":3,"n":2},{"id":4,"n":3},{"id":5,"color":"blue","n":4}]"#,
+            PayloadFormat::Json,
+            Method::Replace,
+            None,
+        )
+        .unwrap();
+    let r = SearchRequest {
+        distinct: Some("color".into()),
+        sort: vec!["n:asc".into()],
+        ..SearchRequest::default()
+    };
+    let ids: Vec<String> = engine
+        .search("d", &r)
+        .unwrap()
+        .hits
+        .into_iter()
+        .map(|h| h.id)
+        .collect();
+    assert_eq!(ids, ["2", "3", "4", "5"]);
+}
+
+#[test]
+fn searchable_attributes_and_attributes_to_search_on_restrict_matching() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), manual()).unwrap();
+    engine
+        .add_documents(
+            "s",
+            br#"[{"id":1,"title":"star","overview":"river"},{"id":2,"title":"river","overview":"stars"}]"#,
+            PayloadFormat::Json,
+            Method::Replace,
+            None,
+        )
+        .unwrap();
+    let search = |q: &str, on: Option<Vec<String>>| -> Vec<String> {
+        let r = SearchRequest {
+            q: Some(q.into()),
+            attributes_to_search_on: on,
+            ..SearchRequest::default()
+        };
+        engine
+            .search("s", &r)
+            .unwrap()
+            .hits
+            .into_iter()
+            .map(|h| h.id)
+            .collect()
+    };
+    for flushed in [false, true] {
+        assert_eq!(search("star", None), ["1", "2"], "flushed: {flushed}");
+        assert_eq!(search("star", Some(vec!["overview".into()])), ["2"]);
+        assert_eq!(search("star", Some(vec!["title".into()])), ["1"]);
+        engine.flush().unwrap();
+    }
+    let Value::Object(patch) = json!({"searchableAttributes": ["overview"]}) else {
+        unreachable!()
+    };
+    engine.update_settings("s", patch).unwrap();
+    assert_eq!(search("star", None), ["2"]);
+    assert_eq!(search("river", None), ["1"]);
+    let err = engine
+        .search(
+            "s",
+            &SearchRequest {
+                q: Some("star".into()),
+                attributes_to_search_on: Some(vec!["title".into()]),
+                ..SearchRequest::default()
+            },
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        eddy_engine::Code::InvalidSearchAttributesToSearchOn
+    );
+}
+
+#[test]
+fn synonyms_are_one_way_and_threshold_drops_low_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), manual()).unwrap();
+    engine
+        .add_documents(
+            "y",
+            br#"[{"id":1,"title":"sofa"},{"id":2,"title":"couch"},{"id":3,"title":"chair"}]"#,
+            PayloadFormat::Json,
+            Method::Replace,
+            None,
+        )
+        .unwrap();
+    let Value::Object(patch) = json!({"synonyms": {"couch": ["sofa", "big settee"]}}) else {
+        unreachable!()
+    };
+    engine.update_settings("y", patch).unwrap();
+    let search = |q: &str, threshold: Option<f64>| -> Vec<String> {
+        let mut got: Vec<String> = engine
+            .search(
+                "y",
+                &SearchRequest {
+                    q: Some(q.into()),
+                    ranking_score_threshold: threshold,
+                    ..SearchRequest::default()
+                },
+            )
+            .unwrap()
+            .hits
+            .into_iter()
+            .map(|h| h.id)
+            .collect();
+        got.sort();
+        got
+    };
+    for _ in 0..2 {
+        assert_eq!(search("couch", None), ["1", "2"]);
+        assert_eq!(search("sofa", None), ["1"]);
+        assert_eq!(search("couch", Some(1.0)), Vec::<String>::new());
+        assert_eq!(search("couch", Some(0.0)), ["1", "2"]);
+        engine.flush().unwrap();
+    }
+}
