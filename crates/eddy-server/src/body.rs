@@ -61,6 +61,11 @@ pub fn encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
     }
 }
 
+/// How much of a refused body is still read (and thrown away) so that the client, which is
+/// usually still sending, gets to read the `413` instead of a broken pipe. Past this the
+/// connection is simply closed.
+pub const DRAIN_MAX_BYTES: usize = 64 << 20;
+
 /// Reads a whole body, enforcing `limit` on the bytes after decompression.
 ///
 /// # Errors
@@ -74,11 +79,13 @@ pub async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u
         .and_then(|v| v.parse::<u64>().ok());
     // A compressed body is never larger than the limit either (it would inflate beyond it
     // except in pathological cases), so the same bound caps what is buffered.
+    let mut body = body;
     if declared.is_some_and(|n| n > limit as u64) {
+        drain(&mut body).await;
         return Err(too_large(limit));
     }
-    let mut raw = Vec::with_capacity(declared.map_or(0, |n| n as usize));
-    let mut body = body;
+    let capacity = declared.map_or(0, |n| usize::try_from(n).unwrap_or(0));
+    let mut raw = Vec::with_capacity(capacity);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
             ApiError::new(
@@ -88,6 +95,7 @@ pub async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u
         })?;
         if let Ok(data) = frame.into_data() {
             if raw.len() + data.len() > limit {
+                drain(&mut body).await;
                 return Err(too_large(limit));
             }
             raw.extend_from_slice(&data);
@@ -99,6 +107,21 @@ pub async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u
     match tokio::task::spawn_blocking(move || inflate(&raw, encoding, limit)).await {
         Ok(result) => result,
         Err(_) => Err(ApiError::internal("decompression did not complete")),
+    }
+}
+
+/// Reads and discards up to [`DRAIN_MAX_BYTES`] of what is left of a refused body.
+async fn drain(body: &mut Body) {
+    let mut drained = 0usize;
+    while drained < DRAIN_MAX_BYTES {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    drained += data.len();
+                }
+            }
+            _ => return,
+        }
     }
 }
 
