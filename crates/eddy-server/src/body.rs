@@ -265,6 +265,15 @@ pub fn json(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, ApiError> {
             "A json payload is missing.",
         ));
     }
+    parse_json_bytes(bytes)
+}
+
+/// Parses JSON bytes. Nesting deeper than [`MAX_JSON_DEPTH`] is refused by the parser itself
+/// (serde_json's recursion limit), before any deep structure is built.
+///
+/// # Errors
+/// `malformed_payload`.
+pub fn parse_json_bytes(bytes: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
         ApiError::new(
             Code::MalformedPayload,
@@ -272,6 +281,9 @@ pub fn json(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, ApiError> {
         )
     })
 }
+
+/// Deepest JSON nesting accepted (serde_json's built-in recursion limit, which eddy keeps).
+pub const MAX_JSON_DEPTH: usize = 128;
 
 /// Reads and parses a JSON body.
 ///

@@ -12,7 +12,9 @@
 //! Modules:
 //! - [`config`]: server settings and Meilisearch's byte-size syntax.
 //! - [`error`]: [`ApiError`], the one response shape of every failure.
-//! - [`auth`]: the master-key check (API keys and tenant tokens will grow here).
+//! - [`auth`]: who is asking (master key, API key, tenant token) and the action table.
+//! - [`keys`]: API keys: derivation, actions, index patterns, storage.
+//! - [`tenant`]: tenant tokens (JWT HS256/384/512) and their search rules.
 //! - [`body`]: request bodies: size limit, `Content-Encoding`, `Content-Type`, JSON.
 //! - [`params`]: query-string and JSON-field validation with Meilisearch's messages.
 //! - [`routes`]: one module per group of routes.
@@ -23,9 +25,11 @@ pub mod auth;
 pub mod body;
 pub mod config;
 pub mod error;
+pub mod keys;
 pub mod params;
 pub mod routes;
 pub mod state;
+pub mod tenant;
 
 use std::future::Future;
 

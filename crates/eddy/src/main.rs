@@ -209,7 +209,8 @@ fn serve(args: ServeArgs) -> Result<()> {
         .thread_name("eddy-http")
         .build()
         .context("cannot start the async runtime")?;
-    let state = AppState::new(engine.clone(), server_config);
+    let state = AppState::new(engine.clone(), server_config)
+        .map_err(|e| anyhow::anyhow!("cannot load the API keys: {}", e.body().message))?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr)
             .await

@@ -3,6 +3,7 @@
 pub mod documents;
 pub mod features;
 pub mod indexes;
+pub mod keys;
 pub mod meta;
 pub mod search;
 pub mod settings;
@@ -64,6 +65,11 @@ pub fn router(state: AppState) -> Router {
             get(settings::get)
                 .patch(settings::update)
                 .delete(settings::reset),
+        )
+        .route("/keys", get(keys::list).post(keys::create))
+        .route(
+            "/keys/{key}",
+            get(keys::get).patch(keys::update).delete(keys::delete),
         )
         .route("/tasks", get(tasks::list).delete(tasks::delete))
         .route("/tasks/cancel", post(tasks::cancel))
