@@ -5,6 +5,9 @@
 //! most `limit + 1` bytes of memory before it is refused with `payload_too_large`.
 
 use std::io::Read;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::http::{HeaderMap, header};
@@ -108,6 +111,57 @@ pub async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u
         Ok(result) => result,
         Err(_) => Err(ApiError::internal("decompression did not complete")),
     }
+}
+
+/// A request body shared between the handler and [`drain_unread`], which reads what the
+/// handler left.
+struct SharedBody(Arc<Mutex<Body>>);
+
+impl SharedBody {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Body> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl http_body::Body for SharedBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut *self.lock()).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.lock().is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.lock().size_hint()
+    }
+}
+
+/// Middleware: after the handler answered, reads and discards (up to [`DRAIN_MAX_BYTES`])
+/// whatever of the request body it did not read — an error answered before the body was
+/// read (a refused key, an invalid index uid…). Otherwise the connection could not be
+/// reused, and a client sending its next request on it would see it closed under it.
+pub async fn drain_unread(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let (parts, body) = request.into_parts();
+    let shared = Arc::new(Mutex::new(body));
+    let request = axum::extract::Request::from_parts(parts, Body::new(SharedBody(shared.clone())));
+    let response = next.run(request).await;
+    let mut rest = std::mem::take(&mut *SharedBody(shared).lock());
+    if !http_body::Body::is_end_stream(&rest) {
+        drain(&mut rest).await;
+    }
+    response
 }
 
 /// Reads and discards up to [`DRAIN_MAX_BYTES`] of what is left of a refused body.

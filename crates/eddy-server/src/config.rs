@@ -5,8 +5,11 @@
 pub struct ServerConfig {
     /// Largest request body accepted, counted after decompression.
     pub payload_limit_bytes: usize,
-    /// When set, every route but `/health` requires `Authorization: Bearer <master key>`.
+    /// When set, every route but `/health` requires a key (see [`crate::auth`]).
     pub master_key: Option<String>,
+    /// How long a client may take to send a request's headers, or to send the next piece of
+    /// its body, before the connection (or request) is dropped.
+    pub read_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -27,6 +30,7 @@ impl Default for ServerConfig {
         ServerConfig {
             payload_limit_bytes: 100_000_000,
             master_key: None,
+            read_timeout: std::time::Duration::from_secs(30),
         }
     }
 }

@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use eddy_engine::{Code, Task};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth;
@@ -93,7 +94,10 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::middleware,
         ))
+        .layer(axum::middleware::from_fn(crate::body::drain_unread))
         .layer(DefaultBodyLimit::disable())
+        // A body that stalls longer than this between two pieces ends the request.
+        .layer(RequestBodyTimeoutLayer::new(state.config.read_timeout))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -201,6 +201,45 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Any method, any headers, an optional body.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Resp {
+        let url = self.url(path);
+        match body {
+            Some(body) => {
+                let mut req = match method {
+                    "POST" => self.agent.post(&url),
+                    "PUT" => self.agent.put(&url),
+                    "PATCH" => self.agent.patch(&url),
+                    "DELETE" => self.agent.delete(&url).force_send_body(),
+                    other => panic!("method {other} with a body"),
+                };
+                for (k, v) in headers {
+                    req = req.header(*k, *v);
+                }
+                Resp::from(req.send(body))
+            }
+            None => {
+                let mut req = match method {
+                    "GET" => self.agent.get(&url),
+                    "DELETE" => self.agent.delete(&url),
+                    other => panic!("method {other} without a body"),
+                };
+                for (k, v) in headers {
+                    req = req.header(*k, *v);
+                }
+                Resp::from(req.call())
+            }
+        }
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
