@@ -321,9 +321,7 @@ impl KeyStore {
     /// The key whose value is `secret`, compared in constant time against every key (so the
     /// time taken does not depend on which key, if any, matched).
     pub fn by_value(&self, secret: &[u8]) -> Option<ApiKey> {
-        if self.master_key.is_none() {
-            return None;
-        }
+        self.master_key.as_ref()?;
         let mut found = None;
         for entry in self.read().iter() {
             if secret_eq(entry.value.as_bytes(), secret) {
