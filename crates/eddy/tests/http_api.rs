@@ -1063,3 +1063,36 @@ fn environment_variables_configure_the_server_and_startup_says_what_was_recovere
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn sigterm_lets_an_in_flight_request_finish() {
+    use std::io::Read as _;
+    let (mut s, _dir) = Server::start(&[]);
+    let body = br#"[{"id":1,"title":"in flight"}]"#;
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let head = format!(
+        "POST /indexes/f/documents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    tcp.write_all(head.as_bytes()).unwrap();
+    tcp.write_all(&body[..10]).unwrap();
+    // Let the server read the headers: the request is now in flight, waiting for its body.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let pid = s.pid();
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    tcp.write_all(&body[10..]).unwrap();
+    let mut answer = String::new();
+    let _ = tcp.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    let status = s.terminate_wait();
+    assert!(status.success(), "exit status {status}");
+    s.restart();
+    assert_eq!(count(&s, "f"), 1);
+}

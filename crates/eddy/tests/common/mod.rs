@@ -146,6 +146,19 @@ impl Server {
         }
     }
 
+    /// Waits for the exit status of a server already told to stop.
+    pub fn terminate_wait(&mut self) -> ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = c.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "eddy did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Starts again on the same directory (a new port).
     pub fn restart(&mut self) {
         self.kill();
