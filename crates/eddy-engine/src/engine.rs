@@ -298,7 +298,9 @@ struct Inner {
     in_flight: Mutex<BTreeSet<Lsn>>,
     budget: Arc<MemoryBudget>,
     poisoned: RwLock<Option<String>>,
-    removals: Mutex<Vec<Arc<IndexInstance>>>,
+    /// Deleted index incarnations and the LSN that deleted them: their files go once the
+    /// deletion is durable in the metadata store.
+    removals: Mutex<Vec<(Lsn, Arc<IndexInstance>)>>,
     flush_wakeup: (Mutex<bool>, Condvar),
     shutdown: AtomicBool,
     checkpoint_lock: Mutex<()>,
@@ -1574,7 +1576,7 @@ impl Inner {
         let uid = instance.uid();
         batch.put_indexes.retain(|r| r.uid != uid);
         batch.delete_indexes.push(uid);
-        self.removals.lock().push(instance);
+        self.removals.lock().push((lsn, instance));
         self.wake_flusher();
         Ok(Outcome::ok(kind, json!({"deletedDocuments": docs})))
     }
@@ -1835,11 +1837,20 @@ impl Inner {
         let applied = self.applied_watermark();
         self.meta.sync(applied)?;
         self.failpoint("checkpoint.after_meta_sync")?;
-        let removals: Vec<Arc<IndexInstance>> = std::mem::take(&mut *self.removals.lock());
-        for instance in removals {
+        let removals = std::mem::take(&mut *self.removals.lock());
+        for (deleted_at, instance) in removals {
+            // IMPORTANT: only once the registry no longer names the directory durably. A
+            // deletion still in flight (applied, its metadata not yet committed and synced)
+            // waits for a later checkpoint; removing its files earlier let a power cut
+            // reopen the index empty and replay later operations against it with wrong
+            // results (found by the power-cut test).
+            if deleted_at > applied {
+                self.removals.lock().push((deleted_at, instance));
+                continue;
+            }
             match Arc::try_unwrap(instance) {
                 Ok(instance) => instance.destroy()?,
-                Err(still_used) => self.removals.lock().push(still_used),
+                Err(still_used) => self.removals.lock().push((deleted_at, still_used)),
             }
         }
         let bound = self

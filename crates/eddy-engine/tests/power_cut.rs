@@ -384,23 +384,19 @@ fn assignments(extra: &[Task], in_doubt: &[Op]) -> Vec<Vec<usize>> {
     out
 }
 
-/// The task fields recovery must reproduce.
+/// The fields of a task an acknowledgement promises.
 ///
-/// OPEN ISSUE: now and then (about one run in three of all ~500 cut points) a replayed index
-/// deletion or delete-all reports another `deletedDocuments` than the one acknowledged (e.g.
-/// 10 instead of 13), while documents, search and the other details match. Replay's state or
-/// statistics at that LSN differ from the live ones; not diagnosed yet. That count is compared
-/// only with `EDDY_POWER_CUT_STRICT=1`.
+/// KNOWN ISSUE: about one full run in four, a replayed *index deletion* reports another
+/// `deletedDocuments` than the acknowledged one (7 instead of 8) while documents, search and
+/// every other field match; not diagnosed yet (one cause, index files removed before the
+/// deletion was durable, is fixed). That count is compared only with
+/// `EDDY_POWER_CUT_STRICT=1`.
 fn comparable(task: &Task) -> Value {
     let strict = std::env::var("EDDY_POWER_CUT_STRICT").is_ok_and(|v| v == "1");
     let mut details = task.details.clone();
     if !strict
-        && matches!(
-            task.kind,
-            eddy_engine::TaskKind::IndexDeletion | eddy_engine::TaskKind::DocumentDeletion
-        )
+        && task.kind == eddy_engine::TaskKind::IndexDeletion
         && let Some(d) = details.as_mut()
-        && d.get("providedIds").is_none_or(|n| n == &json!(0))
     {
         d.remove("deletedDocuments");
     }
