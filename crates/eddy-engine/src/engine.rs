@@ -1563,7 +1563,8 @@ impl Inner {
         if mode.skip_meta(lsn) {
             return Ok(Outcome::ok(kind, json!({"deletedDocuments": 0})));
         }
-        let Some(instance) = slot.current.write().take() else {
+        // The slot changes only in this drain (its queue lock is held) or in replay.
+        let Some(instance) = slot.instance() else {
             return Ok(Outcome::failed(
                 kind,
                 json!({"deletedDocuments": 0}),
@@ -1576,7 +1577,13 @@ impl Inner {
         let uid = instance.uid();
         batch.put_indexes.retain(|r| r.uid != uid);
         batch.delete_indexes.push(uid);
-        self.removals.lock().push((lsn, instance));
+        {
+            // The instance leaves the slot and joins the pending removals under the removals
+            // lock: a checkpoint computing its truncation bound sees it in one or the other.
+            let mut removals = self.removals.lock();
+            *slot.current.write() = None;
+            removals.push((lsn, instance));
+        }
         self.wake_flusher();
         Ok(Outcome::ok(kind, json!({"deletedDocuments": docs})))
     }
@@ -1853,13 +1860,25 @@ impl Inner {
                 Err(still_used) => self.removals.lock().push((deleted_at, still_used)),
             }
         }
-        let bound = self
-            .instances()
-            .iter()
-            .filter_map(|i| i.first_unflushed_lsn())
-            .chain(std::iter::once(applied + 1))
-            .min()
-            .unwrap_or(applied + 1);
+        // IMPORTANT: an index whose deletion is not yet durable (`deleted_at > applied`) is
+        // still in the durable registry: a power cut reopens it at its Tantivy checkpoint and
+        // replays its log records, so the log must keep what its memtables hold, although it
+        // already left `instances()`. Truncating past them made a replayed deletion (or clear)
+        // count fewer documents than it had acknowledged (found by the power-cut test).
+        let bound = {
+            let removals = self.removals.lock();
+            let deleted = removals
+                .iter()
+                .filter(|(deleted_at, _)| *deleted_at > applied)
+                .map(|(_, instance)| instance.clone());
+            self.instances()
+                .into_iter()
+                .chain(deleted)
+                .filter_map(|i| i.first_unflushed_lsn())
+                .chain(std::iter::once(applied + 1))
+                .min()
+                .unwrap_or(applied + 1)
+        };
         self.wal.truncate_before(bound)?;
         self.failpoint("checkpoint.after_truncate")?;
         Ok(())
