@@ -380,6 +380,27 @@ async fn rewrite(
     Ok(rebuild(parts, bytes))
 }
 
+/// `POST /swap-indexes [{"indexes": [a, b]}, …]` names its indexes in the body: a key
+/// restricted to some indexes may only swap those.
+async fn check_swap(
+    state: &AppState,
+    access: &Access,
+    request: Request,
+) -> Result<Request, ApiError> {
+    let (parts, body) = request.into_parts();
+    let bytes = crate::body::read(&parts.headers, body, state.config.payload_limit_bytes).await?;
+    if let Ok(Value::Array(swaps)) = crate::body::parse_json_bytes(&bytes) {
+        for swap in &swaps {
+            if let Some(Value::Array(indexes)) = swap.get("indexes") {
+                for index in indexes.iter().filter_map(Value::as_str) {
+                    access.check_index(index)?;
+                }
+            }
+        }
+    }
+    Ok(rebuild(parts, bytes))
+}
+
 fn merge_into(access: &Access, index: &str, query: &mut Value) {
     let Some(forced) = access.forced_filter(index) else {
         return;
@@ -416,6 +437,12 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         Err(e) => return e.into_response(),
     };
     let mut request = request;
+    if rule.as_ref().is_some_and(|r| r.action == "indexes.swap") && !access.all_indexes() {
+        request = match check_swap(&state, &access, request).await {
+            Ok(r) => r,
+            Err(e) => return e.into_response(),
+        };
+    }
     if let Some(rule) = rule.as_ref().filter(|r| r.tenant) {
         request = match rewrite(&state, &access, rule, request).await {
             Ok(r) => r,
@@ -525,6 +552,7 @@ mod tests {
             let state = AppState::new(Arc::new(engine), config).unwrap();
             let router = Router::new()
                 .route("/multi-search", post(echo))
+                .route("/swap-indexes", post(echo))
                 .route("/indexes/{uid}/search", post(echo).get(echo))
                 .layer(axum::middleware::from_fn_with_state(
                     state.clone(),
@@ -606,6 +634,19 @@ mod tests {
             let other = json!({"queries": [{"indexUid": "books"}]});
             assert_eq!(
                 send(&app, "POST", "/multi-search", &token, &other).await.0,
+                StatusCode::FORBIDDEN
+            );
+
+            // Swaps name their indexes in the body.
+            let (_, admin) = key(&state, &["*"], &["movies*"]);
+            let swap = json!([{"indexes": ["movies", "movies_new"]}]);
+            assert_eq!(
+                send(&app, "POST", "/swap-indexes", &admin, &swap).await.0,
+                StatusCode::OK
+            );
+            let swap = json!([{"indexes": ["movies", "songs"]}]);
+            assert_eq!(
+                send(&app, "POST", "/swap-indexes", &admin, &swap).await.0,
                 StatusCode::FORBIDDEN
             );
 
