@@ -380,6 +380,27 @@ async fn rewrite(
     Ok(rebuild(parts, bytes))
 }
 
+/// `POST /swap-indexes [{"indexes": [a, b]}, …]` names its indexes in the body: a key
+/// restricted to some indexes may only swap those.
+async fn check_swap(
+    state: &AppState,
+    access: &Access,
+    request: Request,
+) -> Result<Request, ApiError> {
+    let (parts, body) = request.into_parts();
+    let bytes = crate::body::read(&parts.headers, body, state.config.payload_limit_bytes).await?;
+    if let Ok(Value::Array(swaps)) = crate::body::parse_json_bytes(&bytes) {
+        for swap in &swaps {
+            if let Some(Value::Array(indexes)) = swap.get("indexes") {
+                for index in indexes.iter().filter_map(Value::as_str) {
+                    access.check_index(index)?;
+                }
+            }
+        }
+    }
+    Ok(rebuild(parts, bytes))
+}
+
 fn merge_into(access: &Access, index: &str, query: &mut Value) {
     let Some(forced) = access.forced_filter(index) else {
         return;
@@ -416,6 +437,12 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         Err(e) => return e.into_response(),
     };
     let mut request = request;
+    if rule.as_ref().is_some_and(|r| r.action == "indexes.swap") && !access.all_indexes() {
+        request = match check_swap(&state, &access, request).await {
+            Ok(r) => r,
+            Err(e) => return e.into_response(),
+        };
+    }
     if let Some(rule) = rule.as_ref().filter(|r| r.tenant) {
         request = match rewrite(&state, &access, rule, request).await {
             Ok(r) => r,
@@ -487,5 +514,182 @@ mod tests {
             filter_to_string(&escape).unwrap_err().body().code,
             "invalid_search_filter"
         );
+    }
+
+    mod through_the_middleware {
+        use std::sync::Arc;
+
+        use axum::Router;
+        use axum::body::Body;
+        use axum::extract::{RawQuery, Request};
+        use axum::http::StatusCode;
+        use axum::routing::post;
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+
+        use super::*;
+        use crate::config::ServerConfig;
+        use crate::tenant::sign;
+
+        const MASTER: &str = "master-key-of-16-bytes";
+
+        /// Echoes what the handler receives: the query string, or the body.
+        async fn echo(RawQuery(q): RawQuery, request: Request) -> String {
+            let body = request.into_body().collect().await.unwrap().to_bytes();
+            match q {
+                Some(q) if body.is_empty() => q,
+                _ => String::from_utf8_lossy(&body).into_owned(),
+            }
+        }
+
+        fn app() -> (Router, AppState, tempfile::TempDir) {
+            let dir = tempfile::tempdir().unwrap();
+            let engine = eddy_engine::Engine::open(dir.path(), Default::default()).unwrap();
+            let config = ServerConfig {
+                master_key: Some(MASTER.into()),
+                ..ServerConfig::default()
+            };
+            let state = AppState::new(Arc::new(engine), config).unwrap();
+            let router = Router::new()
+                .route("/multi-search", post(echo))
+                .route("/swap-indexes", post(echo))
+                .route("/indexes/{uid}/search", post(echo).get(echo))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    middleware,
+                ))
+                .with_state(state.clone());
+            (router, state, dir)
+        }
+
+        fn key(state: &AppState, actions: &[&str], indexes: &[&str]) -> (String, String) {
+            let k = crate::keys::new_key(
+                json!({"actions": actions, "indexes": indexes, "expiresAt": null}),
+                OffsetDateTime::now_utc(),
+            )
+            .unwrap();
+            let uid = k.uid.clone();
+            state.keys.put(&state.engine, k).unwrap();
+            (uid.clone(), crate::keys::derive_key(MASTER, &uid))
+        }
+
+        async fn send(
+            app: &Router,
+            method: &str,
+            uri: &str,
+            secret: &str,
+            body: &Value,
+        ) -> (StatusCode, String) {
+            let request = Request::builder()
+                .method(method)
+                .uri(uri)
+                .header("Authorization", format!("Bearer {secret}"))
+                .header("Content-Type", "application/json")
+                .body(if method == "GET" {
+                    Body::empty()
+                } else {
+                    Body::from(body.to_string())
+                })
+                .unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            let status = response.status();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8_lossy(&bytes).into_owned())
+        }
+
+        #[tokio::test]
+        async fn multi_search_checks_every_query_and_forces_filters() {
+            let (app, state, _dir) = app();
+            let (_, restricted) = key(&state, &["search"], &["movies*"]);
+            let ok =
+                json!({"queries": [{"indexUid": "movies", "q": "a"}, {"indexUid": "movies_fr"}]});
+            assert_eq!(
+                send(&app, "POST", "/multi-search", &restricted, &ok)
+                    .await
+                    .0,
+                StatusCode::OK
+            );
+            let escape = json!({"queries": [{"indexUid": "movies"}, {"indexUid": "songs"}]});
+            let (status, text) = send(&app, "POST", "/multi-search", &restricted, &escape).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+
+            let (uid, parent) = key(&state, &["search"], &["*"]);
+            let token = sign(
+                "HS512",
+                &parent,
+                &json!({"apiKeyUid": uid, "searchRules": {"movies": {"filter": "tenant = a"}, "songs": null}}),
+            );
+            let body = json!({"queries": [
+                {"indexUid": "movies", "filter": "x = 1) OR (y = 2"},
+                {"indexUid": "songs", "filter": "genre = rock"},
+            ]});
+            let (status, text) = send(&app, "POST", "/multi-search", &token, &body).await;
+            assert_eq!(status, StatusCode::OK, "{text}");
+            let seen: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(
+                seen["queries"][0]["filter"],
+                json!(["tenant = a", "x = 1) OR (y = 2"])
+            );
+            assert_eq!(seen["queries"][1]["filter"], "genre = rock");
+            let other = json!({"queries": [{"indexUid": "books"}]});
+            assert_eq!(
+                send(&app, "POST", "/multi-search", &token, &other).await.0,
+                StatusCode::FORBIDDEN
+            );
+
+            // Swaps name their indexes in the body.
+            let (_, admin) = key(&state, &["*"], &["movies*"]);
+            let swap = json!([{"indexes": ["movies", "movies_new"]}]);
+            assert_eq!(
+                send(&app, "POST", "/swap-indexes", &admin, &swap).await.0,
+                StatusCode::OK
+            );
+            let swap = json!([{"indexes": ["movies", "songs"]}]);
+            assert_eq!(
+                send(&app, "POST", "/swap-indexes", &admin, &swap).await.0,
+                StatusCode::FORBIDDEN
+            );
+
+            // Single search, POST and GET.
+            let (status, text) = send(
+                &app,
+                "POST",
+                "/indexes/movies/search",
+                &token,
+                &json!({"q": "x", "filter": ["a = 1", ["b = 1", "c = 1"]]}),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{text}");
+            let seen: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(
+                seen["filter"],
+                json!(["tenant = a", "a = 1", ["b = 1", "c = 1"]])
+            );
+            assert_eq!(seen["q"], "x");
+            let (status, text) = send(
+                &app,
+                "GET",
+                "/indexes/movies/search?q=x&filter=genre%20%3D%20b",
+                &token,
+                &Value::Null,
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{text}");
+            let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&text).unwrap();
+            assert!(
+                pairs.contains(&("filter".into(), "(tenant = a) AND (genre = b)".into())),
+                "{pairs:?}"
+            );
+            assert!(pairs.contains(&("q".into(), "x".into())), "{pairs:?}");
+            let (status, _) = send(
+                &app,
+                "GET",
+                "/indexes/movies/search?filter=a%20%3D%201)%20OR%20(b%20%3D%202",
+                &token,
+                &Value::Null,
+            )
+            .await;
+            assert_eq!(status, StatusCode::BAD_REQUEST);
+        }
     }
 }

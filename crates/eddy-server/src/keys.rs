@@ -109,9 +109,12 @@ pub fn derive_key(master_key: &str, uid: &str) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Constant-time equality of two secrets (the length may leak, the content does not).
+/// Constant-time equality of two secrets. Both are hashed first, so that not even their
+/// lengths show in the time taken.
 pub fn secret_eq(a: &[u8], b: &[u8]) -> bool {
-    bool::from(a.ct_eq(b))
+    use sha2::Digest;
+    let (a, b) = (Sha256::digest(a), Sha256::digest(b));
+    bool::from(a.as_slice().ct_eq(b.as_slice()))
 }
 
 /// An API key as stored (never with its value).
@@ -624,6 +627,14 @@ mod tests {
     }
 
     const KNOWN_ANSWER: &str = "3a76eac0eef0ac58e922cc1338b2e85058c45b72132f19431ce1b9f54d75aa59";
+
+    #[test]
+    fn secrets_compare_by_content() {
+        assert!(secret_eq(b"abc", b"abc"));
+        assert!(!secret_eq(b"abc", b"abd"));
+        assert!(!secret_eq(b"abc", b"abcd"));
+        assert!(!secret_eq(b"", b"a"));
+    }
 
     #[test]
     fn actions_and_patterns() {

@@ -67,7 +67,8 @@ fn seed(s: &Server) {
 
 #[test]
 fn keys_lifecycle_and_persistence() {
-    let (mut s, _dir) = start();
+    // Debug logs on, so that a secret printed anywhere would show.
+    let (mut s, _dir) = Server::start(&["--master-key", MASTER, "--log-level", "debug"]);
     let list = master(&s, "GET", "/keys", None);
     assert_eq!(list.status, 200, "{}", list.text);
     assert_eq!(list.body["total"], 2);
@@ -190,6 +191,7 @@ fn keys_lifecycle_and_persistence() {
         202
     );
     s.restart();
+    assert!(s.stderr().contains("DEBUG"), "debug logs are on");
     assert!(!s.stderr().contains(value), "a key value reached the log");
     assert!(
         !s.stderr().contains(MASTER),

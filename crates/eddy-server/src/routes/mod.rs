@@ -113,8 +113,19 @@ pub fn router(state: AppState) -> Router {
         // A body that stalls longer than this between two pieces ends the request.
         .layer(RequestBodyTimeoutLayer::new(state.config.read_timeout))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// The span of a request, without its query string (it may hold a tenant's filter) and with
+/// the key of `/keys/{key}` redacted, so that no secret reaches a log even at debug level.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let path = request.uri().path();
+    let path = match path.strip_prefix("/keys/") {
+        Some(_) => "/keys/<redacted>",
+        None => path,
+    };
+    tracing::debug_span!("request", method = %request.method(), path = %path)
 }
 
 /// The answer of every write route: 202 with the summarized task. The engine returns only

@@ -70,15 +70,22 @@ impl Server {
 
     fn spawn(&mut self) {
         let stderr = std::fs::File::create(&self.stderr_path).expect("stderr file");
-        let child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_eddy"));
+        command
             .arg("serve")
             .arg("--http-addr")
             .arg(format!("127.0.0.1:{}", self.port))
             .arg("--db-path")
             .arg(&self.db)
             .args(&self.extra)
-            .env_remove("MEILI_MASTER_KEY")
-            .env("RUST_LOG", "info")
+            .env_remove("MEILI_MASTER_KEY");
+        // `--log-level` given by a test wins over the default (RUST_LOG would override it).
+        if self.extra.iter().any(|a| a == "--log-level") {
+            command.env_remove("RUST_LOG");
+        } else {
+            command.env("RUST_LOG", "info");
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
