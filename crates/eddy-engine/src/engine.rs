@@ -212,14 +212,6 @@ impl Mode {
     fn skip_meta(self, lsn: Lsn) -> bool {
         matches!(self, Mode::Replay { meta_applied, stored } if stored || lsn <= meta_applied)
     }
-
-    /// Memtable dictionaries are sealed once at the end of a replay, not while it runs.
-    fn seal_min_terms(self, config: &EngineConfig) -> usize {
-        match self {
-            Mode::Live => config.seal_min_terms,
-            Mode::Replay { .. } => usize::MAX,
-        }
-    }
 }
 
 struct Pending {
@@ -1315,14 +1307,7 @@ impl Inner {
             if docs.iter().any(|d| document_id(d, &pk).is_err()) {
                 return Ok(Outcome::ok(kind, json!({})));
             }
-            let n = instance.apply_documents(
-                lsn,
-                docs,
-                method,
-                &pk,
-                &self.config,
-                mode.seal_min_terms(&self.config),
-            )?;
+            let n = instance.apply_documents(lsn, docs, method, &pk, &self.config)?;
             return Ok(Outcome::ok(kind, json!({})).with_applied(n));
         }
         let instance = slot.instance();
@@ -1362,14 +1347,7 @@ impl Inner {
         if let Some(pk) = &pk
             && lsn > instance.checkpoint()
         {
-            indexed = instance.apply_documents(
-                lsn,
-                docs,
-                method,
-                pk,
-                &self.config,
-                mode.seal_min_terms(&self.config),
-            )?;
+            indexed = instance.apply_documents(lsn, docs, method, pk, &self.config)?;
         }
         self.touch(&instance, lsn, mode, batch);
         Ok(Outcome::ok(
@@ -1780,7 +1758,7 @@ impl Inner {
             result
         })?;
         for instance in self.instances() {
-            instance.seal_dictionaries();
+            instance.seal_dictionaries(0);
         }
         self.meta.commit(&batch)?;
         stats.duration = started.elapsed();
@@ -1923,6 +1901,10 @@ impl Inner {
         };
         let mut flushed = false;
         let mut instances = self.instances();
+        // Memtable term dictionaries are re-sealed here, off the write path.
+        for instance in &instances {
+            instance.seal_dictionaries(self.config.seal_min_terms);
+        }
         // Largest active memtables first when memory is short.
         instances.sort_by_key(|i| std::cmp::Reverse(i.view().active().bytes()));
         for instance in instances {

@@ -344,7 +344,6 @@ impl IndexInstance {
         method: Method,
         primary_key: &str,
         config: &EngineConfig,
-        seal_min_terms: usize,
     ) -> Result<u64> {
         let view = self.view.load_full();
         let active = view.active().clone();
@@ -375,10 +374,10 @@ impl IndexInstance {
                 }
                 prepared.push(prepare(pk, json, analyzed, seq_of(lsn, i), older_version));
                 if prepared.len() == chunk {
-                    self.insert_chunk(&active, lsn, &mut prepared, seal_min_terms);
+                    self.insert_chunk(&active, lsn, &mut prepared);
                 }
             }
-            self.insert_chunk(&active, lsn, &mut prepared, seal_min_terms);
+            self.insert_chunk(&active, lsn, &mut prepared);
             Ok(())
         })?;
         let mut mem = active.mem.write();
@@ -389,25 +388,20 @@ impl IndexInstance {
         Ok(count)
     }
 
-    /// Seals every memtable's recent terms into its FST dictionary (after a replay, which
-    /// does not seal as it goes).
-    pub fn seal_dictionaries(&self) {
+    /// Re-seals the term dictionary of every memtable that is due (see
+    /// [`Memtable::seal_input`]; `min_terms = 0`: every memtable with recent terms). The FST
+    /// is built with no lock held; installing it takes the write lock for a moment.
+    pub fn seal_dictionaries(&self, min_terms: usize) {
         let view = self.view.load_full();
         for cell in &view.memtables {
-            let candidate = cell.mem.read().seal_candidate(0);
-            if let Some((map, absorbed)) = candidate {
-                cell.mem.write().install_sealed(map, absorbed);
+            let input = cell.mem.read().seal_input(min_terms);
+            if let Some((map, upto)) = input.and_then(crate::memtable::SealInput::build) {
+                cell.mem.write().install_sealed(map, upto);
             }
         }
     }
 
-    fn insert_chunk(
-        &self,
-        active: &MemCell,
-        lsn: Lsn,
-        prepared: &mut Vec<PreparedDoc>,
-        seal_min_terms: usize,
-    ) {
+    fn insert_chunk(&self, active: &MemCell, lsn: Lsn, prepared: &mut Vec<PreparedDoc>) {
         if prepared.is_empty() {
             return;
         }
@@ -418,12 +412,6 @@ impl IndexInstance {
         let bytes = mem.bytes();
         drop(mem);
         active.sync_charge(bytes);
-        // Only the write path changes a memtable, and it is here: build the new dictionary
-        // while searches keep reading, then swap it in.
-        let candidate = active.mem.read().seal_candidate(seal_min_terms);
-        if let Some((map, absorbed)) = candidate {
-            active.mem.write().install_sealed(map, absorbed);
-        }
     }
 
     /// The version a write replaces: its length and order key in older layers, and the JSON

@@ -151,7 +151,9 @@ pub struct Memtable {
     recent_terms: BTreeMap<Box<[u8]>, u32>,
     /// Every other term, as an FST (term -> term id): automata intersect it natively, so
     /// typo and prefix derivations cost what they cost on a segment.
-    sealed: Option<tantivy_fst::Map<Vec<u8>>>,
+    sealed: Option<Arc<tantivy_fst::Map<Vec<u8>>>>,
+    /// Terms with ids below this are in `sealed`.
+    sealed_upto: u32,
     postings: Vec<TermPostings>,
     visible: MemStats,
     pending: MemStats,
@@ -180,6 +182,7 @@ impl Memtable {
             terms: Vec::new(),
             recent_terms: BTreeMap::new(),
             sealed: None,
+            sealed_upto: 0,
             postings: Vec::new(),
             visible: MemStats::default(),
             pending: MemStats::default(),
@@ -390,48 +393,39 @@ impl Memtable {
         self.visible_lsn = lsn;
     }
 
-    /// When enough terms arrived since the last seal, a new sealed dictionary holding every
-    /// term, and how many recent terms it absorbed. Built from a shared borrow, so searches
-    /// go on meanwhile; the single writer installs it with [`Memtable::install_sealed`].
+    /// When enough terms arrived since the last seal, what a new sealed dictionary is built
+    /// from (see [`SealInput::build`], which runs without any lock held). Cheap: the sealed
+    /// FST is shared, only the recent terms are copied.
     ///
     /// `min_terms = 0` seals whatever arrived. Otherwise sealing is geometric (at least
-    /// `min_terms` and an eighth of the sealed terms
-    /// must have arrived), so each term is copied a bounded number of times.
-    pub fn seal_candidate(&self, min_terms: usize) -> Option<(tantivy_fst::Map<Vec<u8>>, usize)> {
-        let sealed_len = self.sealed.as_ref().map_or(0, tantivy_fst::Map::len);
+    /// `min_terms` and an eighth of the sealed terms must have arrived), so each term is
+    /// copied a bounded number of times.
+    pub fn seal_input(&self, min_terms: usize) -> Option<SealInput> {
+        let sealed_len = self.sealed.as_ref().map_or(0, |m| m.len());
         let recent = self.recent_terms.len();
         if recent == 0 || (min_terms > 0 && recent < min_terms.max(sealed_len / 8)) {
             return None;
         }
-        let mut builder = tantivy_fst::MapBuilder::memory();
-        let mut recent_iter = self.recent_terms.iter().peekable();
-        let insert =
-            |b: &mut tantivy_fst::MapBuilder<Vec<u8>>, k: &[u8], v: u64| b.insert(k, v).ok();
-        if let Some(sealed) = &self.sealed {
-            use tantivy_fst::Streamer;
-            let mut stream = sealed.stream();
-            while let Some((k, v)) = stream.next() {
-                while let Some((rk, rv)) = recent_iter.next_if(|(rk, _)| &***rk < k) {
-                    insert(&mut builder, rk, u64::from(*rv))?;
-                }
-                insert(&mut builder, k, v)?;
-            }
-        }
-        for (rk, rv) in recent_iter {
-            insert(&mut builder, rk, u64::from(*rv))?;
-        }
-        let bytes = builder.into_inner().ok()?;
-        let map = tantivy_fst::Map::from_bytes(bytes).ok()?;
-        Some((map, recent))
+        Some(SealInput {
+            sealed: self.sealed.clone(),
+            recent: self
+                .recent_terms
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+            upto: u32::try_from(self.terms.len()).unwrap_or(u32::MAX),
+        })
     }
 
-    /// Installs a dictionary built by [`Memtable::seal_candidate`] (ignored if terms arrived
-    /// in between).
-    pub fn install_sealed(&mut self, map: tantivy_fst::Map<Vec<u8>>, absorbed: usize) {
-        if absorbed == self.recent_terms.len() {
-            self.sealed = Some(map);
-            self.recent_terms.clear();
+    /// Installs a dictionary built from [`Memtable::seal_input`]: terms with ids below
+    /// `upto` are in it and leave the recent map; terms that arrived meanwhile stay there.
+    pub fn install_sealed(&mut self, map: tantivy_fst::Map<Vec<u8>>, upto: u32) {
+        if upto <= self.sealed_upto {
+            return;
         }
+        self.sealed = Some(Arc::new(map));
+        self.sealed_upto = upto;
+        self.recent_terms.retain(|_, id| *id >= upto);
     }
 
     /// The tokens of the given slots (ascending), read back from the postings: for each slot
@@ -508,6 +502,39 @@ impl Memtable {
             .collect();
         entries.sort_by_key(|(order, _)| *order);
         entries.into_iter().map(|(_, e)| e).collect()
+    }
+}
+
+/// What a memtable's next sealed dictionary is built from: the current FST and a copy of
+/// the terms added since.
+pub struct SealInput {
+    sealed: Option<Arc<tantivy_fst::Map<Vec<u8>>>>,
+    recent: Vec<(Box<[u8]>, u32)>,
+    upto: u32,
+}
+
+impl SealInput {
+    /// Merges the sealed FST and the recent terms into a new FST (term -> term id). Returns
+    /// it with the term-id bound to pass to [`Memtable::install_sealed`].
+    pub fn build(self) -> Option<(tantivy_fst::Map<Vec<u8>>, u32)> {
+        let mut builder = tantivy_fst::MapBuilder::memory();
+        let mut recent = self.recent.iter().peekable();
+        if let Some(sealed) = &self.sealed {
+            use tantivy_fst::Streamer;
+            let mut stream = sealed.stream();
+            while let Some((k, v)) = stream.next() {
+                while let Some((rk, rv)) = recent.next_if(|(rk, _)| &**rk < k) {
+                    builder.insert(rk, u64::from(*rv)).ok()?;
+                }
+                builder.insert(k, v).ok()?;
+            }
+        }
+        for (rk, rv) in recent {
+            builder.insert(rk, u64::from(*rv)).ok()?;
+        }
+        let bytes = builder.into_inner().ok()?;
+        let map = tantivy_fst::Map::from_bytes(bytes).ok()?;
+        Some((map, self.upto))
     }
 }
 
@@ -618,7 +645,7 @@ impl<'a> MemReader<'a> {
 
     /// The sealed part of the dictionary (an FST), if any.
     pub fn sealed_terms(&self) -> Option<&'a tantivy_fst::Map<Vec<u8>>> {
-        self.mem.sealed.as_ref()
+        self.mem.sealed.as_deref()
     }
 
     /// Terms not yet sealed in `[lo, hi)` (`hi = None`: unbounded), in byte order (which for
@@ -640,7 +667,7 @@ impl<'a> MemReader<'a> {
 
     /// Number of distinct terms.
     pub fn term_count(&self) -> usize {
-        self.mem.sealed.as_ref().map_or(0, tantivy_fst::Map::len) + self.mem.recent_terms.len()
+        self.mem.sealed.as_ref().map_or(0, |m| m.len()) + self.mem.recent_terms.len()
     }
 
     /// Looks a key up: its live slot at the snapshot, if any.
@@ -850,8 +877,14 @@ mod tests {
             all.insert(b.clone());
             m.upsert(i + 1, doc(&format!("d{i}"), &[&a, &b], i, None));
             m.finish(i + 1);
-            if let Some((map, n)) = m.seal_candidate(5) {
-                m.install_sealed(map, n);
+            if let Some(input) = m.seal_input(5) {
+                let (map, upto) = input.build().unwrap();
+                // Terms may arrive between building and installing.
+                let late = format!("late{i}");
+                all.insert(late.clone());
+                m.upsert(i + 1, doc(&format!("late{i}"), &[&late], i, None));
+                m.finish(i + 1);
+                m.install_sealed(map, upto);
             }
         }
         let r = m.reader(500);
