@@ -627,3 +627,45 @@ fn synonyms_are_one_way_and_threshold_drops_low_scores() {
         engine.flush().unwrap();
     }
 }
+
+#[test]
+fn typos_are_refused_in_disabled_attributes() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), manual()).unwrap();
+    engine
+        .add_documents(
+            "t",
+            br#"[{"id":1,"title":"mountain","sku":"mountain"},{"id":2,"title":"river","sku":"mountain"}]"#,
+            PayloadFormat::Json,
+            Method::Replace,
+            None,
+        )
+        .unwrap();
+    let Value::Object(patch) = json!({"typoTolerance": {"disableOnAttributes": ["sku"]}}) else {
+        unreachable!()
+    };
+    engine.update_settings("t", patch).unwrap();
+    let search = |q: &str| -> Vec<String> {
+        let mut ids: Vec<String> = engine
+            .search(
+                "t",
+                &SearchRequest {
+                    q: Some(q.into()),
+                    ..SearchRequest::default()
+                },
+            )
+            .unwrap()
+            .hits
+            .into_iter()
+            .map(|h| h.id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    for _ in 0..2 {
+        assert_eq!(search("mountain"), ["1", "2"]);
+        // One typo: only the title may match with it.
+        assert_eq!(search("mountaim "), ["1"]);
+        engine.flush().unwrap();
+    }
+}
