@@ -132,25 +132,32 @@ impl FacetCounter {
                     } => {
                         if !seen_strings.contains(&normalized.as_str()) {
                             seen_strings.push(normalized);
-                            let e = counts
-                                .strings
-                                .entry(normalized.clone())
-                                .or_insert_with(|| (original.clone(), 0));
-                            if original < &e.0 {
-                                e.0.clone_from(original);
+                            // No allocation for a value already counted.
+                            match counts.strings.get_mut(normalized.as_str()) {
+                                Some(e) => {
+                                    if original < &e.0 {
+                                        e.0.clone_from(original);
+                                    }
+                                    e.1 += 1;
+                                }
+                                None => {
+                                    counts
+                                        .strings
+                                        .insert(normalized.clone(), (original.clone(), 1));
+                                }
                             }
-                            e.1 += 1;
                         }
                     }
                     FacetValue::Bool(b) => {
                         let s = if *b { "true" } else { "false" };
                         if !seen_strings.contains(&s) {
                             seen_strings.push(s);
-                            counts
-                                .strings
-                                .entry(s.to_string())
-                                .or_insert_with(|| (s.to_string(), 0))
-                                .1 += 1;
+                            match counts.strings.get_mut(s) {
+                                Some(e) => e.1 += 1,
+                                None => {
+                                    counts.strings.insert(s.to_string(), (s.to_string(), 1));
+                                }
+                            }
                         }
                     }
                     FacetValue::Null => {}
