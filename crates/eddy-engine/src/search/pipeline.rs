@@ -164,6 +164,12 @@ fn allowed_mask(
     mask
 }
 
+/// Whether the `bm25` rule comes before `words` (the top-k path ranks words first).
+fn bm25_before_words(settings: &Settings) -> bool {
+    let at = |name: &str| settings.ranking_rules.iter().position(|r| r == name);
+    matches!((at("bm25"), at("words")), (Some(b), Some(w)) if b < w)
+}
+
 fn bucket_of(mask: u64, n_groups: usize, strategy: Strategy) -> u32 {
     match strategy {
         Strategy::Last => mask.trailing_ones(),
@@ -315,7 +321,8 @@ pub fn execute(
         && resolved.distinct.is_none()
         && resolved.facets.is_none()
         && resolved.search_on.is_none()
-        && settings.typo_tolerance.disable_on_attributes.is_empty();
+        && settings.typo_tolerance.disable_on_attributes.is_empty()
+        && !bm25_before_words(settings);
     if simple {
         let Ranked { hits, total } = super::rank(snapshot, settings, &effective)?;
         return Ok(Executed {
