@@ -108,7 +108,7 @@ pub fn run() -> Result<Value> {
     let filtered: Vec<_> = picks
         .iter()
         .map(|(q, c, ..)| SearchRequest {
-            filter: Some(json!(format!("country = {c}"))),
+            filter: Some(json!(format!("country = \"{c}\""))),
             ..base(q)
         })
         .collect();

@@ -347,11 +347,12 @@ pub fn execute(
     // Unordered: entries are ordered once filtered.
     let candidates: Vec<Candidate> = if placeholder {
         let mut v = Vec::new();
+        // `seq` is read once a document passes the filter.
         snapshot.for_each_visible(|doc| {
             v.push(Candidate {
                 bucket: 0,
                 score: 0.0,
-                seq: snapshot.seq(doc.layer, doc.doc),
+                seq: 0,
                 doc,
             });
         });
@@ -428,6 +429,9 @@ pub fn execute(
             && !reader.matches(f, &values)
         {
             continue;
+        }
+        if placeholder {
+            candidate.seq = snapshot.seq(candidate.doc.layer, candidate.doc.doc);
         }
         let keys = resolved
             .criteria
