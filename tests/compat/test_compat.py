@@ -218,3 +218,75 @@ def test_real_time_search_after_each_write(client, index_uid):
             assert index.search(word, {"matchingStrategy": "all"})["hits"] == []
             assert index.get_document(i).title == "replaced"
     assert index.get_stats().number_of_documents == 1000
+
+
+def test_api_keys(client, server, index_uid):
+    import datetime
+    import hashlib
+    import hmac
+    import meilisearch
+    from conftest import MASTER_KEY
+
+    keys = client.get_keys({"limit": 100})
+    names = [k.name for k in keys.results]
+    assert "Default Search API Key" in names and "Default Admin API Key" in names
+    key = client.create_key({
+        "name": "compat", "description": "made by the compat suite",
+        "actions": ["documents.*", "indexes.*", "tasks.get", "search"],
+        "indexes": [index_uid + "*"],
+        "expiresAt": (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)).isoformat(),
+    })
+    # A key's value is the hex HMAC-SHA256 of its uid keyed with the master key.
+    assert key.key == hmac.new(MASTER_KEY.encode(), key.uid.encode(), hashlib.sha256).hexdigest()
+    assert client.get_key(key.uid).key == key.key
+    assert client.get_key(key.key).uid == key.uid
+    updated = client.update_key(key.uid, {"name": "renamed"})
+    assert updated.name == "renamed" and updated.actions == key.actions
+
+    scoped = meilisearch.Client(server, key.key)
+    done(scoped, scoped.index(index_uid).add_documents([{"id": 1, "title": "scoped"}]))
+    assert scoped.index(index_uid).search("scoped")["hits"][0]["id"] == 1
+    # Outside its index patterns and actions: refused.
+    assert api_error(scoped.index("elsewhere_" + index_uid).search, "x").code == "invalid_api_key"
+    assert api_error(scoped.get_keys).code == "invalid_api_key"
+    assert api_error(scoped.index(index_uid).get_settings).code == "invalid_api_key"
+    # Listings show only what the key may reach.
+    assert all(i.uid.startswith(index_uid) for i in scoped.get_indexes({"limit": 1000})["results"])
+    assert all(t.index_uid.startswith(index_uid) for t in scoped.get_tasks({"limit": 1000}).results)
+
+    client.delete_key(key.uid)
+    assert api_error(client.get_key, key.uid).code == "api_key_not_found"
+    assert api_error(scoped.index(index_uid).search, "scoped").code == "invalid_api_key"
+
+
+def test_tenant_tokens(client, server, index_uid):
+    import datetime
+    import meilisearch
+
+    index = client.index(index_uid)
+    done(client, index.add_documents([{"id": 1, "title": "tenant doc", "tenant": "a"}]))
+    parent = client.create_key({"actions": ["search"], "indexes": ["*"], "expiresAt": None})
+    later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+    token = client.generate_tenant_token(parent.uid, [index_uid], expires_at=later, api_key=parent.key)
+    tenant = meilisearch.Client(server, token)
+    assert tenant.index(index_uid).search("tenant")["hits"][0]["id"] == 1
+    # Only search, only the indexes of the rules.
+    assert api_error(tenant.index("other_" + index_uid).search, "x").code == "invalid_api_key"
+    assert api_error(tenant.index(index_uid).get_documents).code == "invalid_api_key"
+    # Signed with the master key (not an API key) or tampered: refused.
+    forged = client.generate_tenant_token(parent.uid, ["*"])
+    assert api_error(meilisearch.Client(server, forged).index(index_uid).search, "x").code == "invalid_api_key"
+    head, _, sig = token.split(".")
+    wide = client.generate_tenant_token(parent.uid, ["*"], api_key=parent.key).split(".")[1]
+    tampered = ".".join([head, wide, sig])
+    assert api_error(meilisearch.Client(server, tampered).index(index_uid).search, "x").code == "invalid_api_key"
+    # A forced filter: refused while the engine cannot filter, never answered unfiltered.
+    filtered = client.generate_tenant_token(
+        parent.uid, {index_uid: {"filter": "tenant = a"}}, api_key=parent.key)
+    try:
+        hits = meilisearch.Client(server, filtered).index(index_uid).search("tenant", {"filter": "tenant = b"})["hits"]
+        assert hits == []
+    except MeilisearchApiError as e:
+        assert e.code == "invalid_search_filter"
+    client.delete_key(parent.uid)
+    assert api_error(tenant.index(index_uid).search, "tenant").code == "invalid_api_key"

@@ -9,6 +9,7 @@ pub use eddy_wal::Durability;
 
 use crate::error::Result;
 use crate::segments::SegmentConfig;
+use crate::storage::{Disk, fs_disk};
 
 /// When frozen memtables are written into Tantivy segments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -114,8 +115,14 @@ pub struct EngineConfig {
     pub segments: SegmentConfig,
     /// Documents applied per memtable critical section.
     pub apply_chunk_docs: usize,
+    /// New terms after which a memtable's term dictionary is re-sealed into an FST (the
+    /// threshold also grows with the dictionary: an eighth of the sealed terms).
+    pub seal_min_terms: usize,
     /// Test hook (see [`Failpoint`]).
     pub failpoint: Option<Failpoint>,
+    /// Where the files live: the real file system by default; crash tests use a simulated
+    /// disk (see [`crate::storage`]).
+    pub disk: Arc<dyn Disk>,
 }
 
 impl fmt::Debug for EngineConfig {
@@ -127,6 +134,7 @@ impl fmt::Debug for EngineConfig {
             .field("merge_strategy", &self.merge_strategy)
             .field("durability", &self.durability)
             .field("wal_segment_bytes", &self.wal_segment_bytes)
+            .field("disk", &self.disk)
             .finish_non_exhaustive()
     }
 }
@@ -144,7 +152,9 @@ impl Default for EngineConfig {
             wal_segment_bytes: 64 << 20,
             segments: SegmentConfig::default(),
             apply_chunk_docs: 256,
+            seal_min_terms: 1024,
             failpoint: None,
+            disk: fs_disk(),
         }
     }
 }

@@ -22,7 +22,6 @@
 //! effects of operations up to an index's checkpoint are skipped (its segments have them).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,6 +46,7 @@ use crate::meta::{IndexRecord, MetaBatch, MetaStore};
 use crate::ops::{self, Method, Op, OpHeader, RECORD_KIND_OP};
 use crate::search::{self, SearchRequest};
 use crate::settings::Settings;
+use crate::storage::Disk;
 use crate::task::{Task, TaskFilter, TaskKind, TaskStatus, format_duration, uid_of_lsn};
 
 /// Format version of the data directory.
@@ -95,6 +95,11 @@ pub struct IndexStats {
     pub segments: usize,
     /// LSN of the last durable commit.
     pub checkpoint: Lsn,
+    /// Log segments this index still needs for recovery (holding records after its
+    /// checkpoint): the shared log cannot be truncated below them.
+    pub wal_segments: u64,
+    /// Bytes of those segments.
+    pub wal_bytes: u64,
     /// When the last flush finished.
     pub last_flush_at: Option<OffsetDateTime>,
     /// How long it took.
@@ -160,18 +165,60 @@ enum DocsSource<'a> {
     Raw(&'a [u8]),
 }
 
+/// A log record decoded for replay, its documents parsed when they parse.
+struct Decoded {
+    lsn: Lsn,
+    header: OpHeader,
+    body: Vec<u8>,
+    docs: Option<Vec<Document>>,
+}
+
+impl Decoded {
+    fn new(lsn: Lsn, kind: u8, payload: Vec<u8>) -> Result<Decoded> {
+        if kind != RECORD_KIND_OP {
+            return Err(Error::Corrupt(format!(
+                "log record {lsn} has unknown kind {kind}"
+            )));
+        }
+        let (header, body) = ops::decode(&payload)?;
+        // A payload that does not parse is handed over raw: applying it fails the task the
+        // same way it did live.
+        let docs = match &header.op {
+            Op::Documents { format, .. } => parse_payload(body, *format).ok(),
+            _ => None,
+        };
+        let body = body.to_vec();
+        Ok(Decoded {
+            lsn,
+            header,
+            body,
+            docs,
+        })
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Mode {
     Live,
-    /// Replay; metadata effects up to this LSN are already stored.
+    /// Replay; metadata effects up to `meta_applied` are already stored, and so are those of
+    /// the operation being replayed when `stored`.
     Replay {
         meta_applied: Lsn,
+        stored: bool,
     },
 }
 
 impl Mode {
     fn skip_meta(self, lsn: Lsn) -> bool {
-        matches!(self, Mode::Replay { meta_applied } if lsn <= meta_applied)
+        matches!(self, Mode::Replay { meta_applied, stored } if stored || lsn <= meta_applied)
+    }
+
+    /// Memtable dictionaries are sealed once at the end of a replay, not while it runs.
+    fn seal_min_terms(self, config: &EngineConfig) -> usize {
+        match self {
+            Mode::Live => config.seal_min_terms,
+            Mode::Replay { .. } => usize::MAX,
+        }
     }
 }
 
@@ -243,7 +290,6 @@ impl Outcome {
 
 struct Inner {
     path: PathBuf,
-    _lock: File,
     config: EngineConfig,
     wal: Wal,
     meta: MetaStore,
@@ -252,13 +298,17 @@ struct Inner {
     in_flight: Mutex<BTreeSet<Lsn>>,
     budget: Arc<MemoryBudget>,
     poisoned: RwLock<Option<String>>,
-    removals: Mutex<Vec<Arc<IndexInstance>>>,
+    /// Deleted index incarnations and the LSN that deleted them: their files go once the
+    /// deletion is durable in the metadata store.
+    removals: Mutex<Vec<(Lsn, Arc<IndexInstance>)>>,
     flush_wakeup: (Mutex<bool>, Condvar),
     shutdown: AtomicBool,
     checkpoint_lock: Mutex<()>,
     last_periodic: Mutex<Instant>,
     /// Documents the last applied operation wrote to a memtable (read by recovery).
     last_applied_docs: std::sync::atomic::AtomicU64,
+    /// The data directory's lock, released last.
+    _lock: Box<dyn std::any::Any + Send + Sync>,
 }
 
 /// The engine. Cheap to share behind an `Arc`; every method takes `&self`.
@@ -297,27 +347,28 @@ impl Engine {
     /// "repair" it, except truncating a torn log tail).
     pub fn open(path: impl AsRef<Path>, config: EngineConfig) -> Result<Engine> {
         let path = path.as_ref().to_path_buf();
-        std::fs::create_dir_all(&path).map_err(io("create data directory", &path))?;
+        let disk = config.disk.clone();
+        disk.create_dir_all(&path)
+            .map_err(io("create data directory", &path))?;
         let lock_path = path.join("LOCK");
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io("open lock file", &lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked(path)),
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(Error::io("lock", &lock_path, e));
-            }
-        }
-        check_version(&path)?;
-        std::fs::create_dir_all(path.join("meta")).map_err(io("create", &path))?;
-        std::fs::create_dir_all(path.join("indexes")).map_err(io("create", &path))?;
-        let meta = MetaStore::open(&path.join("meta").join("meta.redb"))?;
-        let wal = Wal::open(
-            path.join("wal"),
+        let lock = disk
+            .try_lock(&lock_path)
+            .map_err(io("lock", &lock_path))?
+            .ok_or_else(|| Error::Locked(path.clone()))?;
+        check_version(&*disk, &path)?;
+        let meta_dir = path.join("meta");
+        disk.create_dir_all(&meta_dir)
+            .map_err(io("create", &meta_dir))?;
+        let indexes_dir = path.join("indexes");
+        disk.create_dir_all(&indexes_dir)
+            .map_err(io("create", &indexes_dir))?;
+        let meta = MetaStore::open(&*disk, &meta_dir.join("meta.redb"))?;
+        // IMPORTANT: redb fsyncs the file, never its directory entry: without this a power cut
+        // can lose the whole store (registry, tasks, applied LSN) after the log was truncated.
+        disk.sync_dir(&meta_dir).map_err(io("fsync", &meta_dir))?;
+        let wal_dir = path.join("wal");
+        let wal = Wal::open_with_storage(
+            disk.wal_storage(&wal_dir)?,
             WalConfig {
                 segment_bytes_max: config.wal_segment_bytes,
                 durability: config.durability,
@@ -327,7 +378,6 @@ impl Engine {
         let budget = MemoryBudget::new(config.memory_budget_bytes);
         let inner = Arc::new(Inner {
             path: path.clone(),
-            _lock: lock,
             config,
             wal,
             meta,
@@ -342,6 +392,7 @@ impl Engine {
             checkpoint_lock: Mutex::new(()),
             last_periodic: Mutex::new(Instant::now()),
             last_applied_docs: std::sync::atomic::AtomicU64::new(0),
+            _lock: lock,
         });
         for record in inner.meta.indexes()? {
             let slot = inner.slot(&record.uid, true).expect("created");
@@ -777,6 +828,19 @@ impl Engine {
             Ok((s.corpus().docs, dist))
         })?;
         let flush = instance.flush_stats();
+        let checkpoint = instance.checkpoint();
+        let segments = self.inner.wal.segments();
+        let (mut wal_segments, mut wal_bytes) = (0u64, 0u64);
+        for (i, (_, bytes)) in segments.iter().enumerate() {
+            // Segment `i` holds LSNs below the next segment's first LSN.
+            let needed = segments
+                .get(i + 1)
+                .is_none_or(|(next_first, _)| *next_first > checkpoint + 1);
+            if needed {
+                wal_segments += 1;
+                wal_bytes += bytes;
+            }
+        }
         Ok(IndexStats {
             number_of_documents: docs,
             field_distribution: distribution,
@@ -784,7 +848,9 @@ impl Engine {
             memtable_bytes: view.memtables.iter().map(|m| m.bytes()).sum(),
             frozen_memtables: view.memtables.len() - 1,
             segments: view.searcher.segment_readers().len(),
-            checkpoint: instance.checkpoint(),
+            checkpoint,
+            wal_segments,
+            wal_bytes,
             last_flush_at: flush.last_flush_at,
             last_flush_duration: flush.last_flush_duration,
         })
@@ -862,10 +928,11 @@ fn info_of(r: &IndexRecord) -> IndexInfo {
     }
 }
 
-fn check_version(path: &Path) -> Result<()> {
+fn check_version(disk: &dyn Disk, path: &Path) -> Result<()> {
     let version_path = path.join("VERSION");
-    match std::fs::read_to_string(&version_path) {
+    match disk.read(&version_path) {
         Ok(found) => {
+            let found = String::from_utf8_lossy(&found);
             if found.trim() != DATA_VERSION {
                 return Err(Error::UnsupportedVersion {
                     path: path.to_path_buf(),
@@ -876,9 +943,11 @@ fn check_version(path: &Path) -> Result<()> {
             Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let has_data = ["wal", "meta", "indexes"]
-                .iter()
-                .any(|d| path.join(d).exists());
+            let mut has_data = false;
+            for d in ["wal", "meta", "indexes"] {
+                let p = path.join(d);
+                has_data |= disk.exists(&p).map_err(io("stat", &p))?;
+            }
             if has_data {
                 return Err(Error::UnsupportedVersion {
                     path: path.to_path_buf(),
@@ -886,12 +955,9 @@ fn check_version(path: &Path) -> Result<()> {
                     expected: DATA_VERSION.to_string(),
                 });
             }
-            std::fs::write(&version_path, format!("{DATA_VERSION}\n"))
+            disk.write_synced(&version_path, format!("{DATA_VERSION}\n").as_bytes())
                 .map_err(io("write", &version_path))?;
-            File::open(&version_path)
-                .and_then(|f| f.sync_all())
-                .map_err(io("fsync", &version_path))?;
-            crate::segments::sync_dir(path)
+            disk.sync_dir(path).map_err(io("fsync directory", path))
         }
         Err(e) => Err(Error::io("read", &version_path, e)),
     }
@@ -928,6 +994,7 @@ impl Inner {
 
     fn open_instance(&self, record: IndexRecord) -> Result<IndexInstance> {
         IndexInstance::open(
+            self.config.disk.clone(),
             &self.index_dir(record.id),
             record,
             self.config.segments,
@@ -1248,7 +1315,14 @@ impl Inner {
             if docs.iter().any(|d| document_id(d, &pk).is_err()) {
                 return Ok(Outcome::ok(kind, json!({})));
             }
-            let n = instance.apply_documents(lsn, docs, method, &pk, &self.config)?;
+            let n = instance.apply_documents(
+                lsn,
+                docs,
+                method,
+                &pk,
+                &self.config,
+                mode.seal_min_terms(&self.config),
+            )?;
             return Ok(Outcome::ok(kind, json!({})).with_applied(n));
         }
         let instance = slot.instance();
@@ -1288,7 +1362,14 @@ impl Inner {
         if let Some(pk) = &pk
             && lsn > instance.checkpoint()
         {
-            indexed = instance.apply_documents(lsn, docs, method, pk, &self.config)?;
+            indexed = instance.apply_documents(
+                lsn,
+                docs,
+                method,
+                pk,
+                &self.config,
+                mode.seal_min_terms(&self.config),
+            )?;
         }
         self.touch(&instance, lsn, mode, batch);
         Ok(Outcome::ok(
@@ -1490,8 +1571,12 @@ impl Inner {
             ));
         };
         let docs = instance.with_snapshot(|s| Ok(s.corpus().docs))?;
-        batch.delete_indexes.push(instance.uid());
-        self.removals.lock().push(instance);
+        // The store removes before it inserts: an earlier write of this drain that put the
+        // record (say, the creation of this incarnation) must not outlive the deletion.
+        let uid = instance.uid();
+        batch.put_indexes.retain(|r| r.uid != uid);
+        batch.delete_indexes.push(uid);
+        self.removals.lock().push((lsn, instance));
         self.wake_flusher();
         Ok(Outcome::ok(kind, json!({"deletedDocuments": docs})))
     }
@@ -1609,44 +1694,86 @@ impl Inner {
             ..RecoveryStats::default()
         };
         let mut batch = MetaBatch::default();
-        for record in self.wal.replay(from)? {
-            let record = record?;
-            if record.kind != RECORD_KIND_OP {
-                return Err(Error::Corrupt(format!(
-                    "log record {} has unknown kind {}",
-                    record.lsn, record.kind
-                )));
-            }
-            let (header, body) = ops::decode(&record.payload)?;
-            let slot = match &header.index {
-                Some(uid) => self.slot(uid, true).expect("created"),
-                None => self.tasks_slot.clone(),
-            };
-            self.apply(
-                &slot,
-                record.lsn,
-                header,
-                Some(DocsSource::Raw(body)),
-                Mode::Replay { meta_applied },
-                &mut batch,
-            )?;
-            stats.documents_recovered += self.last_applied_docs.load(Ordering::Relaxed);
-            stats.records_replayed += 1;
-            if batch.tasks.len() + batch.put_indexes.len() >= 1024 {
-                self.meta.commit(&std::mem::take(&mut batch))?;
-            }
-            if let Some(instance) = slot.instance()
-                && instance.view().active().bytes() >= self.config.write_buffer_bytes
-            {
-                instance.freeze(None);
-            }
-            if self.budget.in_use() > self.budget.limit() {
-                self.meta.commit(&std::mem::take(&mut batch))?;
-                for instance in self.instances() {
-                    instance.freeze(None);
-                    self.flush_instance(&instance, usize::MAX)?;
+        let replay = self.wal.replay(from)?;
+        // Reading and parsing the log (a producer thread) overlaps applying it (here, in LSN
+        // order); the bounded channel keeps a few records in flight at most.
+        std::thread::scope(|scope| -> Result<()> {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Decoded>>(4);
+            let producer = scope.spawn(move || {
+                for record in replay {
+                    let decoded = record
+                        .map_err(Error::from)
+                        .and_then(|record| Decoded::new(record.lsn, record.kind, record.payload));
+                    let failed = decoded.is_err();
+                    if tx.send(decoded).is_err() || failed {
+                        return;
+                    }
                 }
-            }
+            });
+            let result = (|| -> Result<()> {
+                for decoded in rx.iter() {
+                    let Decoded {
+                        lsn,
+                        header,
+                        body,
+                        docs,
+                    } = decoded?;
+                    // IMPORTANT: `applied_lsn` is a watermark, but metadata commits of later
+                    // operations (other indexes drain concurrently) may have become durable
+                    // with it. An operation whose task record is stored has all its metadata
+                    // effects stored (same transaction), and so do the earlier operations of
+                    // its index (one slot drains them in order): re-applying them would fail
+                    // them (the index already deleted or created) and overwrite their
+                    // acknowledged tasks.
+                    let stored = lsn > meta_applied && self.meta.task(uid_of_lsn(lsn))?.is_some();
+                    let slot = match &header.index {
+                        Some(uid) => self.slot(uid, true).expect("created"),
+                        None => self.tasks_slot.clone(),
+                    };
+                    let source = match docs {
+                        Some(docs) => DocsSource::Parsed(docs),
+                        None => DocsSource::Raw(&body),
+                    };
+                    self.apply(
+                        &slot,
+                        lsn,
+                        header,
+                        Some(source),
+                        Mode::Replay {
+                            meta_applied,
+                            stored,
+                        },
+                        &mut batch,
+                    )?;
+                    stats.documents_recovered += self.last_applied_docs.load(Ordering::Relaxed);
+                    stats.records_replayed += 1;
+                    if batch.tasks.len() + batch.put_indexes.len() >= 1024 {
+                        self.meta.commit(&std::mem::take(&mut batch))?;
+                    }
+                    if let Some(instance) = slot.instance()
+                        && instance.view().active().bytes() >= self.config.write_buffer_bytes
+                    {
+                        instance.freeze(None);
+                    }
+                    if self.budget.in_use() > self.budget.limit() {
+                        self.meta.commit(&std::mem::take(&mut batch))?;
+                        for instance in self.instances() {
+                            instance.freeze(None);
+                            self.flush_instance(&instance, usize::MAX)?;
+                        }
+                    }
+                }
+                Ok(())
+            })();
+            // On an early error the receiver is dropped here, which stops the producer.
+            drop(rx);
+            producer
+                .join()
+                .map_err(|_| Error::Corrupt("the log reader thread panicked".into()))?;
+            result
+        })?;
+        for instance in self.instances() {
+            instance.seal_dictionaries();
         }
         self.meta.commit(&batch)?;
         stats.duration = started.elapsed();
@@ -1669,20 +1796,16 @@ impl Inner {
             .map(|i| self.index_dir(i.id))
             .collect();
         let dir = self.path.join("indexes");
-        let entries = std::fs::read_dir(&dir).map_err(io("list", &dir))?;
-        for entry in entries {
-            let entry = entry.map_err(io("list", &dir))?;
-            let path = entry.path();
-            let is_ours = entry
-                .file_name()
-                .to_str()
-                .is_some_and(|n| n.len() == 20 && n.bytes().all(|b| b.is_ascii_digit()));
+        let disk = &self.config.disk;
+        for name in disk.list_dir(&dir).map_err(io("list", &dir))? {
+            let path = dir.join(&name);
+            let is_ours = name.len() == 20 && name.bytes().all(|b| b.is_ascii_digit());
             if is_ours && !live.contains(&path) {
                 tracing::info!(path = %path.display(), "removing the files of a deleted index");
-                std::fs::remove_dir_all(&path).map_err(io("remove", &path))?;
+                disk.remove_dir_all(&path).map_err(io("remove", &path))?;
             }
         }
-        crate::segments::sync_dir(&dir)
+        disk.sync_dir(&dir).map_err(io("fsync directory", &dir))
     }
 
     // ------------------------------------------------------------------ flushing
@@ -1714,11 +1837,20 @@ impl Inner {
         let applied = self.applied_watermark();
         self.meta.sync(applied)?;
         self.failpoint("checkpoint.after_meta_sync")?;
-        let removals: Vec<Arc<IndexInstance>> = std::mem::take(&mut *self.removals.lock());
-        for instance in removals {
+        let removals = std::mem::take(&mut *self.removals.lock());
+        for (deleted_at, instance) in removals {
+            // IMPORTANT: only once the registry no longer names the directory durably. A
+            // deletion still in flight (applied, its metadata not yet committed and synced)
+            // waits for a later checkpoint; removing its files earlier let a power cut
+            // reopen the index empty and replay later operations against it with wrong
+            // results (found by the power-cut test).
+            if deleted_at > applied {
+                self.removals.lock().push((deleted_at, instance));
+                continue;
+            }
             match Arc::try_unwrap(instance) {
                 Ok(instance) => instance.destroy()?,
-                Err(still_used) => self.removals.lock().push(still_used),
+                Err(still_used) => self.removals.lock().push((deleted_at, still_used)),
             }
         }
         let bound = self

@@ -206,12 +206,13 @@ pub struct FlushOutcome {
 impl IndexInstance {
     /// Opens (or creates) an index incarnation in `dir`.
     pub fn open(
+        disk: Arc<dyn crate::storage::Disk>,
         dir: &std::path::Path,
         record: IndexRecord,
         segment_config: SegmentConfig,
         budget: Arc<MemoryBudget>,
     ) -> Result<IndexInstance> {
-        let segments = SegmentStore::open(dir, segment_config)?;
+        let segments = SegmentStore::open(disk, dir, segment_config)?;
         let searcher = segments.searcher();
         let fields = Fields::from_order(record.fields.clone());
         let instance = IndexInstance {
@@ -293,9 +294,10 @@ impl IndexInstance {
         let guards: Vec<_> = memtables.iter().map(|m| m.mem.read()).collect();
         let mems = guards.iter().map(|g| g.reader(g.visible_lsn())).collect();
         let mut segs = Vec::with_capacity(view.searcher.segment_readers().len());
-        for (i, reader) in view.searcher.segment_readers().iter().enumerate() {
+        for i in 0..view.searcher.segment_readers().len() {
             let deleted = view.deleted_tokens.get(i).copied().unwrap_or(0);
-            segs.push(SegLayer::open(reader, fields, deleted)?);
+            let ord = u32::try_from(i).map_err(|_| Error::Corrupt("too many segments".into()))?;
+            segs.push(SegLayer::open(&view.searcher, ord, fields, deleted)?);
         }
         let snapshot = Snapshot::new(segs, mems);
         f(&snapshot)
@@ -333,27 +335,6 @@ impl IndexInstance {
         analyze_document_with(doc, tok, |path| Some(fields.id_or_insert(path)))
     }
 
-    /// Analyzes a stored document with existing field ids (flush path).
-    fn analyze_stored(&self, json: &[u8], tok: &Tokenization) -> Result<AnalyzedDocument> {
-        let doc: Document = serde_json::from_slice(json)
-            .map_err(|e| Error::Corrupt(format!("stored document does not decode: {e}")))?;
-        let fields = self.fields.read();
-        let mut missing = None;
-        let analyzed = analyze_document_with(&doc, tok, |path| {
-            let id = fields.id(path);
-            if id.is_none() {
-                missing = Some(path.to_string());
-            }
-            id
-        });
-        match missing {
-            Some(path) => Err(Error::Corrupt(format!(
-                "attribute `{path}` of a stored document has no field id"
-            ))),
-            None => Ok(analyzed),
-        }
-    }
-
     /// Applies add-or-replace / add-or-update of validated documents at `lsn`. Returns the
     /// number of documents indexed.
     pub fn apply_documents(
@@ -363,6 +344,7 @@ impl IndexInstance {
         method: Method,
         primary_key: &str,
         config: &EngineConfig,
+        seal_min_terms: usize,
     ) -> Result<u64> {
         let view = self.view.load_full();
         let active = view.active().clone();
@@ -393,10 +375,10 @@ impl IndexInstance {
                 }
                 prepared.push(prepare(pk, json, analyzed, seq_of(lsn, i), older_version));
                 if prepared.len() == chunk {
-                    self.insert_chunk(&active, lsn, &mut prepared);
+                    self.insert_chunk(&active, lsn, &mut prepared, seal_min_terms);
                 }
             }
-            self.insert_chunk(&active, lsn, &mut prepared);
+            self.insert_chunk(&active, lsn, &mut prepared, seal_min_terms);
             Ok(())
         })?;
         let mut mem = active.mem.write();
@@ -407,7 +389,25 @@ impl IndexInstance {
         Ok(count)
     }
 
-    fn insert_chunk(&self, active: &MemCell, lsn: Lsn, prepared: &mut Vec<PreparedDoc>) {
+    /// Seals every memtable's recent terms into its FST dictionary (after a replay, which
+    /// does not seal as it goes).
+    pub fn seal_dictionaries(&self) {
+        let view = self.view.load_full();
+        for cell in &view.memtables {
+            let candidate = cell.mem.read().seal_candidate(0);
+            if let Some((map, absorbed)) = candidate {
+                cell.mem.write().install_sealed(map, absorbed);
+            }
+        }
+    }
+
+    fn insert_chunk(
+        &self,
+        active: &MemCell,
+        lsn: Lsn,
+        prepared: &mut Vec<PreparedDoc>,
+        seal_min_terms: usize,
+    ) {
         if prepared.is_empty() {
             return;
         }
@@ -418,6 +418,12 @@ impl IndexInstance {
         let bytes = mem.bytes();
         drop(mem);
         active.sync_charge(bytes);
+        // Only the write path changes a memtable, and it is here: build the new dictionary
+        // while searches keep reading, then swap it in.
+        let candidate = active.mem.read().seal_candidate(seal_min_terms);
+        if let Some((map, absorbed)) = candidate {
+            active.mem.write().install_sealed(map, absorbed);
+        }
     }
 
     /// The version a write replaces: its length and order key in older layers, and the JSON
@@ -577,13 +583,7 @@ impl IndexInstance {
         failpoint("flush.before_commit")?;
         let guards: Vec<_> = frozen.iter().map(|m| m.mem.read()).collect();
         let mems: Vec<&Memtable> = guards.iter().map(|g| &**g).collect();
-        let tok = self.tokenization();
-        let searcher = self.segments.flush(
-            &mems,
-            last_lsn,
-            &|json| self.analyze_stored(json, &tok),
-            failpoint,
-        )?;
+        let searcher = self.segments.flush(&mems, last_lsn, failpoint)?;
         drop(mems);
         drop(guards);
         failpoint("flush.after_dir_sync")?;

@@ -28,6 +28,7 @@ pub mod rebuild;
 pub mod search;
 pub mod segments;
 pub mod settings;
+pub mod storage;
 pub mod task;
 
 pub use config::{Durability, EngineConfig, MergeStrategy};
@@ -39,4 +40,5 @@ pub use error::{Code, Error, ErrorType, ResponseError, Result};
 pub use ops::Method;
 pub use search::{MatchingStrategy, SearchRequest};
 pub use settings::Settings;
+pub use storage::{Disk, FsDisk};
 pub use task::{Task, TaskFilter, TaskKind, TaskStatus};

@@ -114,6 +114,10 @@ pub enum FlushEntry {
         pk: Arc<str>,
         /// Stored JSON.
         json: Arc<[u8]>,
+        /// The memtable slot holding this version (see [`Memtable::slot_tokens`]).
+        slot: u32,
+        /// Number of tokens.
+        len: u32,
         /// Ordering key.
         seq: u64,
         /// Version LSN.
@@ -141,7 +145,13 @@ pub struct Memtable {
     pks: FxHashMap<Arc<str>, PkEntry>,
     shadow_hashes: FxHashMap<u64, u32>,
     term_ids: FxHashMap<Arc<str>, u32>,
-    sorted_terms: BTreeMap<Box<[u8]>, u32>,
+    /// Term of each term id.
+    terms: Vec<Arc<str>>,
+    /// Terms added since the dictionary was last sealed, in order.
+    recent_terms: BTreeMap<Box<[u8]>, u32>,
+    /// Every other term, as an FST (term -> term id): automata intersect it natively, so
+    /// typo and prefix derivations cost what they cost on a segment.
+    sealed: Option<tantivy_fst::Map<Vec<u8>>>,
     postings: Vec<TermPostings>,
     visible: MemStats,
     pending: MemStats,
@@ -167,7 +177,9 @@ impl Memtable {
             pks: FxHashMap::default(),
             shadow_hashes: FxHashMap::default(),
             term_ids: FxHashMap::default(),
-            sorted_terms: BTreeMap::new(),
+            terms: Vec::new(),
+            recent_terms: BTreeMap::new(),
+            sealed: None,
             postings: Vec::new(),
             visible: MemStats::default(),
             pending: MemStats::default(),
@@ -305,8 +317,9 @@ impl Memtable {
                 None => {
                     let id = u32::try_from(self.postings.len()).expect("fewer than 2^32 terms");
                     let key: Arc<str> = Arc::from(term.as_str());
-                    self.term_ids.insert(key, id);
-                    self.sorted_terms.insert(Box::from(term.as_bytes()), id);
+                    self.term_ids.insert(key.clone(), id);
+                    self.terms.push(key);
+                    self.recent_terms.insert(Box::from(term.as_bytes()), id);
                     self.postings.push(TermPostings::default());
                     self.bytes += TERM_OVERHEAD_BYTES + 2 * term.len();
                     id
@@ -377,6 +390,92 @@ impl Memtable {
         self.visible_lsn = lsn;
     }
 
+    /// When enough terms arrived since the last seal, a new sealed dictionary holding every
+    /// term, and how many recent terms it absorbed. Built from a shared borrow, so searches
+    /// go on meanwhile; the single writer installs it with [`Memtable::install_sealed`].
+    ///
+    /// `min_terms = 0` seals whatever arrived. Otherwise sealing is geometric (at least
+    /// `min_terms` and an eighth of the sealed terms
+    /// must have arrived), so each term is copied a bounded number of times.
+    pub fn seal_candidate(&self, min_terms: usize) -> Option<(tantivy_fst::Map<Vec<u8>>, usize)> {
+        let sealed_len = self.sealed.as_ref().map_or(0, tantivy_fst::Map::len);
+        let recent = self.recent_terms.len();
+        if recent == 0 || (min_terms > 0 && recent < min_terms.max(sealed_len / 8)) {
+            return None;
+        }
+        let mut builder = tantivy_fst::MapBuilder::memory();
+        let mut recent_iter = self.recent_terms.iter().peekable();
+        let insert =
+            |b: &mut tantivy_fst::MapBuilder<Vec<u8>>, k: &[u8], v: u64| b.insert(k, v).ok();
+        if let Some(sealed) = &self.sealed {
+            use tantivy_fst::Streamer;
+            let mut stream = sealed.stream();
+            while let Some((k, v)) = stream.next() {
+                while let Some((rk, rv)) = recent_iter.next_if(|(rk, _)| &***rk < k) {
+                    insert(&mut builder, rk, u64::from(*rv))?;
+                }
+                insert(&mut builder, k, v)?;
+            }
+        }
+        for (rk, rv) in recent_iter {
+            insert(&mut builder, rk, u64::from(*rv))?;
+        }
+        let bytes = builder.into_inner().ok()?;
+        let map = tantivy_fst::Map::from_bytes(bytes).ok()?;
+        Some((map, recent))
+    }
+
+    /// Installs a dictionary built by [`Memtable::seal_candidate`] (ignored if terms arrived
+    /// in between).
+    pub fn install_sealed(&mut self, map: tantivy_fst::Map<Vec<u8>>, absorbed: usize) {
+        if absorbed == self.recent_terms.len() {
+            self.sealed = Some(map);
+            self.recent_terms.clear();
+        }
+    }
+
+    /// The tokens of the given slots (ascending), read back from the postings: for each slot
+    /// its `(position, term id)` pairs in position order. This is exactly what the write path
+    /// indexed, so the flusher hands Tantivy the same tokens without analyzing again.
+    pub fn slot_tokens(&self, slots: &[u32]) -> Vec<Vec<(u32, u32)>> {
+        let mut out = vec![Vec::new(); slots.len()];
+        let (Some(&lo), Some(&hi)) = (slots.first(), slots.last()) else {
+            return out;
+        };
+        debug_assert!(slots.windows(2).all(|w| w[0] < w[1]), "slots ascending");
+        // Dense map from slot to its index in `slots`.
+        let mut index = vec![u32::MAX; (hi - lo) as usize + 1];
+        for (i, s) in slots.iter().enumerate() {
+            index[(s - lo) as usize] = i as u32;
+        }
+        for (term_id, postings) in self.postings.iter().enumerate() {
+            let start = postings.entries.partition_point(|p| p.slot < lo);
+            for p in postings.entries[start..]
+                .iter()
+                .take_while(|p| p.slot <= hi)
+            {
+                let i = index[(p.slot - lo) as usize];
+                if i == u32::MAX {
+                    continue;
+                }
+                let from = p.pos_start as usize;
+                let to = from + p.tf as usize;
+                for &pos in &postings.positions[from..to] {
+                    out[i as usize].push((pos, term_id as u32));
+                }
+            }
+        }
+        for tokens in &mut out {
+            tokens.sort_unstable();
+        }
+        out
+    }
+
+    /// The term with id `id` (ids come from [`Memtable::slot_tokens`]).
+    pub fn term_text(&self, id: u32) -> &str {
+        &self.terms[id as usize]
+    }
+
     /// A read view at snapshot `lsn`.
     pub fn reader(&self, lsn: Lsn) -> MemReader<'_> {
         MemReader { mem: self, lsn }
@@ -395,6 +494,8 @@ impl Memtable {
                         FlushEntry::Upsert {
                             pk: pk.clone(),
                             json: s.json.clone(),
+                            slot,
+                            len: s.len,
                             seq: s.seq,
                             lsn: s.lsn,
                             replaces: e.shadows_older,
@@ -515,36 +616,31 @@ impl<'a> MemReader<'a> {
         })
     }
 
-    /// The first term of the dictionary that is `>= from` (byte order, which for UTF-8 is
-    /// code-point order).
-    pub fn term_at_or_after(&self, from: &[u8]) -> Option<&'a [u8]> {
-        self.mem
-            .sorted_terms
-            .range::<[u8], _>((Bound::Included(from), Bound::Unbounded))
-            .next()
-            .map(|(k, _)| &**k)
+    /// The sealed part of the dictionary (an FST), if any.
+    pub fn sealed_terms(&self) -> Option<&'a tantivy_fst::Map<Vec<u8>>> {
+        self.mem.sealed.as_ref()
     }
 
-    /// Terms of the dictionary in `[lo, hi)` (`hi = None`: unbounded), in order.
-    pub fn terms_in(
+    /// Terms not yet sealed in `[lo, hi)` (`hi = None`: unbounded), in byte order (which for
+    /// UTF-8 is code-point order).
+    pub fn recent_terms_in(
         &self,
         lo: &[u8],
         hi: Option<&[u8]>,
     ) -> impl Iterator<Item = &'a [u8]> + use<'a> {
         let upper = match hi {
-            Some(h) => Bound::Excluded(h.to_vec().into_boxed_slice()),
+            Some(h) => Bound::Excluded(h),
             None => Bound::Unbounded,
         };
-        let lower = Bound::Included(lo.to_vec().into_boxed_slice());
         self.mem
-            .sorted_terms
-            .range::<Box<[u8]>, _>((lower, upper))
+            .recent_terms
+            .range::<[u8], _>((Bound::Included(lo), upper))
             .map(|(k, _)| &**k)
     }
 
     /// Number of distinct terms.
     pub fn term_count(&self) -> usize {
-        self.mem.sorted_terms.len()
+        self.mem.sealed.as_ref().map_or(0, tantivy_fst::Map::len) + self.mem.recent_terms.len()
     }
 
     /// Looks a key up: its live slot at the snapshot, if any.
@@ -734,9 +830,51 @@ mod tests {
         assert_eq!(p.seek(4), 4);
         assert_eq!(p.seek(2), 4);
         assert_eq!(p.seek(100), u32::MAX);
-        assert_eq!(r.term_at_or_after(b"t5"), Some(&b"t5"[..]));
-        assert_eq!(r.term_at_or_after(b"t50"), Some(&b"t6"[..]));
-        assert_eq!(r.term_at_or_after(b"u"), None);
+        let after = |from: &[u8]| r.recent_terms_in(from, None).next();
+        assert_eq!(after(b"t5"), Some(&b"t5"[..]));
+        assert_eq!(after(b"t50"), Some(&b"t6"[..]));
+        assert_eq!(after(b"u"), None);
         assert_eq!(r.term_count(), 11);
+    }
+
+    #[test]
+    fn sealing_keeps_every_term_findable() {
+        use tantivy_fst::Streamer;
+        let mut m = Memtable::new(1, None);
+        let mut all = std::collections::BTreeSet::new();
+        for i in 0..500u64 {
+            // Terms arrive out of order, some repeat.
+            let a = format!("w{}", (i * 7919) % 613);
+            let b = format!("x{}", i % 37);
+            all.insert(a.clone());
+            all.insert(b.clone());
+            m.upsert(i + 1, doc(&format!("d{i}"), &[&a, &b], i, None));
+            m.finish(i + 1);
+            if let Some((map, n)) = m.seal_candidate(5) {
+                m.install_sealed(map, n);
+            }
+        }
+        let r = m.reader(500);
+        let sealed = r.sealed_terms().expect("sealed at least once");
+        let mut seen = Vec::new();
+        let mut stream = sealed.stream();
+        while let Some((k, id)) = stream.next() {
+            let term = String::from_utf8(k.to_vec()).unwrap();
+            // The FST maps each term to its postings.
+            assert_eq!(Some(id as u32), m.term_ids.get(term.as_str()).copied());
+            seen.push(term);
+        }
+        let sealed_count = seen.len();
+        seen.extend(
+            r.recent_terms_in(b"", None)
+                .map(|t| String::from_utf8(t.to_vec()).unwrap()),
+        );
+        assert!(
+            sealed_count > 0 && seen.len() > sealed_count,
+            "both parts in use"
+        );
+        seen.sort();
+        assert_eq!(seen, all.into_iter().collect::<Vec<_>>());
+        assert_eq!(r.term_count(), seen.len());
     }
 }

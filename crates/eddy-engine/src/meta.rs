@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
 use crate::settings::Settings;
+use crate::storage::Disk;
 use crate::task::{Task, rfc3339_nanos};
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -56,7 +57,8 @@ pub struct MetaBatch {
     pub delete_tasks: Vec<u64>,
     /// Index records to insert or replace.
     pub put_indexes: Vec<IndexRecord>,
-    /// Index uids to remove.
+    /// Index uids to remove (before `put_indexes` are inserted: a deletion that follows a
+    /// put of the same uid in one batch must drop that put).
     pub delete_indexes: Vec<String>,
 }
 
@@ -91,17 +93,10 @@ fn from_json<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T
 }
 
 impl MetaStore {
-    /// Opens (or creates) the store in a file.
-    pub fn open(path: &Path) -> Result<MetaStore> {
-        let db = Database::create(path).map_err(Error::meta)?;
-        Self::init(db)
-    }
-
-    /// Opens a store on a custom storage backend (crash tests).
-    pub fn open_with_backend(backend: impl redb::StorageBackend + 'static) -> Result<MetaStore> {
-        let db = Database::builder()
-            .create_with_backend(backend)
-            .map_err(Error::meta)?;
+    /// Opens (or creates) the store in a file of `disk`. The caller makes the file's
+    /// directory entry durable.
+    pub fn open(disk: &dyn Disk, path: &Path) -> Result<MetaStore> {
+        let db = disk.open_redb(path).map_err(Error::meta)?;
         Self::init(db)
     }
 
@@ -164,14 +159,16 @@ impl MetaStore {
             for uid in &batch.delete_tasks {
                 tasks.remove(*uid).map_err(Error::meta)?;
             }
+            // IMPORTANT: removals first. One batch can delete an index and create it again
+            // (one drain applies both): the new incarnation's record must survive.
             let mut indexes = tx.open_table(INDEXES).map_err(Error::meta)?;
+            for uid in &batch.delete_indexes {
+                indexes.remove(uid.as_str()).map_err(Error::meta)?;
+            }
             for record in &batch.put_indexes {
                 indexes
                     .insert(record.uid.as_str(), to_json(record)?.as_slice())
                     .map_err(Error::meta)?;
-            }
-            for uid in &batch.delete_indexes {
-                indexes.remove(uid.as_str()).map_err(Error::meta)?;
             }
         }
         tx.commit().map_err(Error::meta)
@@ -311,7 +308,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("meta.redb");
         {
-            let store = MetaStore::open(&path).unwrap();
+            let store = MetaStore::open(&crate::storage::FsDisk, &path).unwrap();
             let batch = MetaBatch {
                 tasks: (0..5).map(task).collect(),
                 ..MetaBatch::default()
@@ -319,7 +316,7 @@ mod tests {
             store.commit(&batch).unwrap();
             store.sync(5).unwrap();
         }
-        let store = MetaStore::open(&path).unwrap();
+        let store = MetaStore::open(&crate::storage::FsDisk, &path).unwrap();
         assert_eq!(store.applied_lsn().unwrap(), 5);
         let mut newest_first = Vec::new();
         store
@@ -344,7 +341,7 @@ mod tests {
     #[test]
     fn records_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        let store = MetaStore::open(&dir.path().join("m")).unwrap();
+        let store = MetaStore::open(&crate::storage::FsDisk, &dir.path().join("m")).unwrap();
         store.put_record("key/a", Some(&1u32)).unwrap();
         store.put_record("key/b", Some(&2u32)).unwrap();
         store.put_record("other", Some(&3u32)).unwrap();

@@ -9,8 +9,8 @@
 //! Documents reach Tantivy pre-tokenized by [`crate::analysis`], so a document has the same
 //! terms, positions and length here as in a memtable.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use eddy_wal::Lsn;
 use parking_lot::Mutex;
@@ -27,6 +27,7 @@ use tantivy::{
 use crate::analysis::AnalyzedDocument;
 use crate::error::{Error, Result};
 use crate::memtable::{FlushEntry, Memtable, pk_hash};
+use crate::storage::Disk;
 
 /// Fields of the Tantivy schema.
 #[derive(Debug, Clone, Copy)]
@@ -120,6 +121,7 @@ impl Default for SegmentConfig {
 
 /// One index's Tantivy directory.
 pub struct SegmentStore {
+    disk: Arc<dyn Disk>,
     dir: PathBuf,
     index: Index,
     fields: SegmentFields,
@@ -142,41 +144,37 @@ impl Drop for SegmentStore {
     }
 }
 
-/// fsyncs a directory so that renames and new files in it are durable.
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    // IMPORTANT: without this, a power cut can bring back the previous meta.json (and its
-    // older checkpoint) after the log was truncated past it.
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io("fsync directory", dir, e))
-}
-
 impl SegmentStore {
     /// Opens the Tantivy index in `dir`, creating it if absent. Returns the store; its
     /// checkpoint is the LSN of the last commit (0 for a new index).
-    pub fn open(dir: &Path, config: SegmentConfig) -> Result<SegmentStore> {
+    pub fn open(disk: Arc<dyn Disk>, dir: &Path, config: SegmentConfig) -> Result<SegmentStore> {
         let (schema, fields) = build_schema();
-        let created = !dir.join("meta.json").exists();
+        let meta_path = dir.join("meta.json");
+        let created = !disk
+            .exists(&meta_path)
+            .map_err(|e| Error::io("stat", &meta_path, e))?;
         if created {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
-            if let Some(parent) = dir.parent() {
-                sync_dir(parent)?;
-            }
+            disk.create_dir_all(dir)
+                .map_err(|e| Error::io("create directory", dir, e))?;
         }
+        let directory = disk
+            .tantivy_directory(dir)
+            .map_err(|e| Error::io("open directory", dir, e))?;
         let index = if created {
-            Index::builder()
-                .schema(schema)
-                .settings(IndexSettings {
+            Index::create(
+                directory,
+                schema,
+                IndexSettings {
                     docstore_compression: tantivy::store::Compressor::Zstd(
                         tantivy::store::ZstdCompressor {
                             compression_level: Some(3),
                         },
                     ),
                     ..IndexSettings::default()
-                })
-                .create_in_dir(dir)?
+                },
+            )?
         } else {
-            Index::open_in_dir(dir)?
+            Index::open(directory)?
         };
         if index.schema() != build_schema().0 {
             return Err(Error::Corrupt(format!(
@@ -210,6 +208,11 @@ impl SegmentStore {
                 .num_merge_threads(1)
                 .build(),
         )?;
+        // IMPORTANT: a crash during a commit can leave files the last commit does not
+        // reference (e.g. `<segment>.<opstamp>.del`). Opstamps restart from the committed
+        // one, so the next commit would try to create the same file and fail; remove them
+        // before writing anything (found by the power-cut test).
+        writer.garbage_collect_files().wait()?;
         let mut policy = LogMergePolicy::default();
         policy.set_del_docs_ratio_before_merge(config.deleted_ratio_before_merge);
         writer.set_merge_policy(Box::new(policy));
@@ -218,6 +221,7 @@ impl SegmentStore {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
         Ok(SegmentStore {
+            disk,
             dir: dir.to_path_buf(),
             index,
             fields,
@@ -248,20 +252,19 @@ impl SegmentStore {
     }
 
     /// Writes memtables (oldest first) into one commit whose payload is `last_lsn`, makes it
-    /// durable and reloads the reader. `analyze` re-tokenizes a stored document exactly as the
-    /// write path did. Returns the new searcher.
+    /// durable and reloads the reader. Each document gets the tokens its memtable indexed.
+    /// Returns the new searcher.
     pub fn flush(
         &self,
         memtables: &[&Memtable],
         last_lsn: Lsn,
-        analyze: &dyn Fn(&[u8]) -> Result<AnalyzedDocument>,
         failpoint: &dyn Fn(&'static str) -> Result<()>,
     ) -> Result<Searcher> {
         let mut guard = self.writer.lock();
         let writer = guard
             .as_mut()
             .ok_or_else(|| Error::Corrupt("the index writer is closed".into()))?;
-        let result = self.write_and_commit(writer, memtables, last_lsn, analyze);
+        let result = self.write_and_commit(writer, memtables, last_lsn);
         if result.is_err() {
             // Leave the writer at the last commit; the memtables stay in memory and the log
             // still holds them, so nothing is lost.
@@ -285,41 +288,64 @@ impl SegmentStore {
         writer: &mut IndexWriter,
         memtables: &[&Memtable],
         last_lsn: Lsn,
-        analyze: &dyn Fn(&[u8]) -> Result<AnalyzedDocument>,
     ) -> Result<()> {
+        /// Entries whose tokens are read back from the postings in one pass.
+        const CHUNK: usize = 16_384;
         let f = self.fields;
         for mem in memtables {
             if mem.clear_lsn().is_some() {
                 writer.delete_query(Box::new(AllQuery))?;
             }
             let entries = mem.flush_entries();
-            let mut ops = Vec::with_capacity(entries.len() * 2);
-            for entry in entries {
-                match entry {
-                    FlushEntry::Delete { pk } => {
-                        ops.push(UserOperation::Delete(Term::from_field_text(f.pk, &pk)));
-                    }
-                    FlushEntry::Upsert {
-                        pk,
-                        json,
-                        seq,
-                        lsn,
-                        replaces,
-                    } => {
-                        if replaces {
-                            ops.push(UserOperation::Delete(Term::from_field_text(f.pk, &pk)));
+            for chunk in entries.chunks(CHUNK) {
+                let slots: Vec<u32> = chunk
+                    .iter()
+                    .filter_map(|e| match e {
+                        FlushEntry::Upsert { slot, .. } => Some(*slot),
+                        FlushEntry::Delete { .. } => None,
+                    })
+                    .collect();
+                let mut tokens = mem.slot_tokens(&slots).into_iter();
+                let mut ops = Vec::with_capacity(chunk.len() * 2);
+                for entry in chunk {
+                    match entry {
+                        FlushEntry::Delete { pk } => {
+                            ops.push(UserOperation::Delete(Term::from_field_text(f.pk, pk)));
                         }
-                        let analyzed = analyze(&json)?;
-                        ops.push(UserOperation::Add(
-                            self.tantivy_doc(&pk, &json, seq, lsn, analyzed),
-                        ));
+                        FlushEntry::Upsert {
+                            pk,
+                            json,
+                            len,
+                            seq,
+                            lsn,
+                            replaces,
+                            ..
+                        } => {
+                            if *replaces {
+                                ops.push(UserOperation::Delete(Term::from_field_text(f.pk, pk)));
+                            }
+                            let doc_tokens = tokens.next().unwrap_or_default();
+                            let analyzed = AnalyzedDocument {
+                                tokens: doc_tokens
+                                    .into_iter()
+                                    .map(|(position, id)| crate::analysis::Token {
+                                        position,
+                                        term: mem.term_text(id).to_string(),
+                                    })
+                                    .collect(),
+                            };
+                            debug_assert_eq!(analyzed.len(), *len);
+                            ops.push(UserOperation::Add(
+                                self.tantivy_doc(pk, json, *seq, *lsn, analyzed),
+                            ));
+                        }
+                    }
+                    if ops.len() >= 4096 {
+                        writer.run(std::mem::take(&mut ops))?;
                     }
                 }
-                if ops.len() >= 4096 {
-                    writer.run(std::mem::take(&mut ops))?;
-                }
+                writer.run(ops)?;
             }
-            writer.run(ops)?;
         }
         let mut prepared = writer.prepare_commit()?;
         let payload = serde_json::to_string(&Payload {
@@ -382,11 +408,19 @@ impl SegmentStore {
     /// Deletes the Tantivy files. Used when an index is deleted.
     pub fn destroy(self) -> Result<()> {
         let dir = self.dir.clone();
+        let disk = self.disk.clone();
         self.stop_writer();
         drop(self);
-        std::fs::remove_dir_all(&dir).map_err(|e| Error::io("remove directory", &dir, e))?;
+        match disk.remove_dir_all(&dir) {
+            Ok(()) => {}
+            // Already gone: a restart after the deletion was logged, but before it was
+            // checkpointed, removes the directory of the deleted incarnation as an orphan.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove directory", &dir, e)),
+        }
         if let Some(parent) = dir.parent() {
-            sync_dir(parent)?;
+            disk.sync_dir(parent)
+                .map_err(|e| Error::io("fsync directory", parent, e))?;
         }
         Ok(())
     }

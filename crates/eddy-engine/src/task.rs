@@ -293,6 +293,11 @@ pub struct TaskFilter {
     pub types: Option<Vec<TaskKind>>,
     /// Index uids.
     pub index_uids: Option<Vec<String>>,
+    /// Index patterns (`*`, `prefix*` or a uid) of what the caller may see: a task matches
+    /// when its index matches one of them (tasks of no index never do). Set by the server
+    /// from an API key's indexes, never from a request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_patterns: Option<Vec<String>>,
     /// Uids of canceling tasks.
     pub canceled_by: Option<Vec<u64>>,
     /// Enqueued strictly before.
@@ -313,6 +318,14 @@ pub struct TaskFilter {
     /// Finished strictly after.
     #[serde(with = "rfc3339_nanos::option")]
     pub after_finished_at: Option<OffsetDateTime>,
+}
+
+/// Whether an index pattern (`*`, `prefix*` or an exact uid) covers `index`.
+pub fn index_pattern_matches(pattern: &str, index: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => index.starts_with(prefix),
+        None => pattern == index,
+    }
 }
 
 impl TaskFilter {
@@ -345,6 +358,11 @@ impl TaskFilter {
                 .index_uids
                 .as_ref()
                 .is_none_or(|i| t.index_uid.as_ref().is_some_and(|u| i.contains(u)))
+            && self.index_patterns.as_ref().is_none_or(|patterns| {
+                t.index_uid
+                    .as_ref()
+                    .is_some_and(|u| patterns.iter().any(|p| index_pattern_matches(p, u)))
+            })
             && self
                 .canceled_by
                 .as_ref()

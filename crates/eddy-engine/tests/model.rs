@@ -454,6 +454,9 @@ fn config(write_buffer: usize) -> EngineConfig {
     let mut c = EngineConfig {
         merge_strategy: MergeStrategy::Manual,
         write_buffer_bytes: write_buffer,
+        // Seal memtable dictionaries into FSTs after a few new terms, so derivations run
+        // over sealed and recent terms alike.
+        seal_min_terms: 3,
         ..EngineConfig::default()
     };
     c.segments.writer_memory_bytes = 15_000_000;

@@ -123,3 +123,59 @@ fn missing_id_is_a_failed_task_and_nothing_is_written() {
             .is_err()
     );
 }
+
+#[test]
+fn index_stats_follow_memtables_flushes_and_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(
+        dir.path(),
+        EngineConfig {
+            wal_segment_bytes: 4096,
+            ..manual()
+        },
+    )
+    .unwrap();
+    for i in 0..40 {
+        let doc = format!(r#"[{{"id":{i},"title":"title number {i} with some padding text"}}]"#);
+        engine
+            .add_documents(
+                "movies",
+                doc.as_bytes(),
+                PayloadFormat::Json,
+                Method::Replace,
+                None,
+            )
+            .unwrap();
+    }
+    let before = engine.index_stats("movies", false).unwrap();
+    assert_eq!(before.number_of_documents, 40);
+    assert!(before.active_memtable_bytes > 0);
+    assert_eq!(before.memtable_bytes, before.active_memtable_bytes);
+    assert_eq!(before.frozen_memtables, 0);
+    assert_eq!(before.segments, 0);
+    assert_eq!(before.checkpoint, 0);
+    assert!(before.last_flush_at.is_none());
+    // Nothing is flushed: the index needs every segment of the log (which rotated).
+    let wal = engine.wal_stats();
+    assert!(wal.segments > 2, "{wal:?}");
+    assert_eq!(before.wal_segments, wal.segments);
+    assert_eq!(before.wal_bytes, wal.bytes);
+
+    engine.freeze_all();
+    let frozen = engine.index_stats("movies", false).unwrap();
+    assert_eq!(frozen.frozen_memtables, 1);
+    assert_eq!(frozen.active_memtable_bytes, 0);
+    assert!(frozen.memtable_bytes > 0);
+
+    engine.flush().unwrap();
+    let after = engine.index_stats("movies", false).unwrap();
+    assert_eq!(after.number_of_documents, 40);
+    assert_eq!(after.frozen_memtables, 0);
+    assert_eq!(after.memtable_bytes, 0);
+    assert!(after.segments >= 1);
+    assert!(after.checkpoint >= 40);
+    assert!(after.last_flush_at.is_some() && after.last_flush_duration.is_some());
+    // The flush let the log go: only the active segment is still needed.
+    assert!(after.wal_segments <= 1, "{after:?}");
+    assert!(after.wal_segments < before.wal_segments);
+}

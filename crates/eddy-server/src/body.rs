@@ -5,6 +5,9 @@
 //! most `limit + 1` bytes of memory before it is refused with `payload_too_large`.
 
 use std::io::Read;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::http::{HeaderMap, header};
@@ -61,6 +64,11 @@ pub fn encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
     }
 }
 
+/// How much of a refused body is still read (and thrown away) so that the client, which is
+/// usually still sending, gets to read the `413` instead of a broken pipe. Past this the
+/// connection is simply closed.
+pub const DRAIN_MAX_BYTES: usize = 64 << 20;
+
 /// Reads a whole body, enforcing `limit` on the bytes after decompression.
 ///
 /// # Errors
@@ -74,11 +82,13 @@ pub async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u
         .and_then(|v| v.parse::<u64>().ok());
     // A compressed body is never larger than the limit either (it would inflate beyond it
     // except in pathological cases), so the same bound caps what is buffered.
+    let mut body = body;
     if declared.is_some_and(|n| n > limit as u64) {
+        drain(&mut body).await;
         return Err(too_large(limit));
     }
-    let mut raw = Vec::with_capacity(declared.map_or(0, |n| n as usize));
-    let mut body = body;
+    let capacity = declared.map_or(0, |n| usize::try_from(n).unwrap_or(0));
+    let mut raw = Vec::with_capacity(capacity);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
             ApiError::new(
@@ -88,6 +98,7 @@ pub async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u
         })?;
         if let Ok(data) = frame.into_data() {
             if raw.len() + data.len() > limit {
+                drain(&mut body).await;
                 return Err(too_large(limit));
             }
             raw.extend_from_slice(&data);
@@ -99,6 +110,72 @@ pub async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u
     match tokio::task::spawn_blocking(move || inflate(&raw, encoding, limit)).await {
         Ok(result) => result,
         Err(_) => Err(ApiError::internal("decompression did not complete")),
+    }
+}
+
+/// A request body shared between the handler and [`drain_unread`], which reads what the
+/// handler left.
+struct SharedBody(Arc<Mutex<Body>>);
+
+impl SharedBody {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Body> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl http_body::Body for SharedBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut *self.lock()).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.lock().is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.lock().size_hint()
+    }
+}
+
+/// Middleware: after the handler answered, reads and discards (up to [`DRAIN_MAX_BYTES`])
+/// whatever of the request body it did not read — an error answered before the body was
+/// read (a refused key, an invalid index uid…). Otherwise the connection could not be
+/// reused, and a client sending its next request on it would see it closed under it.
+pub async fn drain_unread(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let (parts, body) = request.into_parts();
+    let shared = Arc::new(Mutex::new(body));
+    let request = axum::extract::Request::from_parts(parts, Body::new(SharedBody(shared.clone())));
+    let response = next.run(request).await;
+    let mut rest = std::mem::take(&mut *SharedBody(shared).lock());
+    if !http_body::Body::is_end_stream(&rest) {
+        drain(&mut rest).await;
+    }
+    response
+}
+
+/// Reads and discards up to [`DRAIN_MAX_BYTES`] of what is left of a refused body.
+async fn drain(body: &mut Body) {
+    let mut drained = 0usize;
+    while drained < DRAIN_MAX_BYTES {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    drained += data.len();
+                }
+            }
+            _ => return,
+        }
     }
 }
 
@@ -242,6 +319,15 @@ pub fn json(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, ApiError> {
             "A json payload is missing.",
         ));
     }
+    parse_json_bytes(bytes)
+}
+
+/// Parses JSON bytes. Nesting deeper than [`MAX_JSON_DEPTH`] is refused by the parser itself
+/// (serde_json's recursion limit), before any deep structure is built.
+///
+/// # Errors
+/// `malformed_payload`.
+pub fn parse_json_bytes(bytes: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
         ApiError::new(
             Code::MalformedPayload,
@@ -249,6 +335,9 @@ pub fn json(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, ApiError> {
         )
     })
 }
+
+/// Deepest JSON nesting accepted (serde_json's built-in recursion limit, which eddy keeps).
+pub const MAX_JSON_DEPTH: usize = 128;
 
 /// Reads and parses a JSON body.
 ///

@@ -1,12 +1,28 @@
 //! Server settings, and Meilisearch's byte-size syntax for `--http-payload-size-limit`.
 
 /// Settings of the HTTP layer (the engine has its own, [`eddy_engine::EngineConfig`]).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerConfig {
     /// Largest request body accepted, counted after decompression.
     pub payload_limit_bytes: usize,
-    /// When set, every route but `/health` requires `Authorization: Bearer <master key>`.
+    /// When set, every route but `/health` requires a key (see [`crate::auth`]).
     pub master_key: Option<String>,
+    /// How long a client may take to send a request's headers, or to send the next piece of
+    /// its body, before the connection (or request) is dropped.
+    pub read_timeout: std::time::Duration,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    // Written by hand so that the master key never reaches a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("payload_limit_bytes", &self.payload_limit_bytes)
+            .field(
+                "master_key",
+                &self.master_key.as_ref().map(|_| "<redacted>"),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for ServerConfig {
@@ -14,6 +30,7 @@ impl Default for ServerConfig {
         ServerConfig {
             payload_limit_bytes: 100_000_000,
             master_key: None,
+            read_timeout: std::time::Duration::from_secs(30),
         }
     }
 }

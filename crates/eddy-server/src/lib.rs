@@ -12,7 +12,9 @@
 //! Modules:
 //! - [`config`]: server settings and Meilisearch's byte-size syntax.
 //! - [`error`]: [`ApiError`], the one response shape of every failure.
-//! - [`auth`]: the master-key check (API keys and tenant tokens will grow here).
+//! - [`auth`]: who is asking (master key, API key, tenant token) and the action table.
+//! - [`keys`]: API keys: derivation, actions, index patterns, storage.
+//! - [`tenant`]: tenant tokens (JWT HS256/384/512) and their search rules.
 //! - [`body`]: request bodies: size limit, `Content-Encoding`, `Content-Type`, JSON.
 //! - [`params`]: query-string and JSON-field validation with Meilisearch's messages.
 //! - [`routes`]: one module per group of routes.
@@ -23,13 +25,13 @@ pub mod auth;
 pub mod body;
 pub mod config;
 pub mod error;
+pub mod keys;
 pub mod params;
 pub mod routes;
 pub mod state;
+pub mod tenant;
 
 use std::future::Future;
-
-use axum::serve::ListenerExt;
 
 pub use config::{ServerConfig, parse_byte_size};
 pub use error::ApiError;
@@ -39,6 +41,9 @@ pub use state::AppState;
 /// Serves the API on `listener` until `shutdown` resolves, then stops accepting connections
 /// and waits for in-flight requests to finish.
 ///
+/// Each connection reads a request's headers within the configured read timeout (a client
+/// that trickles them in is dropped); bodies have their own idle timeout ([`body::read`]).
+///
 /// # Errors
 /// Fails when accepting connections fails irrecoverably.
 pub async fn serve(
@@ -46,13 +51,54 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Small request/response exchanges: Nagle's algorithm would only add latency.
-    let listener = listener.tap_io(|tcp| {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+
+    let timeout = state.config.read_timeout;
+    let app = router(state);
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(timeout))
+        .keep_alive_timeout(timeout);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Small request/response exchanges: Nagle's algorithm would only add latency.
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
-    });
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+        let service = TowerToHyperService::new(app.clone());
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }

@@ -6,6 +6,7 @@ use eddy_engine::Engine;
 
 use crate::config::ServerConfig;
 use crate::error::ApiError;
+use crate::keys::KeyStore;
 
 /// Shared state of the router. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -14,15 +15,23 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     /// Server settings.
     pub config: Arc<ServerConfig>,
+    /// API keys.
+    pub keys: Arc<KeyStore>,
 }
 
 impl AppState {
-    /// Wraps an engine and settings.
-    pub fn new(engine: Arc<Engine>, config: ServerConfig) -> AppState {
-        AppState {
+    /// Wraps an engine and settings, loading the API keys (and creating the default ones on
+    /// a new database).
+    ///
+    /// # Errors
+    /// When the metadata store fails.
+    pub fn new(engine: Arc<Engine>, config: ServerConfig) -> Result<AppState, ApiError> {
+        let keys = KeyStore::open(&engine, config.master_key.clone())?;
+        Ok(AppState {
             engine,
             config: Arc::new(config),
-        }
+            keys: Arc::new(keys),
+        })
     }
 
     /// Runs a synchronous engine call on Tokio's blocking pool. Writes block there until

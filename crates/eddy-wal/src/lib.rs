@@ -23,6 +23,8 @@
 //! `reader` ([`Replay`]), `wal` ([`Wal`], the queue). The byte format and the crash argument are
 //! in `docs/wal.md`.
 
+#![forbid(unsafe_code)]
+
 mod error;
 mod frame;
 mod reader;
@@ -211,5 +213,28 @@ mod test_util {
         (0..len)
             .map(|i| (lsn_hint as usize * 31 + i) as u8)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Durability, ParseDurabilityError, WalConfig};
+
+    #[test]
+    fn durability_levels_parse_from_their_config_names_and_fsync_is_the_default() {
+        for level in [Durability::Fsync, Durability::Flush, Durability::None] {
+            assert_eq!(level.as_str().parse::<Durability>(), Ok(level));
+            assert_eq!(level.to_string(), level.as_str());
+        }
+        assert_eq!(
+            "FSYNC".parse::<Durability>(),
+            Err(ParseDurabilityError("FSYNC".into()))
+        );
+        assert_eq!(Durability::default(), Durability::Fsync);
+        let config = WalConfig::default();
+        assert_eq!(
+            (config.durability, config.segment_bytes_max),
+            (Durability::Fsync, 64 << 20)
+        );
     }
 }

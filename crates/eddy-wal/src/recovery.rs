@@ -37,6 +37,8 @@ pub(crate) struct Recovered {
     pub(crate) segments: Vec<SegmentMeta>,
     /// The active segment, open for appending.
     pub(crate) active: Box<dyn StorageFile>,
+    /// What is known of the active segment (the last of `segments`).
+    pub(crate) active_meta: SegmentMeta,
     pub(crate) next_lsn: Lsn,
 }
 
@@ -74,38 +76,41 @@ pub(crate) fn recover(storage: &dyn Storage) -> Result<Recovered, Error> {
         .map_err(|e| Error::io("list", storage.path(""), e))?;
     let mut firsts: Vec<Lsn> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
     firsts.sort_unstable();
-    if firsts.is_empty() {
+    let Some((&newest, older)) = firsts.split_last() else {
         let active = create_segment(storage, 1)?;
-        let segments = vec![SegmentMeta {
+        let meta = SegmentMeta {
             first_lsn: 1,
             bytes: SEGMENT_HEADER_LEN as u64,
-        }];
+        };
         return Ok(Recovered {
-            segments,
+            segments: vec![meta],
             active,
+            active_meta: meta,
             next_lsn: 1,
         });
-    }
+    };
     let mut segments = Vec::with_capacity(firsts.len());
     let mut expected: Option<Lsn> = None;
-    let mut repair = None;
-    for (i, &first_lsn) in firsts.iter().enumerate() {
-        let is_last = i + 1 == firsts.len();
-        let scan = scan_segment(storage, first_lsn, expected, is_last)?;
+    for &first_lsn in older {
+        let scan = scan_segment(storage, first_lsn, expected, false)?;
         segments.push(SegmentMeta {
             first_lsn,
             bytes: scan.valid_len,
         });
         expected = Some(scan.next_lsn);
-        repair = scan.repair;
     }
-    let last = *segments.last().expect("at least one segment was scanned");
+    let scan = scan_segment(storage, newest, expected, true)?;
+    let mut last = SegmentMeta {
+        first_lsn: newest,
+        bytes: scan.valid_len,
+    };
+    let next_lsn = scan.next_lsn;
     let name = segment_name(last.first_lsn);
     let path = storage.path(&name);
     let mut active = storage
         .open(&name)
         .map_err(|e| Error::io("open", path.clone(), e))?;
-    match repair {
+    match scan.repair {
         None => {}
         Some(Repair::Truncate { offset, damage }) => {
             tracing::warn!(file = %path.display(), offset, ?damage, "WAL: truncating a torn tail at the last valid frame");
@@ -129,15 +134,14 @@ pub(crate) fn recover(storage: &dyn Storage) -> Result<Recovered, Error> {
             active
                 .sync_data()
                 .map_err(|e| Error::io("fdatasync", path, e))?;
-            if let Some(meta) = segments.last_mut() {
-                meta.bytes = SEGMENT_HEADER_LEN as u64;
-            }
+            last.bytes = SEGMENT_HEADER_LEN as u64;
         }
     }
-    let next_lsn = expected.expect("at least one segment was scanned");
+    segments.push(last);
     Ok(Recovered {
         segments,
         active,
+        active_meta: last,
         next_lsn,
     })
 }

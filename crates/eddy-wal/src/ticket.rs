@@ -428,7 +428,7 @@ mod tests {
             let mut lsns: Vec<u64> = (0..24)
                 .map(|_| {
                     finished
-                        .recv_timeout(Duration::from_secs(10))
+                        .recv_timeout(Duration::from_secs(60))
                         .expect("a waiter was never woken")
                         .unwrap()
                 })

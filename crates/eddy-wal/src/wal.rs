@@ -104,10 +104,7 @@ impl Wal {
     pub fn open_with_storage(storage: Arc<dyn Storage>, config: WalConfig) -> Result<Wal, Error> {
         config.validate()?;
         let recovered = recovery::recover(&*storage)?;
-        let active = *recovered
-            .segments
-            .last()
-            .expect("recovery always leaves an active segment");
+        let active = recovered.active_meta;
         let durable = recovered.next_lsn - 1;
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
@@ -314,6 +311,18 @@ impl Wal {
         answer.recv().map_err(|_| Error::Closed)?
     }
 
+    /// The segment files, oldest first: `(first LSN, bytes)`; the last one is active.
+    pub fn segments(&self) -> Vec<(Lsn, u64)> {
+        let segments = self.shared.segments.lock();
+        let active = self.shared.active_bytes.load(Ordering::Relaxed);
+        let last = segments.len().saturating_sub(1);
+        segments
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.first_lsn, if i == last { active } else { s.bytes }))
+            .collect()
+    }
+
     /// Counters and sizes, for monitoring and benchmarks.
     pub fn stats(&self) -> WalStats {
         let next_lsn = self.next_lsn();
@@ -366,10 +375,138 @@ impl Wal {
     }
 }
 
+#[cfg(test)]
+impl Wal {
+    /// Items in the queue that the writer has not taken yet.
+    pub(crate) fn queued_items(&self) -> usize {
+        self.shared.queue.lock().items.len()
+    }
+
+    /// Appenders blocked in `submit` because the queue is full.
+    pub(crate) fn blocked_appenders(&self) -> u32 {
+        self.shared.queue.lock().blocked
+    }
+}
+
 impl Drop for Wal {
     fn drop(&mut self) {
         if let Err(error) = self.shutdown() {
             tracing::warn!(%error, "WAL: closing on drop failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::segment::{SEGMENT_HEADER_LEN, parse_segment_name, segment_name};
+    use crate::test_util::{all, open, payload, tiny};
+    use crate::{SimStorage, WalStats};
+
+    fn segment_files(storage: &SimStorage) -> Vec<u64> {
+        storage
+            .file_names()
+            .iter()
+            .filter_map(|n| parse_segment_name(n))
+            .collect()
+    }
+
+    fn bytes_on_disk(storage: &SimStorage) -> u64 {
+        storage
+            .file_names()
+            .iter()
+            .filter(|n| parse_segment_name(n).is_some())
+            .map(|n| storage.read(n).unwrap().len() as u64)
+            .sum()
+    }
+
+    #[test]
+    fn stats_count_segments_bytes_lsns_and_fsyncs() {
+        let storage = SimStorage::new();
+        let wal = open(&storage, tiny(1 << 20));
+        let header = SEGMENT_HEADER_LEN as u64;
+        assert_eq!(
+            wal.stats(),
+            WalStats {
+                segments: 1,
+                bytes: header,
+                first_lsn: 1,
+                ..WalStats::default()
+            }
+        );
+        // Ten single appends, one after the other: one fdatasync each. A frame of one 10-byte
+        // record is 20 + 5 + 10 bytes.
+        for i in 0..10 {
+            wal.append(0, payload(i, 10)).unwrap();
+        }
+        let stats = wal.stats();
+        assert_eq!(
+            (stats.segments, stats.bytes, stats.first_lsn, stats.last_lsn),
+            (1, header + 10 * 35, 1, 10)
+        );
+        assert_eq!(
+            (stats.durable_lsn, stats.fsyncs, stats.dir_syncs),
+            (10, 10, 0)
+        );
+        assert_eq!((stats.records_appended, stats.records_per_fsync), (10, 1.0));
+        // A batch of ten: one frame, one fdatasync.
+        wal.append_batch((0..10).map(|i| (1, payload(i, 10))).collect())
+            .unwrap();
+        let stats = wal.stats();
+        assert_eq!(stats.bytes, header + 10 * 35 + 20 + 10 * 15);
+        assert_eq!((stats.fsyncs, stats.records_per_fsync), (11, 20.0 / 11.0));
+        // A rotation fdatasyncs the new segment's header and fsyncs the directory.
+        wal.rotate().unwrap();
+        let stats = wal.stats();
+        assert_eq!((stats.segments, stats.fsyncs, stats.dir_syncs), (2, 12, 1));
+        assert_eq!(stats.bytes, bytes_on_disk(&storage));
+        wal.append(0, payload(21, 10)).unwrap();
+        // Truncation moves the first LSN; the last and durable LSNs stay.
+        assert_eq!(wal.truncate_before(21).unwrap(), 1);
+        let stats = wal.stats();
+        assert_eq!(
+            (
+                stats.segments,
+                stats.first_lsn,
+                stats.last_lsn,
+                stats.durable_lsn
+            ),
+            (1, 21, 21, 21)
+        );
+        assert_eq!(stats.dir_syncs, 2);
+        assert_eq!(stats.bytes, header + 35);
+        assert_eq!(stats.bytes, bytes_on_disk(&storage));
+    }
+
+    #[test]
+    fn truncation_removes_whole_old_segments_durably_and_never_the_active_one() {
+        let storage = SimStorage::new();
+        // 24 + 3 frames of 35 bytes per segment.
+        let wal = open(&storage, tiny(24 + 3 * 35));
+        for i in 0..12 {
+            wal.append(0, payload(i, 10)).unwrap();
+        }
+        assert_eq!(segment_files(&storage), vec![1, 4, 7, 10]);
+        // LSN 5 is in segment 4: only segment 1 is entirely below it.
+        assert_eq!(wal.truncate_before(5).unwrap(), 1);
+        assert_eq!(segment_files(&storage), vec![4, 7, 10]);
+        // The removal is durable when truncate_before returns: a power cut does not bring the
+        // segment back.
+        assert_eq!(segment_files(&storage.crash()), vec![4, 7, 10]);
+        assert_eq!(wal.truncate_before(5).unwrap(), 0);
+        // Segment 4 holds LSNs 4..=6: it goes only once all three are below the point.
+        assert_eq!(wal.truncate_before(6).unwrap(), 0);
+        assert_eq!(wal.truncate_before(7).unwrap(), 1);
+        assert_eq!(segment_files(&storage.crash()), vec![7, 10]);
+        // Everything is below LSN 100, but the active segment stays.
+        assert_eq!(wal.truncate_before(100).unwrap(), 1);
+        assert_eq!(segment_files(&storage.crash()), vec![10]);
+        assert_eq!(
+            all(&wal).iter().map(|r| r.lsn).collect::<Vec<_>>(),
+            vec![10, 11, 12]
+        );
+        drop(wal);
+        let wal = open(&storage.crash(), tiny(24 + 3 * 35));
+        assert_eq!((wal.stats().first_lsn, wal.next_lsn()), (10, 13));
+        assert!(storage.read(&segment_name(10)).is_some());
     }
 }

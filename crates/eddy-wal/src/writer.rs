@@ -324,7 +324,7 @@ impl Writer {
 mod tests {
     use std::io::{self, Read};
     use std::path::PathBuf;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::{Arc, mpsc};
     use std::thread;
     use std::time::Duration;
@@ -388,7 +388,7 @@ mod tests {
     }
 
     #[test]
-    fn concurrent_appenders_get_contiguous_lsns_and_share_fsyncs() {
+    fn concurrent_appenders_get_contiguous_lsns_and_their_records_back() {
         let storage = SimStorage::new();
         let wal = Arc::new(open(&storage, tiny(2048)));
         let threads: Vec<_> = (0..8u8)
@@ -435,16 +435,37 @@ mod tests {
         assert!(matches!(wal.submit(vec![]), Err(Error::EmptyBatch)));
     }
 
-    /// A storage whose appends block while `gate` is closed, to make the writer slow on purpose.
+    /// A gate in front of a storage's appends, to make the writer slow on purpose.
+    #[derive(Debug, Default)]
+    struct Gate {
+        closed: AtomicBool,
+        /// Appends that found the gate closed and waited (the writer is inside a write).
+        held: AtomicUsize,
+    }
+
+    impl Gate {
+        fn close(&self) {
+            self.closed.store(true, Ordering::SeqCst);
+        }
+        fn open(&self) {
+            self.closed.store(false, Ordering::SeqCst);
+        }
+        /// Waits until the writer is held at the gate.
+        fn wait_until_held(&self, count: usize) {
+            wait_until(|| self.held.load(Ordering::SeqCst) >= count);
+        }
+    }
+
+    /// A storage whose appends block while its gate is closed.
     #[derive(Debug)]
     struct Gated {
         inner: SimStorage,
-        closed: Arc<AtomicBool>,
+        gate: Arc<Gate>,
     }
 
     struct GatedFile {
         inner: Box<dyn StorageFile>,
-        closed: Arc<AtomicBool>,
+        gate: Arc<Gate>,
     }
 
     impl Storage for Gated {
@@ -457,13 +478,13 @@ mod tests {
         fn create(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
             Ok(Box::new(GatedFile {
                 inner: self.inner.create(name)?,
-                closed: self.closed.clone(),
+                gate: self.gate.clone(),
             }))
         }
         fn open(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
             Ok(Box::new(GatedFile {
                 inner: self.inner.open(name)?,
-                closed: self.closed.clone(),
+                gate: self.gate.clone(),
             }))
         }
         fn open_read(&self, name: &str) -> io::Result<Box<dyn Read + Send>> {
@@ -482,8 +503,11 @@ mod tests {
             self.inner.size()
         }
         fn append(&mut self, bufs: &[&[u8]]) -> io::Result<()> {
-            while self.closed.load(Ordering::SeqCst) {
-                thread::sleep(Duration::from_millis(1));
+            if self.gate.closed.load(Ordering::SeqCst) {
+                self.gate.held.fetch_add(1, Ordering::SeqCst);
+                while self.gate.closed.load(Ordering::SeqCst) {
+                    thread::sleep(Duration::from_millis(1));
+                }
             }
             self.inner.append(bufs)
         }
@@ -495,22 +519,83 @@ mod tests {
         }
     }
 
+    fn gated(config: WalConfig) -> (Arc<Wal>, Arc<Gate>, SimStorage) {
+        let gate = Arc::new(Gate::default());
+        let inner = SimStorage::new();
+        let storage = Arc::new(Gated {
+            inner: inner.clone(),
+            gate: gate.clone(),
+        });
+        let wal = Arc::new(Wal::open_with_storage(storage, config).unwrap());
+        (wal, gate, inner)
+    }
+
+    /// Waits until `condition` holds. The condition does not depend on timing; the generous
+    /// limit only turns a deadlock into a failure instead of a hung test run.
+    #[track_caller]
+    fn wait_until(condition: impl Fn() -> bool) {
+        let start = std::time::Instant::now();
+        while !condition() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the awaited condition never held (deadlock?)"
+            );
+            thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn appenders_arriving_during_a_write_share_one_fdatasync() {
+        let (wal, gate, storage) = gated(tiny(1 << 20));
+        gate.close();
+        // The first append takes the writer into a write that the gate holds.
+        let first = {
+            let wal = wal.clone();
+            thread::spawn(move || wal.append(0, payload(0, 16)).unwrap())
+        };
+        gate.wait_until_held(1);
+        // Meanwhile 16 threads append one record each and block, and a batch of 4 is submitted.
+        let appenders: Vec<_> = (1..=16u64)
+            .map(|i| {
+                let wal = wal.clone();
+                thread::spawn(move || wal.append(1, payload(i, 16)).unwrap())
+            })
+            .collect();
+        wait_until(|| wal.queued_items() == 16);
+        let batch = wal
+            .submit((0..4).map(|i| (2, payload(100 + i, 8))).collect())
+            .unwrap();
+        assert_eq!(batch.lsns(), 18..=21);
+        let syncs_before = storage.sync_points();
+        gate.open();
+        assert_eq!(first.join().unwrap(), 1);
+        let mut lsns: Vec<u64> = appenders.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(batch.wait().unwrap(), 18..=21);
+        lsns.sort_unstable();
+        assert_eq!(lsns, (2..=17).collect::<Vec<_>>());
+        // One fdatasync for the first record, one for the 20 records queued behind it.
+        assert_eq!(storage.sync_points() - syncs_before, 2);
+        let stats = wal.stats();
+        assert_eq!((stats.fsyncs, stats.durable_lsn), (2, 21), "{stats:?}");
+        assert_eq!(stats.records_per_fsync, 10.5, "{stats:?}");
+        assert_eq!(all(&wal).len(), 21);
+    }
+
     #[test]
     fn a_full_queue_blocks_appenders_until_the_writer_catches_up() {
-        let closed = Arc::new(AtomicBool::new(false));
-        let storage = Arc::new(Gated {
-            inner: SimStorage::new(),
-            closed: closed.clone(),
-        });
         let config = WalConfig {
             segment_bytes_max: 1 << 20,
             durability: Durability::Fsync,
             queue_bytes_max: 100,
         };
-        let wal = Arc::new(Wal::open_with_storage(storage, config).unwrap());
-        closed.store(true, Ordering::SeqCst);
-        // Each frame is 20 + 5 + 5 = 30 bytes: three fit in 100, the fourth must wait.
-        let tickets: Vec<_> = (0..3)
+        let (wal, gate, _) = gated(config);
+        gate.close();
+        // The writer takes the first frame and is held writing it; that frame's bytes stay
+        // counted until the write returns. Each frame is 20 + 5 + 5 = 30 bytes: with the held
+        // one, three fit in 100, the fourth must wait.
+        let held = wal.submit(vec![(0, vec![0; 5])]).unwrap();
+        gate.wait_until_held(1);
+        let tickets: Vec<_> = (1..3)
             .map(|i| wal.submit(vec![(0, vec![i; 5])]).unwrap())
             .collect();
         let (done, finished) = mpsc::channel();
@@ -522,13 +607,13 @@ mod tests {
                 ticket.wait().unwrap()
             })
         };
-        assert!(
-            finished.recv_timeout(Duration::from_millis(200)).is_err(),
-            "the fourth submit should block"
-        );
-        closed.store(false, Ordering::SeqCst);
-        finished.recv_timeout(Duration::from_secs(10)).unwrap();
+        wait_until(|| wal.blocked_appenders() == 1);
+        assert!(finished.try_recv().is_err(), "the fourth submit must block");
+        assert_eq!(wal.queued_items(), 2);
+        gate.open();
+        finished.recv().unwrap();
         assert_eq!(blocked.join().unwrap(), 4..=4);
+        held.wait().unwrap();
         for t in tickets {
             t.wait().unwrap();
         }
@@ -605,42 +690,45 @@ mod tests {
     }
 
     #[test]
-    fn async_waiters_are_woken_by_the_writer() {
+    fn async_appenders_are_woken_by_the_writer_without_blocking_a_thread() {
         use std::future::Future;
-        use std::pin::pin;
+        use std::pin::Pin;
         use std::task::{Context, Poll, Wake, Waker};
 
-        struct Unpark(thread::Thread);
-        impl Wake for Unpark {
+        /// A waker that counts its wake-ups, so the test can see each task being woken.
+        struct Count(AtomicUsize);
+        impl Wake for Count {
             fn wake(self: Arc<Self>) {
-                self.0.unpark();
-            }
-        }
-        fn block_on<F: Future>(future: F) -> F::Output {
-            let waker = Waker::from(Arc::new(Unpark(thread::current())));
-            let mut cx = Context::from_waker(&waker);
-            let mut future = pin!(future);
-            loop {
-                if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-                    return out;
-                }
-                thread::park();
+                self.0.fetch_add(1, Ordering::SeqCst);
             }
         }
 
-        let storage = SimStorage::new();
-        let wal = open(&storage, tiny(256));
-        let futures: Vec<_> = (0..10)
-            .map(|i| wal.submit(vec![(0, payload(i, 16))]).unwrap().wait_async())
+        let (wal, gate, _) = gated(tiny(256));
+        gate.close();
+        let held = wal.submit(vec![(0, payload(0, 16))]).unwrap();
+        gate.wait_until_held(1);
+        let woken = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(woken.clone());
+        let mut cx = Context::from_waker(&waker);
+        // Ten tasks submit and poll their acknowledgement while the writer is held: all pending.
+        let mut futures: Vec<_> = (1..=10)
+            .map(|i| Box::pin(wal.submit(vec![(0, payload(i, 16))]).unwrap().wait_async()))
             .collect();
-        let results = block_on(async {
-            let mut out = Vec::new();
-            for f in futures {
-                out.push(f.await.unwrap());
-            }
-            out
-        });
-        assert_eq!(results, (1..=10).map(|l| l..=l).collect::<Vec<_>>());
-        assert!(wal.durable_lsn() >= 10);
+        for f in &mut futures {
+            assert!(Pin::new(f).poll(&mut cx).is_pending());
+        }
+        gate.open();
+        // The writer itself wakes every registered task once its records are durable.
+        wait_until(|| woken.0.load(Ordering::SeqCst) >= 10);
+        let results: Vec<_> = futures
+            .iter_mut()
+            .map(|f| match Pin::new(f).poll(&mut cx) {
+                Poll::Ready(result) => result.unwrap(),
+                Poll::Pending => panic!("woken but not ready"),
+            })
+            .collect();
+        assert_eq!(results, (2..=11).map(|l| l..=l).collect::<Vec<_>>());
+        assert_eq!(held.wait().unwrap(), 1..=1);
+        assert_eq!(wal.durable_lsn(), 11);
     }
 }

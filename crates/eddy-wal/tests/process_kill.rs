@@ -1,4 +1,5 @@
-//! Real processes: a child appends with concurrent writers and prints every acknowledged LSN;
+//! Real processes: a child appends with concurrent writers (at the `Fsync` level, and at the
+//! `Flush` level, whose promise is to survive a process crash) and prints every acknowledged LSN;
 //! the parent kills it with SIGKILL at a random moment and checks that every printed LSN is
 //! recovered with its payload. Also: a second process cannot open a locked directory.
 //!
@@ -16,7 +17,7 @@ use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::Duration;
 
-use eddy_wal::{Lsn, Wal, WalConfig};
+use eddy_wal::{Durability, Lsn, Wal, WalConfig};
 use rand::Rng;
 
 const DIR_ENV: &str = "EDDY_WAL_TEST_CHILD_DIR";
@@ -39,6 +40,18 @@ fn config() -> WalConfig {
     }
 }
 
+/// The configuration of an appending child in `mode` (`append` or `append-flush`).
+fn child_config(mode: &str) -> WalConfig {
+    WalConfig {
+        durability: if mode == "append-flush" {
+            Durability::Flush
+        } else {
+            Durability::Fsync
+        },
+        ..config()
+    }
+}
+
 /// The child half. Not a test on its own: it runs until killed.
 #[test]
 #[ignore = "child process of the tests in this file, started by them"]
@@ -53,12 +66,13 @@ fn child_process() {
             };
             println!("{outcome}");
         }
-        _ => append_until_killed(Path::new(&dir)),
+        Ok(mode) => append_until_killed(Path::new(&dir), child_config(mode)),
+        Err(e) => panic!("{MODE_ENV}: {e}"),
     }
 }
 
-fn append_until_killed(dir: &Path) {
-    let wal = Arc::new(Wal::open(dir, config()).unwrap());
+fn append_until_killed(dir: &Path, config: WalConfig) {
+    let wal = Arc::new(Wal::open(dir, config).unwrap());
     let threads: Vec<_> = (0..4u64)
         .map(|t| {
             let wal = wal.clone();
@@ -121,17 +135,29 @@ fn read_lines(child: &mut Child) -> (mpsc::Receiver<String>, thread::JoinHandle<
 
 #[test]
 fn sigkill_at_random_moments_loses_no_acknowledged_record() {
+    kill_repeatedly("append", 25);
+}
+
+/// At the `Flush` level an acknowledgement means "handed to the kernel": that survives the
+/// death of the process (not a power cut, which this test does not simulate).
+#[test]
+fn sigkill_at_the_flush_level_loses_no_acknowledged_record() {
+    kill_repeatedly("append-flush", 8);
+}
+
+/// Starts a child appending in `mode`, kills it with SIGKILL at a random moment, reopens the
+/// directory and checks every LSN the children ever printed; `cycles` times on one directory.
+fn kill_repeatedly(mode: &str, cycles: usize) {
     let dir = tempfile::tempdir().unwrap();
     let mut rng = rand::rng();
     let mut acked: BTreeMap<Lsn, Vec<u8>> = BTreeMap::new();
-    let cycles = 25;
     for cycle in 0..cycles {
-        let mut child = spawn_child(dir.path(), "append");
+        let mut child = spawn_child(dir.path(), mode);
         let (lines, reader) = read_lines(&mut child);
         // Let it acknowledge something first, then kill it at a random moment.
         let first = loop {
             let line = lines
-                .recv_timeout(Duration::from_secs(30))
+                .recv_timeout(Duration::from_secs(60))
                 .expect("the child acknowledged nothing");
             if line.contains("ACK ") {
                 break line;
@@ -183,7 +209,7 @@ fn sigkill_at_random_moments_loses_no_acknowledged_record() {
         wal.close().unwrap();
     }
     eprintln!(
-        "{cycles} kills, {} acknowledged records all recovered",
+        "{mode}: {cycles} kills, {} acknowledged records all recovered",
         acked.len()
     );
 }

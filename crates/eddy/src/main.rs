@@ -77,6 +77,10 @@ struct ServeArgs {
     /// How long a write waits for memory before it is refused with 503 (milliseconds).
     #[arg(long, env = "EDDY_OVERLOAD_WAIT_MS")]
     overload_wait_ms: Option<u64>,
+    /// How long a client may take to send a request's headers, or the next piece of its body
+    /// (milliseconds); slower connections are dropped.
+    #[arg(long, env = "EDDY_HTTP_READ_TIMEOUT_MS", default_value_t = 30_000)]
+    http_read_timeout_ms: u64,
     /// Threads running the HTTP protocol (engine calls run on their own blocking pool).
     /// 1 runs the protocol on a single thread, which needs the fewest cross-thread wakeups.
     #[arg(long, env = "EDDY_HTTP_THREADS", default_value_t = 1)]
@@ -115,6 +119,7 @@ impl ServeArgs {
             payload_limit_bytes: usize::try_from(self.http_payload_size_limit)
                 .context("payload size limit too large")?,
             master_key,
+            read_timeout: Duration::from_millis(self.http_read_timeout_ms.max(1)),
         })
     }
 }
@@ -209,7 +214,8 @@ fn serve(args: ServeArgs) -> Result<()> {
         .thread_name("eddy-http")
         .build()
         .context("cannot start the async runtime")?;
-    let state = AppState::new(engine.clone(), server_config);
+    let state = AppState::new(engine.clone(), server_config)
+        .map_err(|e| anyhow::anyhow!("cannot load the API keys: {}", e.body().message))?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr)
             .await

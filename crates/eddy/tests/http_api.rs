@@ -964,3 +964,135 @@ fn overload_answers_503_with_retry_after() {
     // Reads keep working.
     assert_eq!(s.get("/indexes/m/search?q=lorem").status, 200);
 }
+
+#[test]
+fn environment_variables_configure_the_server_and_startup_says_what_was_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("env-db");
+    let port = common::free_port();
+    let log = dir.path().join("stderr");
+    let spawn = || {
+        // No subcommand: `eddy` alone serves, configured by the environment only.
+        std::process::Command::new(env!("CARGO_BIN_EXE_eddy"))
+            .env("MEILI_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env("MEILI_DB_PATH", &db)
+            .env("MEILI_MASTER_KEY", "env-master-key-0123456789")
+            .env("MEILI_ENV", "production")
+            .env("MEILI_HTTP_PAYLOAD_SIZE_LIMIT", "2KB")
+            .env("MEILI_NO_ANALYTICS", "true")
+            .env("MEILI_LOG_LEVEL", "info")
+            .env("EDDY_WRITE_BUFFER", "1MiB")
+            .env("EDDY_MEMORY_BUDGET", "64MiB")
+            .env("EDDY_MERGE_STRATEGY", "immediate")
+            .env("EDDY_DURABILITY", "fsync")
+            .env("EDDY_OVERLOAD_WAIT_MS", "100")
+            .env("EDDY_HTTP_READ_TIMEOUT_MS", "5000")
+            .env("EDDY_HTTP_THREADS", "2")
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = spawn();
+    let agent = common::agent();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !agent
+        .get(format!("{base}/health"))
+        .call()
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        assert!(std::time::Instant::now() < deadline, "not healthy");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let no_key = agent.get(format!("{base}/indexes")).call();
+    common::Resp::from(no_key).assert_error(401, "missing_authorization_header");
+    let auth = "Bearer env-master-key-0123456789";
+    let big = format!("[{{\"id\":1,\"t\":\"{}\"}}]", "x".repeat(3000));
+    let r = agent
+        .post(format!("{base}/indexes/e/documents"))
+        .header("Authorization", auth)
+        .header("Content-Type", "application/json")
+        .send(big.as_bytes());
+    common::Resp::from(r).assert_error(413, "payload_too_large");
+    let r = agent
+        .post(format!("{base}/indexes/e/documents"))
+        .header("Authorization", auth)
+        .header("Content-Type", "application/json")
+        .send(&br#"[{"id":1,"t":"small"}]"#[..]);
+    assert_eq!(common::Resp::from(r).status, 202);
+    // The data went where MEILI_DB_PATH says, and the startup line says so.
+    assert!(db.join("wal").is_dir() && db.join("LOCK").exists());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("data directory opened"), "{text}");
+    assert!(text.contains(&db.display().to_string()), "{text}");
+    assert!(text.contains("records_replayed="), "{text}");
+    assert!(
+        !text.contains("env-master-key-0123456789"),
+        "the master key was logged"
+    );
+    // SIGKILL, restart: the startup line reports what the log replayed.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut child = spawn();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !agent
+        .get(format!("{base}/health"))
+        .call()
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not healthy after restart"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("documents_recovered="), "{text}");
+    let r = agent
+        .get(format!("{base}/indexes/e/documents/1"))
+        .header("Authorization", auth)
+        .call();
+    assert_eq!(common::Resp::from(r).body["t"], "small");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn sigterm_lets_an_in_flight_request_finish() {
+    use std::io::Read as _;
+    let (mut s, _dir) = Server::start(&[]);
+    let body = br#"[{"id":1,"title":"in flight"}]"#;
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let head = format!(
+        "POST /indexes/f/documents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    tcp.write_all(head.as_bytes()).unwrap();
+    tcp.write_all(&body[..10]).unwrap();
+    // Let the server read the headers: the request is now in flight, waiting for its body.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let pid = s.pid();
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    tcp.write_all(&body[10..]).unwrap();
+    let mut answer = String::new();
+    let _ = tcp.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    let status = s.terminate_wait();
+    assert!(status.success(), "exit status {status}");
+    s.restart();
+    assert_eq!(count(&s, "f"), 1);
+}

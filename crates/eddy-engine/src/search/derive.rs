@@ -131,54 +131,116 @@ impl WordDfa {
     pub fn walk_fst(
         &self,
         dict: &tantivy::termdict::TermDictionary,
+        found: impl FnMut(&[u8], u8),
+    ) -> std::io::Result<()> {
+        self.walk_automaton(
+            |dfa, (lo, hi), f| match dfa {
+                Some(dfa) => dict_stream(dict, FstAutomaton(dfa), lo, hi, f),
+                None => dict_stream(dict, tantivy_fst::automaton::AlwaysMatch, lo, hi, f),
+            },
+            found,
+        )
+    }
+
+    /// Streams matches from an FST map (a memtable's sealed dictionary).
+    pub fn walk_map(
+        &self,
+        map: &tantivy_fst::Map<Vec<u8>>,
+        found: impl FnMut(&[u8], u8),
+    ) -> std::io::Result<()> {
+        self.walk_automaton(
+            |dfa, (lo, hi), f| {
+                match dfa {
+                    Some(dfa) => map_stream(map, FstAutomaton(dfa), lo, hi, f),
+                    None => map_stream(map, tantivy_fst::automaton::AlwaysMatch, lo, hi, f),
+                }
+                Ok(())
+            },
+            found,
+        )
+    }
+
+    /// The walk over an automaton-intersecting dictionary: `stream(dfa, lo, hi, f)` calls `f`
+    /// with every term of `[lo, hi)` the automaton may accept (every term when `dfa` is
+    /// `None`); the final check of each term happens here.
+    fn walk_automaton(
+        &self,
+        mut stream: impl FnMut(Option<&DFA>, Bounds<'_>, &mut dyn FnMut(&[u8])) -> std::io::Result<()>,
         mut found: impl FnMut(&[u8], u8),
     ) -> std::io::Result<()> {
         if let Some(prefix) = &self.prefix_only {
-            let mut b = dict.range().ge(prefix);
-            if let Some(hi) = successor(prefix) {
-                b = b.lt(hi);
-            }
-            let mut stream = b.into_stream()?;
-            while stream.advance() {
-                found(stream.key(), 0);
-            }
-            return Ok(());
+            let hi = successor(prefix);
+            return stream(None, (Some(prefix), hi.as_deref()), &mut |t| found(t, 0));
         }
         let (lo, hi) = self.same_range();
-        let mut b = dict.search(FstAutomaton(&self.same)).ge(&lo);
-        if let Some(hi) = &hi {
-            b = b.lt(hi);
-        }
-        let mut stream = b.into_stream()?;
-        while let Some((term, _)) = stream.next() {
-            if let Some(d) = run(&self.same, term) {
-                found(term, d);
+        stream(Some(&self.same), (Some(&lo), hi.as_deref()), &mut |t| {
+            if let Some(d) = run(&self.same, t) {
+                found(t, d);
             }
-        }
+        })?;
         if let Some(other) = &self.other {
-            let mut ranges: Vec<(Option<&[u8]>, Option<&[u8]>)> = vec![(None, Some(&lo))];
+            let mut on_other = |t: &[u8]| {
+                if let Some(d) = run(other, t) {
+                    found(t, d + 1);
+                }
+            };
+            stream(Some(other), (None, Some(&lo)), &mut on_other)?;
             if let Some(hi) = &hi {
-                ranges.push((Some(hi), None));
-            }
-            for (from, to) in ranges {
-                let mut b = dict.search(FstAutomaton(other));
-                if let Some(from) = from {
-                    b = b.ge(from);
-                }
-                if let Some(to) = to {
-                    b = b.lt(to);
-                }
-                let mut stream = b.into_stream()?;
-                while let Some((term, _)) = stream.next() {
-                    if let Some(d) = run(other, term) {
-                        found(term, d + 1);
-                    }
-                }
+                stream(Some(other), (Some(hi), None), &mut on_other)?;
             }
         }
         Ok(())
     }
 }
+
+fn dict_stream<A>(
+    dict: &tantivy::termdict::TermDictionary,
+    aut: A,
+    lo: Option<&[u8]>,
+    hi: Option<&[u8]>,
+    f: &mut dyn FnMut(&[u8]),
+) -> std::io::Result<()>
+where
+    A: tantivy_fst::Automaton,
+    A::State: Clone,
+{
+    let mut b = dict.search(aut);
+    if let Some(lo) = lo {
+        b = b.ge(lo);
+    }
+    if let Some(hi) = hi {
+        b = b.lt(hi);
+    }
+    let mut stream = b.into_stream()?;
+    while let Some((term, _)) = stream.next() {
+        f(term);
+    }
+    Ok(())
+}
+
+fn map_stream<A: tantivy_fst::Automaton>(
+    map: &tantivy_fst::Map<Vec<u8>>,
+    aut: A,
+    lo: Option<&[u8]>,
+    hi: Option<&[u8]>,
+    f: &mut dyn FnMut(&[u8]),
+) {
+    use tantivy_fst::{IntoStreamer, Streamer};
+    let mut b = map.search(aut);
+    if let Some(lo) = lo {
+        b = b.ge(lo);
+    }
+    if let Some(hi) = hi {
+        b = b.lt(hi);
+    }
+    let mut stream = b.into_stream();
+    while let Some((term, _)) = stream.next() {
+        f(term);
+    }
+}
+
+/// A key range `[lo, hi)`; `None` bounds are open.
+type Bounds<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 
 /// The smallest key greater than every key starting with `prefix`, if any.
 pub fn successor(prefix: &[u8]) -> Option<Vec<u8>> {

@@ -31,6 +31,8 @@ pub const END: u32 = u32::MAX;
 /// A segment prepared for reading.
 pub struct SegLayer<'a> {
     reader: &'a SegmentReader,
+    searcher: &'a tantivy::Searcher,
+    ord: u32,
     fields: SegmentFields,
     text: Arc<InvertedIndexReader>,
     pk_index: Arc<InvertedIndexReader>,
@@ -43,19 +45,24 @@ pub struct SegLayer<'a> {
 }
 
 impl<'a> SegLayer<'a> {
-    /// Opens the readers of one segment. `deleted_tokens` is the token count of its deleted
-    /// documents (computed once per segment and delete generation by the caller).
+    /// Opens the readers of segment `ord` of a searcher. `deleted_tokens` is the token count
+    /// of its deleted documents (computed once per segment and delete generation by the
+    /// caller).
     pub fn open(
-        reader: &'a SegmentReader,
+        searcher: &'a tantivy::Searcher,
+        ord: u32,
         fields: SegmentFields,
         deleted_tokens: u64,
     ) -> Result<SegLayer<'a>> {
+        let reader = searcher.segment_reader(ord);
         let ff = reader.fast_fields();
         let pk = ff.str("_pk")?.ok_or_else(|| {
             crate::error::Error::Corrupt("segment without a _pk column".to_string())
         })?;
         Ok(SegLayer {
             reader,
+            searcher,
+            ord,
             fields,
             text: reader.inverted_index(fields.text)?,
             pk_index: reader.inverted_index(fields.pk)?,
@@ -124,11 +131,9 @@ impl<'a> SegLayer<'a> {
 
     /// Stored JSON of a document.
     pub fn json(&self, doc: u32) -> Result<Vec<u8>> {
-        let store = self
-            .reader
-            .get_store_reader(1)
-            .map_err(|e| crate::error::Error::io("open document store of segment", "", e))?;
-        let stored: tantivy::TantivyDocument = store.get(doc)?;
+        // Through the searcher: its store readers are opened once and cache blocks.
+        let stored: tantivy::TantivyDocument =
+            self.searcher.doc(tantivy::DocAddress::new(self.ord, doc))?;
         use tantivy::schema::document::Value as _;
         Ok(tantivy::schema::Document::iter_fields_and_values(&stored)
             .find(|(f, _)| *f == self.fields.doc)
@@ -471,8 +476,14 @@ impl<'a> Snapshot<'a> {
             .map_err(|e| crate::error::Error::io("read term dictionary of", "a segment", e))?;
         }
         for mem in &self.mems {
+            if let Some(map) = mem.sealed_terms() {
+                dfa.walk_map(map, |term, typos| derive::add(union, term, typos))
+                    .map_err(|e| {
+                        crate::error::Error::io("read term dictionary of", "a memtable", e)
+                    })?;
+            }
             dfa.walk_sorted(
-                |lo, hi| mem.terms_in(lo, hi),
+                |lo, hi| mem.recent_terms_in(lo, hi),
                 |term, typos| derive::add(union, term, typos),
             );
         }

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use eddy_engine::document::validate_index_uid;
@@ -11,6 +11,7 @@ use eddy_engine::{Code, IndexInfo};
 use serde_json::{Value, json};
 
 use super::accepted;
+use crate::auth::Access;
 use crate::body;
 use crate::error::ApiError;
 use crate::params::{self, QueryParams};
@@ -26,16 +27,18 @@ pub fn index_json(info: &IndexInfo) -> Value {
     })
 }
 
-/// `GET /indexes?offset&limit`.
+/// `GET /indexes?offset&limit`: only the indexes the key may reach.
 pub async fn list(
     State(state): State<AppState>,
+    Extension(access): Extension<Access>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let q = QueryParams::parse(query.as_deref())?;
     q.only(&["offset", "limit"])?;
     let offset = q.usize("offset", Code::InvalidIndexOffset)?.unwrap_or(0);
     let limit = q.usize("limit", Code::InvalidIndexLimit)?.unwrap_or(20);
-    let indexes = state.engine.indexes();
+    let mut indexes = state.engine.indexes();
+    indexes.retain(|i| access.index_allowed(&i.uid));
     let results: Vec<Value> = indexes
         .iter()
         .skip(offset)
@@ -61,6 +64,7 @@ fn primary_key_field(map: &serde_json::Map<String, Value>) -> Result<Option<Stri
 /// `POST /indexes {uid, primaryKey?}`.
 pub async fn create(
     State(state): State<AppState>,
+    Extension(access): Extension<Access>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     request: Body,
@@ -83,6 +87,8 @@ pub async fn create(
         }
     };
     let primary_key = primary_key_field(&map)?;
+    // The index is named in the body, so only here can the key's index patterns be checked.
+    access.check_index(&uid)?;
     let task = state
         .run(move |engine| Ok(engine.create_index(&uid, primary_key)?))
         .await?;

@@ -3,11 +3,12 @@
 use std::path::Path;
 
 use axum::Json;
-use axum::extract::{Path as UrlPath, RawQuery, State};
+use axum::extract::{Extension, Path as UrlPath, RawQuery, State};
 use eddy_engine::task::format_time;
 use eddy_engine::{Engine, IndexStats};
 use serde_json::{Map, Value, json};
 
+use crate::auth::Access;
 use crate::error::ApiError;
 use crate::params::QueryParams;
 use crate::state::AppState;
@@ -51,19 +52,25 @@ pub async fn index_stats(
         .await
 }
 
-/// `GET /stats`.
+/// `GET /stats`: only the indexes the key may reach.
 pub async fn stats(
     State(state): State<AppState>,
+    Extension(access): Extension<Access>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     QueryParams::parse(query.as_deref())?.only(&STATS_PARAMS)?;
-    state.run(|engine| Ok(Json(global_stats(engine)?))).await
+    state
+        .run(move |engine| Ok(Json(global_stats(engine, &access)?)))
+        .await
 }
 
-fn global_stats(engine: &Engine) -> Result<Value, ApiError> {
+fn global_stats(engine: &Engine, access: &Access) -> Result<Value, ApiError> {
     let mut indexes = Map::new();
     let mut last_update = None;
     for info in engine.indexes() {
+        if !access.index_allowed(&info.uid) {
+            continue;
+        }
         let stats = match engine.index_stats(&info.uid, true) {
             Ok(s) => s,
             // Deleted between the listing and now.

@@ -4,6 +4,7 @@ pub mod documents;
 pub mod facet_search;
 pub mod features;
 pub mod indexes;
+pub mod keys;
 pub mod meta;
 pub mod multi_search;
 pub mod search;
@@ -20,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use eddy_engine::{Code, Task};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth;
@@ -79,6 +81,11 @@ pub fn router(state: AppState) -> Router {
                 .patch(settings::patch_one)
                 .delete(settings::reset_one),
         )
+        .route("/keys", get(keys::list).post(keys::create))
+        .route(
+            "/keys/{key}",
+            get(keys::get).patch(keys::update).delete(keys::delete),
+        )
         .route("/tasks", get(tasks::list).delete(tasks::delete))
         .route("/tasks/cancel", post(tasks::cancel))
         .route("/tasks/{uid}", get(tasks::get))
@@ -101,7 +108,10 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::middleware,
         ))
+        .layer(axum::middleware::from_fn(crate::body::drain_unread))
         .layer(DefaultBodyLimit::disable())
+        // A body that stalls longer than this between two pieces ends the request.
+        .layer(RequestBodyTimeoutLayer::new(state.config.read_timeout))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

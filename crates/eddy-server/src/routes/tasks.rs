@@ -4,7 +4,7 @@
 //! is the task uid, and a batch object is derived from its one task.
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::response::Response;
 use eddy_engine::document::validate_index_uid;
 use eddy_engine::task::format_time;
@@ -14,6 +14,7 @@ use time::format_description::well_known::Rfc3339;
 use time::{Date, Duration, OffsetDateTime, Time};
 
 use super::accepted;
+use crate::auth::Access;
 use crate::error::ApiError;
 use crate::params::QueryParams;
 use crate::state::AppState;
@@ -166,6 +167,7 @@ pub fn filter(q: &QueryParams) -> Result<(TaskFilter, bool), ApiError> {
         statuses,
         types,
         index_uids,
+        index_patterns: None,
         before_enqueued_at: date(
             q,
             "beforeEnqueuedAt",
@@ -213,12 +215,14 @@ fn task_uid(text: &str, name: &str, code: Code) -> Result<u64, ApiError> {
 /// A page of tasks or batches, in Meilisearch's listing shape.
 async fn listing(
     state: &AppState,
+    access: &Access,
     raw: Option<String>,
     shape: fn(&Task) -> Value,
 ) -> Result<Json<Value>, ApiError> {
     let q = QueryParams::parse(raw.as_deref())?;
     q.only(&list_params())?;
-    let (filter, _) = filter(&q)?;
+    let (mut filter, _) = filter(&q)?;
+    filter.index_patterns = access.index_patterns();
     let (limit, from, reverse) = paging(&q)?;
     state
         .run(move |engine| {
@@ -239,34 +243,53 @@ fn task_json(task: &Task) -> Value {
     serde_json::to_value(task).unwrap_or(Value::Null)
 }
 
-/// `GET /tasks`.
+/// `GET /tasks`: only tasks of indexes the key may reach.
 pub async fn list(
     State(state): State<AppState>,
+    Extension(access): Extension<Access>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    listing(&state, raw, task_json).await
+    listing(&state, &access, raw, task_json).await
 }
 
-/// `GET /tasks/{uid}`.
+/// Whether a task is visible to `access`: its index is reachable, and tasks of no index
+/// only to keys reaching every index.
+fn visible(access: &Access, task: &Task) -> bool {
+    match &task.index_uid {
+        Some(index) => access.index_allowed(index),
+        None => access.all_indexes(),
+    }
+}
+
+/// `GET /tasks/{uid}` (`task_not_found` for a task the key may not see).
 pub async fn get(
     State(state): State<AppState>,
+    Extension(access): Extension<Access>,
     Path(uid): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let uid = task_uid(&uid, "taskUid", Code::InvalidTaskUids)?;
     state
-        .run(move |engine| Ok(Json(task_json(&engine.task(uid)?))))
+        .run(move |engine| {
+            let task = engine.task(uid)?;
+            if !visible(&access, &task) {
+                return Err(eddy_engine::Error::TaskNotFound(uid).into());
+            }
+            Ok(Json(task_json(&task)))
+        })
         .await
 }
 
 async fn filtered_write(
     state: AppState,
+    access: &Access,
     raw: Option<String>,
     action: &'static str,
     cancel: bool,
 ) -> Result<Response, ApiError> {
     let q = QueryParams::parse(raw.as_deref())?;
     q.only(&write_params())?;
-    let (filter, given) = filter(&q)?;
+    let (mut filter, given) = filter(&q)?;
+    filter.index_patterns = access.index_patterns();
     if !given {
         return Err(ApiError::new(
             Code::MissingTaskFilters,
@@ -296,17 +319,19 @@ async fn filtered_write(
 /// `POST /tasks/cancel?<filter>`.
 pub async fn cancel(
     State(state): State<AppState>,
+    Extension(access): Extension<Access>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    filtered_write(state, raw, "cancel", true).await
+    filtered_write(state, &access, raw, "cancel", true).await
 }
 
 /// `DELETE /tasks?<filter>`.
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(access): Extension<Access>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    filtered_write(state, raw, "delete", false).await
+    filtered_write(state, &access, raw, "delete", false).await
 }
 
 /// The batch of one task, in the shape of Meilisearch's batch object.
@@ -335,21 +360,23 @@ pub fn batch_json(task: &Task) -> Value {
 /// `GET /batches`.
 pub async fn batches(
     State(state): State<AppState>,
+    Extension(access): Extension<Access>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    listing(&state, raw, batch_json).await
+    listing(&state, &access, raw, batch_json).await
 }
 
 /// `GET /batches/{uid}`.
 pub async fn batch(
     State(state): State<AppState>,
+    Extension(access): Extension<Access>,
     Path(uid): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let uid = task_uid(&uid, "batchUid", Code::InvalidTaskBatchUids)?;
     state
         .run(move |engine| match engine.task(uid) {
-            Ok(task) => Ok(Json(batch_json(&task))),
-            Err(eddy_engine::Error::TaskNotFound(_)) => Err(ApiError::new(
+            Ok(task) if visible(&access, &task) => Ok(Json(batch_json(&task))),
+            Ok(_) | Err(eddy_engine::Error::TaskNotFound(_)) => Err(ApiError::new(
                 Code::BatchNotFound,
                 format!("Batch `{uid}` not found."),
             )),

@@ -146,6 +146,19 @@ impl Server {
         }
     }
 
+    /// Waits for the exit status of a server already told to stop.
+    pub fn terminate_wait(&mut self) -> ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = c.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "eddy did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Starts again on the same directory (a new port).
     pub fn restart(&mut self) {
         self.kill();
@@ -198,6 +211,45 @@ impl Server {
             req = req.header(*k, *v);
         }
         Resp::from(req.send(body))
+    }
+}
+
+impl Server {
+    /// Any method, any headers, an optional body.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Resp {
+        let url = self.url(path);
+        match body {
+            Some(body) => {
+                let mut req = match method {
+                    "POST" => self.agent.post(&url),
+                    "PUT" => self.agent.put(&url),
+                    "PATCH" => self.agent.patch(&url),
+                    "DELETE" => self.agent.delete(&url).force_send_body(),
+                    other => panic!("method {other} with a body"),
+                };
+                for (k, v) in headers {
+                    req = req.header(*k, *v);
+                }
+                Resp::from(req.send(body))
+            }
+            None => {
+                let mut req = match method {
+                    "GET" => self.agent.get(&url),
+                    "DELETE" => self.agent.delete(&url),
+                    other => panic!("method {other} without a body"),
+                };
+                for (k, v) in headers {
+                    req = req.header(*k, *v);
+                }
+                Resp::from(req.call())
+            }
+        }
     }
 }
 
