@@ -573,7 +573,7 @@ mod tests {
             (json!({"sort": [1]}), "invalid_search_sort"),
             (json!({"facets": "genre"}), "invalid_search_facets"),
             (
-                json!({"rankingScoreThreshold": 0.5}),
+                json!({"rankingScoreThreshold": 1.5}),
                 "invalid_search_ranking_score_threshold",
             ),
             (json!({"unknown": 1}), "bad_request"),
