@@ -108,7 +108,7 @@ pub fn run() -> Result<Value> {
     let filtered: Vec<_> = picks
         .iter()
         .map(|(q, c, ..)| SearchRequest {
-            filter: Some(json!(format!("country = {c}"))),
+            filter: Some(json!(format!("country = \"{c}\""))),
             ..base(q)
         })
         .collect();
@@ -136,7 +136,17 @@ pub fn run() -> Result<Value> {
             ..SearchRequest::default()
         })
         .collect();
+    // Facets over every document (placeholder search), the worst case for facet counting.
+    let facets_all: Vec<_> = (0..20)
+        .map(|_| SearchRequest {
+            q: None,
+            limit: 20,
+            facets: Some(vec!["country".into()]),
+            ..SearchRequest::default()
+        })
+        .collect();
     let plain_ms = p50_ms(&engine, &plain)?;
+    let facets_all_ms = p50_ms(&engine, &facets_all)?;
     let filter_ms = p50_ms(&engine, &filtered)?;
     let facets_ms = p50_ms(&engine, &faceted)?;
     let sort_ms = p50_ms(&engine, &sorted)?;
@@ -157,6 +167,7 @@ pub fn run() -> Result<Value> {
         "plain_p50_ms": plain_ms,
         "filter_p50_ms": filter_ms,
         "facets_p50_ms": facets_ms,
+        "facets_all_docs_p50_ms": facets_all_ms,
         "sort_p50_ms": sort_ms,
         "geo_p50_ms": geo_ms,
         "rebuild_docs_per_s": n as f64 / rebuild_s.max(1e-9),

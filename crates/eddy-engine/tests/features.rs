@@ -118,10 +118,43 @@ const SETTINGS: &str = r#"{
   "sortableAttributes": ["year", "rating", "title", "_geo"]
 }"#;
 
+/// Settings of a seed: the common ones, plus ranking rules, searchable attributes, a
+/// distinct attribute or tokenization depending on the seed.
+fn settings_of(seed: u64) -> Value {
+    let mut v: Value = serde_json::from_str(SETTINGS).unwrap();
+    let extra = match seed % 4 {
+        1 => json!({"rankingRules": ["sort", "words", "rating:desc", "bm25"],
+                    "searchableAttributes": ["title", "genre"]}),
+        2 => json!({"distinctAttribute": "info.lang", "separatorTokens": ["ar"]}),
+        3 => {
+            json!({"rankingRules": ["bm25", "year:asc", "sort"], "synonyms": {"storm": ["night"]}})
+        }
+        _ => json!({}),
+    };
+    for (k, x) in extra.as_object().unwrap() {
+        v[k] = x.clone();
+    }
+    v
+}
+
 /// Runs the script; `flush_after(i)` says whether to flush after step `i`.
 fn build(dir: &std::path::Path, steps: &[Step], flush_after: impl Fn(usize) -> bool) -> Engine {
+    build_with(
+        dir,
+        steps,
+        flush_after,
+        serde_json::from_str(SETTINGS).unwrap(),
+    )
+}
+
+fn build_with(
+    dir: &std::path::Path,
+    steps: &[Step],
+    flush_after: impl Fn(usize) -> bool,
+    settings: Value,
+) -> Engine {
     let engine = Engine::open(dir, manual()).unwrap();
-    let Value::Object(patch) = serde_json::from_str(SETTINGS).unwrap() else {
+    let Value::Object(patch) = settings else {
         unreachable!()
     };
     let t = engine.update_settings("idx", patch).unwrap();
@@ -217,6 +250,7 @@ fn request(rng: &mut StdRng) -> SearchRequest {
     SearchRequest {
         q,
         limit: 1000,
+        attributes_to_search_on: rng.random_bool(0.2).then(|| vec!["title".to_string()]),
         filter,
         sort: SORTS[rng.random_range(0..SORTS.len())]
             .iter()
@@ -250,20 +284,24 @@ fn check_seed(seed: u64) {
     let steps = script(seed);
     let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
     let n = steps.len();
+    let settings = settings_of(seed);
     let engines = [
-        build(dirs[0].path(), &steps, |_| false),
-        build(dirs[1].path(), &steps, |i| i + 1 == n),
-        build(dirs[2].path(), &steps, |i| i == n / 2),
-        build(dirs[3].path(), &steps, |i| i % 2 == 0),
+        build_with(dirs[0].path(), &steps, |_| false, settings.clone()),
+        build_with(dirs[1].path(), &steps, |i| i + 1 == n, settings.clone()),
+        build_with(dirs[2].path(), &steps, |i| i == n / 2, settings.clone()),
+        build_with(dirs[3].path(), &steps, |i| i % 2 == 0, settings.clone()),
     ];
+    let setting_distinct = settings.get("distinctAttribute").is_some();
     let docs = reference(&steps);
-    assert_eq!(
-        engines[0]
-            .search("idx", &SearchRequest::default())
-            .unwrap()
-            .total,
-        docs.len() as u64
-    );
+    let all = engines[0]
+        .search("idx", &SearchRequest::default())
+        .unwrap()
+        .total;
+    if setting_distinct {
+        assert!(all < docs.len() as u64);
+    } else {
+        assert_eq!(all, docs.len() as u64);
+    }
     let mut rng = StdRng::seed_from_u64(seed ^ 0xfeed);
     for _ in 0..60 {
         let r = request(&mut rng);
@@ -272,7 +310,7 @@ fn check_seed(seed: u64) {
             assert_eq!(answer(e, &r), first, "layers disagree on {r:?}");
         }
         // Brute force: the filter selects the same documents (placeholder, no distinct).
-        if r.q.is_none() && r.distinct.is_none() {
+        if r.q.is_none() && r.distinct.is_none() && !setting_distinct {
             let filter = r
                 .filter
                 .as_ref()
@@ -314,6 +352,10 @@ fn check_seed(seed: u64) {
         // Sorted hits are in order of their first criterion.
         if let (Some(first_sort), None) = (r.sort.first(), r.distinct.as_ref())
             && r.q.is_none()
+            && !setting_distinct
+            && settings["rankingRules"]
+                .as_array()
+                .is_none_or(|rules| rules.first().is_some_and(|x| x == "sort"))
             && !first_sort.starts_with("_geo")
         {
             let (attr, dir) = first_sort.rsplit_once(':').unwrap();
@@ -357,7 +399,7 @@ fn check_seed(seed: u64) {
 
 #[test]
 fn layers_agree_on_filters_facets_sort_distinct() {
-    for seed in 0..3 {
+    for seed in 0..4 {
         check_seed(seed);
     }
 }
@@ -582,6 +624,48 @@ fn synonyms_are_one_way_and_threshold_drops_low_scores() {
         assert_eq!(search("sofa", None), ["1"]);
         assert_eq!(search("couch", Some(1.0)), Vec::<String>::new());
         assert_eq!(search("couch", Some(0.0)), ["1", "2"]);
+        engine.flush().unwrap();
+    }
+}
+
+#[test]
+fn typos_are_refused_in_disabled_attributes() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), manual()).unwrap();
+    engine
+        .add_documents(
+            "t",
+            br#"[{"id":1,"title":"mountain","sku":"mountain"},{"id":2,"title":"river","sku":"mountain"}]"#,
+            PayloadFormat::Json,
+            Method::Replace,
+            None,
+        )
+        .unwrap();
+    let Value::Object(patch) = json!({"typoTolerance": {"disableOnAttributes": ["sku"]}}) else {
+        unreachable!()
+    };
+    engine.update_settings("t", patch).unwrap();
+    let search = |q: &str| -> Vec<String> {
+        let mut ids: Vec<String> = engine
+            .search(
+                "t",
+                &SearchRequest {
+                    q: Some(q.into()),
+                    ..SearchRequest::default()
+                },
+            )
+            .unwrap()
+            .hits
+            .into_iter()
+            .map(|h| h.id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    for _ in 0..2 {
+        assert_eq!(search("mountain"), ["1", "2"]);
+        // One typo: only the title may match with it.
+        assert_eq!(search("mountaim "), ["1"]);
         engine.flush().unwrap();
     }
 }

@@ -33,6 +33,20 @@ fn ordered_bits(n: f64) -> u64 {
     }
 }
 
+/// What makes two values of one document the same facet value.
+#[derive(PartialEq)]
+enum Key<'v> {
+    Number(u64),
+    Str(&'v str),
+}
+
+fn facet_key(v: &FacetValue) -> Option<Key<'_>> {
+    match v {
+        FacetValue::Number(n) => Some(Key::Number(ordered_bits(*n))),
+        other => other.as_facet_str().map(Key::Str),
+    }
+}
+
 /// Accumulates facet counts over documents.
 pub struct FacetCounter {
     attributes: Vec<String>,
@@ -115,42 +129,40 @@ impl FacetCounter {
     pub fn add_values<'f>(&mut self, facets_of: impl Fn(usize) -> &'f FieldFacets) {
         for (i, counts) in self.counts.iter_mut().enumerate() {
             let values = &facets_of(i).values;
-            let mut seen_numbers: Vec<u64> = Vec::new();
-            let mut seen_strings: Vec<&str> = Vec::new();
-            for v in values {
+            for (j, v) in values.iter().enumerate() {
+                // Each value once per document: skip one met earlier in this document
+                // (arrays are short; no allocation).
+                let key = facet_key(v);
+                if key.is_none() || values[..j].iter().any(|w| facet_key(w) == key) {
+                    continue;
+                }
                 match v {
                     FacetValue::Number(n) => {
-                        let key = ordered_bits(*n);
-                        if !seen_numbers.contains(&key) {
-                            seen_numbers.push(key);
-                            counts.numbers.entry(key).or_insert((*n, 0)).1 += 1;
-                        }
+                        counts.numbers.entry(ordered_bits(*n)).or_insert((*n, 0)).1 += 1;
                     }
                     FacetValue::String {
                         normalized,
                         original,
-                    } => {
-                        if !seen_strings.contains(&normalized.as_str()) {
-                            seen_strings.push(normalized);
-                            let e = counts
-                                .strings
-                                .entry(normalized.clone())
-                                .or_insert_with(|| (original.clone(), 0));
+                    } => match counts.strings.get_mut(normalized.as_str()) {
+                        Some(e) => {
                             if original < &e.0 {
                                 e.0.clone_from(original);
                             }
                             e.1 += 1;
                         }
-                    }
-                    FacetValue::Bool(b) => {
-                        let s = if *b { "true" } else { "false" };
-                        if !seen_strings.contains(&s) {
-                            seen_strings.push(s);
+                        None => {
                             counts
                                 .strings
-                                .entry(s.to_string())
-                                .or_insert_with(|| (s.to_string(), 0))
-                                .1 += 1;
+                                .insert(normalized.clone(), (original.clone(), 1));
+                        }
+                    },
+                    FacetValue::Bool(b) => {
+                        let s = if *b { "true" } else { "false" };
+                        match counts.strings.get_mut(s) {
+                            Some(e) => e.1 += 1,
+                            None => {
+                                counts.strings.insert(s.to_string(), (s.to_string(), 1));
+                            }
                         }
                     }
                     FacetValue::Null => {}

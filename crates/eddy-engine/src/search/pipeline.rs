@@ -115,12 +115,15 @@ fn search_on(request: &SearchRequest, settings: &Settings) -> Result<Option<Vec<
     Ok(Some(asked.clone()))
 }
 
-/// Which query groups a document matches within the allowed attributes, from the exact
-/// terms the plan derived (so it agrees with the index on every layer).
+/// Which query groups a document matches within the allowed attributes (`None` = all),
+/// from the exact terms the plan derived (so it agrees with the index on every layer).
+/// Derivations with typos do not count in `no_typo` attributes
+/// (`typoTolerance.disableOnAttributes`).
 fn allowed_mask(
     doc: &Value,
     plan: &Plan,
-    allowed: &[String],
+    allowed: Option<&[String]>,
+    no_typo: &[String],
     tok: &crate::analysis::Tokenization,
 ) -> u64 {
     let Value::Object(map) = doc else {
@@ -129,9 +132,10 @@ fn allowed_mask(
     let mut mask = 0u64;
     let mut field_words: Vec<String> = Vec::new();
     crate::analysis::for_each_leaf(map, |path, text, _| {
-        if !covers(allowed, path) {
+        if allowed.is_some_and(|a| !covers(a, path)) {
             return;
         }
+        let typos_ok = !covers(no_typo, path);
         field_words.clear();
         field_words.extend(
             crate::analysis::words_with(text, tok)
@@ -140,9 +144,11 @@ fn allowed_mask(
         );
         for (g, group) in plan.groups.iter().enumerate() {
             let hit = match group {
-                Group::Word(derivations) => field_words
-                    .iter()
-                    .any(|w| derivations.iter().any(|d| &d.term == w)),
+                Group::Word(derivations) => field_words.iter().any(|w| {
+                    derivations
+                        .iter()
+                        .any(|d| &d.term == w && (typos_ok || d.typos == 0))
+                }),
                 Group::Phrase { words, .. } => {
                     !words.is_empty()
                         && field_words
@@ -156,6 +162,12 @@ fn allowed_mask(
         }
     });
     mask
+}
+
+/// Whether the `bm25` rule comes before `words` (the top-k path ranks words first).
+fn bm25_before_words(settings: &Settings) -> bool {
+    let at = |name: &str| settings.ranking_rules.iter().position(|r| r == name);
+    matches!((at("bm25"), at("words")), (Some(b), Some(w)) if b < w)
 }
 
 fn bucket_of(mask: u64, n_groups: usize, strategy: Strategy) -> u32 {
@@ -308,7 +320,9 @@ pub fn execute(
         && resolved.criteria.is_empty()
         && resolved.distinct.is_none()
         && resolved.facets.is_none()
-        && resolved.search_on.is_none();
+        && resolved.search_on.is_none()
+        && settings.typo_tolerance.disable_on_attributes.is_empty()
+        && !bm25_before_words(settings);
     if simple {
         let Ranked { hits, total } = super::rank(snapshot, settings, &effective)?;
         return Ok(Executed {
@@ -333,11 +347,12 @@ pub fn execute(
     // Unordered: entries are ordered once filtered.
     let candidates: Vec<Candidate> = if placeholder {
         let mut v = Vec::new();
+        // `seq` is read once a document passes the filter.
         snapshot.for_each_visible(|doc| {
             v.push(Candidate {
                 bucket: 0,
                 score: 0.0,
-                seq: snapshot.seq(doc.layer, doc.doc),
+                seq: 0,
                 doc,
             });
         });
@@ -351,8 +366,11 @@ pub fn execute(
         all.into_sorted()
     };
     let tok = crate::analysis::Tokenization::from_settings(settings);
-    let restrict = match (&resolved.search_on, &the_plan) {
-        (Some(allowed), Some(p)) => Some((allowed, p)),
+    let no_typo = &settings.typo_tolerance.disable_on_attributes;
+    let restrict = match &the_plan {
+        Some(p) if resolved.search_on.is_some() || !no_typo.is_empty() => {
+            Some((resolved.search_on.as_deref(), p))
+        }
         _ => None,
     };
 
@@ -400,7 +418,7 @@ pub fn execute(
     for mut candidate in candidates {
         if let Some((allowed, p)) = restrict {
             let doc = doc_json(snapshot, candidate.doc)?;
-            let mask = allowed_mask(&doc, p, allowed, &tok);
+            let mask = allowed_mask(&doc, p, allowed, no_typo, &tok);
             candidate.bucket = bucket_of(mask, p.groups.len(), resolved.strategy);
             if candidate.bucket == 0 {
                 continue;
@@ -411,6 +429,9 @@ pub fn execute(
             && !reader.matches(f, &values)
         {
             continue;
+        }
+        if placeholder {
+            candidate.seq = snapshot.seq(candidate.doc.layer, candidate.doc.doc);
         }
         let keys = resolved
             .criteria

@@ -166,9 +166,14 @@ impl<'s, 'a> ValueReader<'s, 'a> {
                 Some(i) => condition_matches(op, values.facets(i)),
                 None => condition_matches(op, &EMPTY),
             },
-            Filter::GeoRadius { lat, lng, radius_m } => values
-                .geo()
-                .is_some_and(|p| eddy_filter::geo_radius_contains((*lat, *lng), *radius_m, p)),
+            Filter::GeoRadius { lat, lng, radius_m } => values.geo().is_some_and(|p| {
+                // A great-circle distance is at least the latitude difference's arc: points
+                // clearly farther in latitude alone skip the haversine (1 m of margin covers
+                // rounding, so the answer is the reference evaluator's).
+                let lat_arc_m = (p.0 - lat).to_radians().abs() * eddy_filter::EARTH_RADIUS_M;
+                lat_arc_m <= radius_m + 1.0
+                    && eddy_filter::geo_radius_contains((*lat, *lng), *radius_m, p)
+            }),
             Filter::GeoBoundingBox {
                 top_right,
                 bottom_left,
