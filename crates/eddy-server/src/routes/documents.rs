@@ -10,7 +10,7 @@ use eddy_engine::{Code, DocumentQuery, Engine, Method};
 use serde_json::{Map, Value, json};
 
 use super::accepted;
-use super::indexes::WRITE_PARAMS;
+use super::check_write;
 use crate::body;
 use crate::error::ApiError;
 use crate::params::{self, QueryParams, is_blank, not_supported_yet};
@@ -252,8 +252,7 @@ pub async fn delete_one(
     Path((uid, id)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    QueryParams::parse(query.as_deref())?.only(&WRITE_PARAMS)?;
-    validate_index_uid(&uid)?;
+    check_write(query.as_deref(), &uid)?;
     let task = state
         .run(move |engine| Ok(engine.delete_documents(&uid, vec![Value::String(id)])?))
         .await?;
@@ -268,8 +267,7 @@ pub async fn delete_batch(
     headers: HeaderMap,
     request: Body,
 ) -> Result<Response, ApiError> {
-    QueryParams::parse(query.as_deref())?.only(&WRITE_PARAMS)?;
-    validate_index_uid(&uid)?;
+    check_write(query.as_deref(), &uid)?;
     let value = body::read_json(&headers, request, state.config.payload_limit_bytes).await?;
     let Value::Array(ids) = value else {
         return Err(ApiError::bad_request(format!(
@@ -309,8 +307,7 @@ pub async fn delete_by_filter(
     headers: HeaderMap,
     request: Body,
 ) -> Result<Response, ApiError> {
-    QueryParams::parse(query.as_deref())?.only(&WRITE_PARAMS)?;
-    validate_index_uid(&uid)?;
+    check_write(query.as_deref(), &uid)?;
     let value = body::read_json(&headers, request, state.config.payload_limit_bytes).await?;
     let map: Map<String, Value> = params::object(value, &["filter"])?;
     if is_blank(map.get("filter")) {
@@ -333,8 +330,7 @@ pub async fn clear(
     Path(uid): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    QueryParams::parse(query.as_deref())?.only(&WRITE_PARAMS)?;
-    validate_index_uid(&uid)?;
+    check_write(query.as_deref(), &uid)?;
     let task = state
         .run(move |engine| Ok(engine.clear_documents(&uid)?))
         .await?;

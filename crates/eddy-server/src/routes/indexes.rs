@@ -11,6 +11,7 @@ use eddy_engine::{Code, IndexInfo};
 use serde_json::{Value, json};
 
 use super::accepted;
+use super::check_write;
 use crate::auth::Access;
 use crate::body;
 use crate::error::ApiError;
@@ -112,8 +113,7 @@ pub async fn update(
     headers: HeaderMap,
     request: Body,
 ) -> Result<Response, ApiError> {
-    QueryParams::parse(query.as_deref())?.only(&WRITE_PARAMS)?;
-    validate_index_uid(&uid)?;
+    check_write(query.as_deref(), &uid)?;
     let value = body::read_json(&headers, request, state.config.payload_limit_bytes).await?;
     let map = params::object(value, &["primaryKey"])?;
     let primary_key = primary_key_field(&map)?;
@@ -129,8 +129,7 @@ pub async fn delete(
     Path(uid): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    QueryParams::parse(query.as_deref())?.only(&WRITE_PARAMS)?;
-    validate_index_uid(&uid)?;
+    check_write(query.as_deref(), &uid)?;
     let task = state
         .run(move |engine| Ok(engine.delete_index(&uid)?))
         .await?;

@@ -128,6 +128,14 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
     tracing::debug_span!("request", method = %request.method(), path = %path)
 }
 
+/// The checks every index write route starts with: only the write query parameters, and a
+/// valid index uid.
+pub fn check_write(query: Option<&str>, uid: &str) -> Result<(), ApiError> {
+    crate::params::QueryParams::parse(query)?.only(&indexes::WRITE_PARAMS)?;
+    eddy_engine::document::validate_index_uid(uid)?;
+    Ok(())
+}
+
 /// The answer of every write route: 202 with the summarized task. The engine returns only
 /// after the operation is durable and applied, so the task is already finished.
 pub fn accepted(task: &Task) -> Response {

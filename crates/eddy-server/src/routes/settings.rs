@@ -12,10 +12,10 @@ use eddy_engine::document::validate_index_uid;
 use serde_json::{Map, Value};
 
 use super::accepted;
-use super::indexes::WRITE_PARAMS;
+use super::check_write;
 use crate::body;
 use crate::error::ApiError;
-use crate::params::{self, QueryParams};
+use crate::params;
 use crate::state::AppState;
 
 fn settings_json(settings: &Settings) -> Result<Value, ApiError> {
@@ -40,8 +40,7 @@ pub async fn update(
     headers: HeaderMap,
     request: Body,
 ) -> Result<Response, ApiError> {
-    QueryParams::parse(query.as_deref())?.only(&WRITE_PARAMS)?;
-    validate_index_uid(&uid)?;
+    check_write(query.as_deref(), &uid)?;
     let value = body::read_json(&headers, request, state.config.payload_limit_bytes).await?;
     let Value::Object(patch) = value else {
         return Err(ApiError::bad_request(format!(
@@ -61,8 +60,7 @@ pub async fn reset(
     Path(uid): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    QueryParams::parse(query.as_deref())?.only(&WRITE_PARAMS)?;
-    validate_index_uid(&uid)?;
+    check_write(query.as_deref(), &uid)?;
     let defaults = settings_json(&Settings::default())?;
     let patch: Map<String, Value> = defaults
         .as_object()
@@ -140,8 +138,7 @@ async fn update_one(
     if patch_route != with_patch {
         return Err(method_not_allowed());
     }
-    QueryParams::parse(query.as_deref())?.only(&WRITE_PARAMS)?;
-    validate_index_uid(&uid)?;
+    check_write(query.as_deref(), &uid)?;
     let value = value?;
     let mut patch = Map::new();
     patch.insert(field.to_string(), value);
@@ -181,8 +178,7 @@ pub async fn reset_one(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let (field, _) = sub_route(&name)?;
-    QueryParams::parse(query.as_deref())?.only(&WRITE_PARAMS)?;
-    validate_index_uid(&uid)?;
+    check_write(query.as_deref(), &uid)?;
     let mut patch = Map::new();
     patch.insert(field.to_string(), Value::Null);
     let task = state
