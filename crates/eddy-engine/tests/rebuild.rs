@@ -358,7 +358,7 @@ fn a_crash_at_any_step_of_a_rebuild_loses_nothing_and_the_rebuild_completes() {
             gate.wait_reached();
             for i in 0..200u64 {
                 let d = json!({"id": 10_000 + i, "t": "newzzbar"});
-                add(&engine, &[d.clone()]);
+                add(&engine, std::slice::from_ref(&d));
                 expected.insert(d["id"].to_string(), d);
                 engine.delete_documents("r", vec![json!(i)]).unwrap();
                 expected.remove(&i.to_string());
