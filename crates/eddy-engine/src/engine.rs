@@ -104,6 +104,8 @@ pub struct IndexStats {
     pub last_flush_at: Option<OffsetDateTime>,
     /// How long it took.
     pub last_flush_duration: Option<Duration>,
+    /// Whether a rebuild for new settings is under way (Meilisearch's `isIndexing`).
+    pub rebuilding: bool,
 }
 
 /// A search hit.
@@ -886,6 +888,7 @@ impl Engine {
             wal_bytes,
             last_flush_at: flush.last_flush_at,
             last_flush_duration: flush.last_flush_duration,
+            rebuilding: instance.pending_rebuild_lsn().is_some(),
         })
     }
 

@@ -467,9 +467,11 @@ fn a_query_time_change_during_a_rebuild_applies_at_once_and_is_kept() {
             .unwrap();
         assert_eq!(r.total, 250);
         assert!(engine.settings("r").unwrap().separator_tokens.is_empty());
+        assert!(engine.index_stats("r", false).unwrap().rebuilding);
     });
     let t = engine.wait_for_task(first.uid, WAIT).unwrap();
     assert_eq!(t.status, TaskStatus::Succeeded);
+    assert!(!engine.index_stats("r", false).unwrap().rebuilding);
     let s = engine.settings("r").unwrap();
     assert_eq!(s.separator_tokens, ["zz"]);
     assert_eq!(s.filterable_attributes.len(), 1);
