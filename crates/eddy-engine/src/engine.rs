@@ -1820,7 +1820,11 @@ impl Inner {
         if !mode.skip_meta(lsn) {
             self.meta
                 .scan_tasks(Some(own.saturating_sub(1)), false, |t| {
-                    if t.uid < own && filter.matches(&t) {
+                    // As in Meilisearch, only finished tasks are deleted (a settings task
+                    // waiting for its rebuild is not).
+                    let finished =
+                        !matches!(t.status, TaskStatus::Enqueued | TaskStatus::Processing);
+                    if t.uid < own && finished && filter.matches(&t) {
                         matched.push(t.uid);
                     }
                     true
@@ -1996,13 +2000,19 @@ impl Inner {
             if self.poisoned.read().is_some() {
                 continue;
             }
-            match self.run_rebuild(&uid) {
-                Ok(true) => self.enqueue_rebuild(&uid),
-                Ok(false) => {}
-                Err(e) => {
+            // A panic must not leave the task `processing` forever on a working engine.
+            let run =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_rebuild(&uid)));
+            match run {
+                Ok(Ok(true)) => self.enqueue_rebuild(&uid),
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => {
                     // Like a failed flush (C2): the old index and the log are intact, and a
                     // restart runs the rebuild again from its pending record.
                     self.poison(format!("rebuild of index `{uid}` failed: {e}"));
+                }
+                Err(_) => {
+                    self.poison(format!("rebuild of index `{uid}` panicked"));
                 }
             }
             let (lock, cv) = &self.task_events;

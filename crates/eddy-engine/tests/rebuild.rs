@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use eddy_engine::{
     Engine, EngineConfig, Error, MergeStrategy, Method, PayloadFormat, SearchRequest, Task,
-    TaskStatus,
+    TaskFilter, TaskStatus,
 };
 use parking_lot::{Condvar, Mutex};
 use serde_json::{Value, json};
@@ -456,7 +456,14 @@ fn another_tokenization_change_during_a_rebuild_restarts_it() {
 
 #[test]
 fn a_query_time_change_during_a_rebuild_applies_at_once_and_is_kept() {
+    let mut deletion = None;
     let (_dir, engine, first) = rebuild_interrupted_by(|engine| {
+        // The settings task is the last one before this closure runs.
+        let first_uid = engine
+            .tasks(&TaskFilter::default(), None, 1, false)
+            .unwrap()
+            .results[0]
+            .uid;
         let t = settings_async(engine, json!({"filterableAttributes": ["g"]}));
         assert_eq!(t.status, TaskStatus::Succeeded);
         // The serving (old) index filters on it already.
@@ -473,10 +480,25 @@ fn a_query_time_change_during_a_rebuild_applies_at_once_and_is_kept() {
         assert_eq!(r.total, 250);
         assert!(engine.settings("r").unwrap().separator_tokens.is_empty());
         assert!(engine.index_stats("r", false).unwrap().rebuilding);
+        // Deleting every task deletes the finished ones only.
+        let t = engine
+            .delete_tasks(TaskFilter::default(), "uids=*".into())
+            .unwrap();
+        assert_eq!(
+            engine.task(first_uid).unwrap().status,
+            TaskStatus::Processing
+        );
+        assert!(engine.task(first_uid - 1).is_err());
+        deletion = Some(t);
     });
+    let deletion = deletion.unwrap();
     let t = engine.wait_for_task(first.uid, WAIT).unwrap();
     assert_eq!(t.status, TaskStatus::Succeeded);
     assert!(!engine.index_stats("r", false).unwrap().rebuilding);
+    assert_eq!(
+        engine.task(deletion.uid).unwrap().status,
+        TaskStatus::Succeeded
+    );
     let s = engine.settings("r").unwrap();
     assert_eq!(s.separator_tokens, ["zz"]);
     assert_eq!(s.filterable_attributes.len(), 1);
