@@ -121,6 +121,8 @@ pub struct SearchHit {
     pub ranking_score: f64,
     /// Meters to the `_geoPoint` the search is sorted by (`_geoDistance`).
     pub geo_distance: Option<f64>,
+    /// Query words matched under the matching strategy (the `words` rule's bucket).
+    pub matching_words: u32,
 }
 
 /// What the documents routes ask for.
@@ -721,6 +723,7 @@ impl Engine {
                     score: h.candidate.score,
                     ranking_score: h.ranking_score,
                     geo_distance: h.geo_distance,
+                    matching_words: h.candidate.bucket,
                 });
             }
             Ok(SearchResults {

@@ -7,6 +7,7 @@ pub mod indexes;
 pub mod keys;
 pub mod meta;
 pub mod multi_search;
+pub mod score_details;
 pub mod search;
 pub mod settings;
 pub mod tasks;
