@@ -531,3 +531,62 @@ fn clearing_the_index_during_a_rebuild_restarts_it() {
     assert_eq!(total(&engine, ""), 1);
     assert_eq!(total(&engine, "\"bar\""), 1);
 }
+
+/// After the swap, the rebuilt index's catch-up memtable stands for log records from the
+/// copy's LSN on: checkpoints driven by another index must not truncate them away before it
+/// is flushed, or a crash would lose the writes made during the rebuild.
+#[test]
+fn the_rebuilt_index_holds_the_log_until_its_catch_up_is_flushed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut cfg, gate) = gated("rebuild.after_copy");
+    cfg.merge_strategy = MergeStrategy::Immediate;
+    cfg.write_buffer_bytes = 2 << 10;
+    cfg.wal_segment_bytes = 4 << 10;
+    // Only full memtables freeze: the catch-up memtable stays unflushed.
+    cfg.idle_freeze = Duration::from_secs(3600);
+    cfg.max_memtable_age = Duration::from_secs(3600);
+    let engine = Engine::open(dir.path(), cfg).unwrap();
+    let docs: Vec<Value> = (0..300)
+        .map(|i| json!({"id": i, "t": format!("w{i}zzbar")}))
+        .collect();
+    add(&engine, &docs);
+    let task = settings_async(&engine, json!({"separatorTokens": ["zz"]}));
+    gate.wait_reached();
+    let mut expected = all_docs(&engine);
+    for i in 0..100u64 {
+        let d = json!({"id": 1_000 + i, "t": "newzzbar"});
+        add(&engine, std::slice::from_ref(&d));
+        expected.insert(d["id"].to_string(), d);
+        engine.delete_documents("r", vec![json!(i)]).unwrap();
+        expected.remove(&i.to_string());
+    }
+    gate.release();
+    let t = engine.wait_for_task(task.uid, WAIT).unwrap();
+    assert_eq!(t.status, TaskStatus::Succeeded);
+    // Another index flushes and checkpoints (truncating the log) again and again.
+    let mut mark = 0;
+    for i in 0..300u64 {
+        let t = engine
+            .add_documents(
+                "o",
+                &serde_json::to_vec(&[json!({"id": i, "pad": "x".repeat(200)})]).unwrap(),
+                PayloadFormat::Json,
+                Method::Replace,
+                Some("id".into()),
+            )
+            .unwrap();
+        if i == 200 {
+            mark = t.uid + 1;
+        }
+    }
+    // Once a flush of `o` passed the mark, its round's checkpoint runs before the flusher
+    // stops (dropping the engine joins it).
+    while engine.index_stats("o", false).unwrap().checkpoint < mark {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(engine.index_stats("r", false).unwrap().memtable_bytes > 0);
+    drop(engine);
+    let engine = Engine::open(dir.path(), manual()).unwrap();
+    assert_eq!(all_docs(&engine), expected);
+    assert_eq!(total(&engine, "\"bar\""), expected.len() as u64);
+}
