@@ -417,13 +417,6 @@ impl Engine {
                 inner.enqueue_rebuild(&instance.uid());
             }
         }
-        let rebuilder = {
-            let inner2 = inner.clone();
-            std::thread::Builder::new()
-                .name("eddy-rebuilder".into())
-                .spawn(move || inner2.rebuilder_loop())
-                .map_err(io("spawn rebuilder thread", &path))?
-        };
         let flusher = if inner.config.merge_strategy == MergeStrategy::Manual {
             None
         } else {
@@ -435,12 +428,20 @@ impl Engine {
                     .map_err(io("spawn flusher thread", &path))?,
             )
         };
-        Ok(Engine {
+        let engine = Engine {
             inner,
             flusher: Mutex::new(flusher),
-            rebuilder: Mutex::new(Some(rebuilder)),
+            rebuilder: Mutex::new(None),
             recovery,
-        })
+        };
+        // On failure the engine is dropped here, which stops the flusher.
+        let inner2 = engine.inner.clone();
+        let rebuilder = std::thread::Builder::new()
+            .name("eddy-rebuilder".into())
+            .spawn(move || inner2.rebuilder_loop())
+            .map_err(io("spawn rebuilder thread", &path))?;
+        *engine.rebuilder.lock() = Some(rebuilder);
+        Ok(engine)
     }
 
     /// What recovery did.
@@ -2050,9 +2051,9 @@ impl Inner {
             ..record
         })?);
         let mut job = {
-            let _queue = slot.queue.lock();
+            let queue = slot.queue.lock();
             if !self.rebuild_wanted(&slot, &old, pending.lsn) {
-                drop(_queue);
+                drop(queue);
                 discard(new)?;
                 return Ok(false);
             }
