@@ -113,6 +113,22 @@ def test_settings_round_trips_and_resets(client, index_uid):
     assert index.get_settings() == defaults
 
 
+def test_tokenization_change_rebuilds_in_the_background(client, index_uid):
+    """A settings change that alters indexing is a task that finishes when the rebuilt index
+    is swapped in: `wait_for_task` sees it succeed, then search uses the new tokenization."""
+    index = client.index(index_uid)
+    docs = [{"id": i, "text": f"alpha{i % 10}zzomega"} for i in range(800)]
+    done(client, index.add_documents(docs, primary_key="id"))
+    assert index.search('"omega"')["estimatedTotalHits"] == 0
+    info = index.update_separator_tokens(["zz"])
+    task = client.wait_for_task(info.task_uid, timeout_in_ms=120_000)
+    assert task.status == "succeeded", task
+    assert task.type == "settingsUpdate"
+    assert index.get_separator_tokens() == ["zz"]
+    assert index.search('"omega"')["estimatedTotalHits"] == 800
+    assert index.get_stats().is_indexing is False
+
+
 def test_multi_search_and_federation(client, index_uid, movies):
     movies_index(client, index_uid, movies)
     r = client.multi_search([

@@ -42,7 +42,7 @@ use crate::document::{
 use crate::error::{Code, Error, Result};
 use crate::index::{IndexInstance, View};
 use crate::memory::MemoryBudget;
-use crate::meta::{IndexRecord, MetaBatch, MetaStore};
+use crate::meta::{IndexRecord, MetaBatch, MetaStore, PendingRebuild};
 use crate::ops::{self, Method, Op, OpHeader, RECORD_KIND_OP};
 use crate::search::{self, SearchRequest};
 use crate::settings::Settings;
@@ -104,6 +104,8 @@ pub struct IndexStats {
     pub last_flush_at: Option<OffsetDateTime>,
     /// How long it took.
     pub last_flush_duration: Option<Duration>,
+    /// Whether a rebuild for new settings is under way (Meilisearch's `isIndexing`).
+    pub rebuilding: bool,
 }
 
 /// A search hit.
@@ -119,6 +121,8 @@ pub struct SearchHit {
     pub ranking_score: f64,
     /// Meters to the `_geoPoint` the search is sorted by (`_geoDistance`).
     pub geo_distance: Option<f64>,
+    /// Query words matched under the matching strategy (the `words` rule's bucket).
+    pub matching_words: u32,
 }
 
 /// What the documents routes ask for.
@@ -253,6 +257,8 @@ struct Outcome {
     error: Option<Error>,
     /// Documents written to a memtable (recovery statistics).
     applied_docs: u64,
+    /// The task finishes later (a settings change waiting for its rebuild).
+    processing: bool,
 }
 
 impl Outcome {
@@ -262,6 +268,7 @@ impl Outcome {
             details: details.as_object().cloned(),
             error: None,
             applied_docs: 0,
+            processing: false,
         }
     }
 
@@ -276,6 +283,7 @@ impl Outcome {
             details: details.as_object().cloned(),
             error: Some(error),
             applied_docs: 0,
+            processing: false,
         }
     }
 }
@@ -299,6 +307,13 @@ struct Inner {
     last_periodic: Mutex<Instant>,
     /// Documents the last applied operation wrote to a memtable (read by recovery).
     last_applied_docs: std::sync::atomic::AtomicU64,
+    /// Index uids whose pending rebuild the rebuilder thread should run (see
+    /// [`crate::rebuild`]), and its wake-up.
+    rebuild_queue: (Mutex<VecDeque<String>>, Condvar),
+    /// While a rebuild runs: the LSN from which its index needs the log (`P + 1`).
+    rebuild_floors: Mutex<BTreeMap<String, Lsn>>,
+    /// Bumped when tasks finish outside the write path (rebuild swaps), for waiters.
+    task_events: (Mutex<u64>, Condvar),
     /// The data directory's lock, released last.
     _lock: Box<dyn std::any::Any + Send + Sync>,
 }
@@ -307,6 +322,7 @@ struct Inner {
 pub struct Engine {
     inner: Arc<Inner>,
     flusher: Mutex<Option<JoinHandle<()>>>,
+    rebuilder: Mutex<Option<JoinHandle<()>>>,
     recovery: RecoveryStats,
 }
 
@@ -384,6 +400,9 @@ impl Engine {
             checkpoint_lock: Mutex::new(()),
             last_periodic: Mutex::new(Instant::now()),
             last_applied_docs: std::sync::atomic::AtomicU64::new(0),
+            rebuild_queue: (Mutex::new(VecDeque::new()), Condvar::new()),
+            rebuild_floors: Mutex::new(BTreeMap::new()),
+            task_events: (Mutex::new(0), Condvar::new()),
             _lock: lock,
         });
         for record in inner.meta.indexes()? {
@@ -393,6 +412,11 @@ impl Engine {
         }
         let recovery = inner.replay()?;
         inner.remove_orphan_directories()?;
+        for instance in inner.instances() {
+            if instance.pending_rebuild_lsn().is_some() {
+                inner.enqueue_rebuild(&instance.uid());
+            }
+        }
         let flusher = if inner.config.merge_strategy == MergeStrategy::Manual {
             None
         } else {
@@ -404,11 +428,20 @@ impl Engine {
                     .map_err(io("spawn flusher thread", &path))?,
             )
         };
-        Ok(Engine {
+        let engine = Engine {
             inner,
             flusher: Mutex::new(flusher),
+            rebuilder: Mutex::new(None),
             recovery,
-        })
+        };
+        // On failure the engine is dropped here, which stops the flusher.
+        let inner2 = engine.inner.clone();
+        let rebuilder = std::thread::Builder::new()
+            .name("eddy-rebuilder".into())
+            .spawn(move || inner2.rebuilder_loop())
+            .map_err(io("spawn rebuilder thread", &path))?;
+        *engine.rebuilder.lock() = Some(rebuilder);
+        Ok(engine)
     }
 
     /// What recovery did.
@@ -516,6 +549,11 @@ impl Engine {
 
     /// Updates settings with a patch (validated now; invalid settings are an error, not a
     /// task). A missing index is created.
+    ///
+    /// A change of tokenization on an index with documents rebuilds it in the background
+    /// (see [`crate::rebuild`]): the task is returned `processing` and finishes when the
+    /// rebuilt index is swapped in ([`Engine::wait_for_task`]); until then the index serves,
+    /// and [`Engine::settings`] answers, with the old settings.
     pub fn update_settings(&self, uid: &str, patch: Map<String, Value>) -> Result<Task> {
         validate_index_uid(uid)?;
         Settings::default().patched(&patch)?;
@@ -592,7 +630,15 @@ impl Engine {
             *lock.lock() = true;
             cv.notify_all();
         }
+        {
+            let (lock, cv) = &self.inner.rebuild_queue;
+            let _queue = lock.lock();
+            cv.notify_all();
+        }
         if let Some(handle) = self.flusher.lock().take() {
+            let _ = handle.join();
+        }
+        if let Some(handle) = self.rebuilder.lock().take() {
             let _ = handle.join();
         }
     }
@@ -678,6 +724,7 @@ impl Engine {
                     score: h.candidate.score,
                     ranking_score: h.ranking_score,
                     geo_distance: h.geo_distance,
+                    matching_words: h.candidate.bucket,
                 });
             }
             Ok(SearchResults {
@@ -845,6 +892,7 @@ impl Engine {
             wal_bytes,
             last_flush_at: flush.last_flush_at,
             last_flush_duration: flush.last_flush_duration,
+            rebuilding: instance.pending_rebuild_lsn().is_some(),
         })
     }
 
@@ -861,6 +909,27 @@ impl Engine {
     /// A task by uid.
     pub fn task(&self, uid: u64) -> Result<Task> {
         self.inner.meta.task(uid)?.ok_or(Error::TaskNotFound(uid))
+    }
+
+    /// Waits until a task is finished (succeeded, failed or canceled) or `timeout` passed,
+    /// and returns it as it then is.
+    ///
+    /// # Errors
+    /// `task_not_found`; metadata errors.
+    pub fn wait_for_task(&self, uid: u64, timeout: Duration) -> Result<Task> {
+        let deadline = Instant::now() + timeout;
+        let (lock, cv) = &self.inner.task_events;
+        loop {
+            let mut events = lock.lock();
+            let task = self.task(uid)?;
+            let waiting = matches!(task.status, TaskStatus::Enqueued | TaskStatus::Processing);
+            let now = Instant::now();
+            if !waiting || now >= deadline || self.poisoned().is_some() {
+                return Ok(task);
+            }
+            // Cancellations are recorded by the write path, which does not notify: poll too.
+            cv.wait_for(&mut events, (deadline - now).min(Duration::from_millis(50)));
+        }
     }
 
     /// Lists tasks matching a filter, newest first (oldest first with `reverse`), from uid
@@ -908,6 +977,15 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         self.stop_flusher();
+    }
+}
+
+/// Removes the files of a rebuild that stopped before its swap.
+fn discard(instance: Arc<IndexInstance>) -> Result<()> {
+    match Arc::try_unwrap(instance) {
+        Ok(instance) => instance.destroy(),
+        // Not reachable (only the rebuild held it); the next open removes the orphan.
+        Err(_) => Ok(()),
     }
 }
 
@@ -1193,6 +1271,8 @@ impl Inner {
             index_uid: header.index.clone(),
             status: if outcome.error.is_some() {
                 TaskStatus::Failed
+            } else if outcome.processing {
+                TaskStatus::Processing
             } else {
                 TaskStatus::Succeeded
             },
@@ -1200,10 +1280,10 @@ impl Inner {
             canceled_by: None,
             details: outcome.details,
             error: outcome.error.as_ref().map(Error::to_response),
-            duration: Some(format_duration(clock.elapsed())),
+            duration: (!outcome.processing).then(|| format_duration(clock.elapsed())),
             enqueued_at: time_of_ns(header.enqueued_at_ns),
             started_at: Some(started),
-            finished_at: Some(finished),
+            finished_at: (!outcome.processing).then_some(finished),
         };
         if !mode.skip_meta(lsn) {
             batch.tasks.push(task.clone());
@@ -1239,6 +1319,7 @@ impl Inner {
             updated_at: at,
             settings: Settings::default(),
             fields: Vec::new(),
+            rebuild: None,
         };
         let instance = Arc::new(self.open_instance(record)?);
         *slot.current.write() = Some(instance.clone());
@@ -1550,6 +1631,12 @@ impl Inner {
             ));
         };
         let docs = instance.with_snapshot(|s| Ok(s.corpus().docs))?;
+        // A rebuild under way stops (the rebuilder sees the slot change); its tasks are
+        // canceled by this one.
+        if let Some(pending) = instance.record().rebuild {
+            let by = Some(uid_of_lsn(lsn));
+            self.finish_tasks(&pending.tasks, TaskStatus::Canceled, by, batch)?;
+        }
         // The store removes before it inserts: an earlier write of this drain that put the
         // record (say, the creation of this incarnation) must not outlive the deletion.
         let uid = instance.uid();
@@ -1578,12 +1665,16 @@ impl Inner {
         let kind = TaskKind::SettingsUpdate;
         let details = Value::Object(patch.clone());
         if mode.skip_meta(lsn) {
-            // The stored settings are already the latest; only a rebuild's memtable
-            // effects may need replaying.
+            // The stored settings (and pending rebuild) are already the latest. Only a log
+            // written before live rebuilds has memtable effects to replay: its settings
+            // tasks succeeded at once and rebuilt in place (see `crate::rebuild`).
             if crate::rebuild::needs_rebuild(patch)
                 && let Some(instance) = self.replay_target(slot, lsn)
                 && lsn > instance.checkpoint()
-                && !self.task_failed_before(lsn)?
+                && self
+                    .meta
+                    .task(uid_of_lsn(lsn))?
+                    .is_some_and(|t| t.status == TaskStatus::Succeeded)
             {
                 let n = crate::rebuild::rebuild_in_place(&instance, lsn, &self.config)?;
                 return Ok(Outcome::ok(kind, details).with_applied(n));
@@ -1594,25 +1685,111 @@ impl Inner {
             Some(i) => i,
             None => self.new_instance(slot, lsn, header, None)?,
         };
-        let current = instance.record().settings;
-        match current.patched(patch) {
-            Ok(settings) => {
-                // Rebuild whenever the patch names a tokenization setting, changed or not:
-                // a replay may find the stored settings already patched, so comparing with
-                // them cannot tell whether this operation changed anything.
-                instance.update_record(|r| {
-                    r.settings = settings;
-                    r.updated_at = OffsetDateTime::now_utc();
-                });
-                let mut rebuilt = 0;
-                if crate::rebuild::needs_rebuild(patch) && lsn > instance.checkpoint() {
-                    rebuilt = crate::rebuild::rebuild_in_place(&instance, lsn, &self.config)?;
+        let record = instance.record();
+        let served = match record.settings.patched(patch) {
+            Ok(s) => s,
+            Err(e) => return Ok(Outcome::failed(kind, details, e)),
+        };
+        let target = match &record.rebuild {
+            Some(pending) => match pending.settings.patched(patch) {
+                Ok(s) => s,
+                Err(e) => return Ok(Outcome::failed(kind, details, e)),
+            },
+            None => served.clone(),
+        };
+        let tokenization = crate::analysis::Tokenization::from_settings;
+        // The decision depends on the state just before this operation only, so a replay
+        // that has to redo it (its metadata was lost) decides the same.
+        let rebuilds = tokenization(&target) != tokenization(&record.settings)
+            && instance.id != lsn
+            && instance.with_snapshot(|s| Ok(s.corpus().docs))? > 0;
+        let now = OffsetDateTime::now_utc();
+        let mut outcome = Outcome::ok(kind, details);
+        match record.rebuild {
+            Some(mut pending) if rebuilds => {
+                if tokenization(&pending.settings) == tokenization(&target) {
+                    // Query-time settings only: they apply at once, to both versions.
+                    pending.settings = target;
+                    instance.update_record(|r| {
+                        r.settings = served;
+                        r.rebuild = Some(pending);
+                        r.updated_at = now;
+                    });
+                } else {
+                    // Indexing changes again: the rebuild starts over for the new target,
+                    // and this task waits with the earlier ones.
+                    pending.lsn = lsn;
+                    pending.settings = target;
+                    pending.tasks.push(uid_of_lsn(lsn));
+                    instance.update_record(|r| {
+                        r.rebuild = Some(pending);
+                        r.updated_at = now;
+                    });
+                    outcome.processing = true;
                 }
-                batch.put_indexes.push(instance.record());
-                Ok(Outcome::ok(kind, details).with_applied(rebuilt))
             }
-            Err(e) => Ok(Outcome::failed(kind, details, e)),
+            None if rebuilds => {
+                let pending = PendingRebuild {
+                    lsn,
+                    settings: target,
+                    tasks: vec![uid_of_lsn(lsn)],
+                };
+                instance.update_record(|r| {
+                    r.rebuild = Some(pending);
+                    r.updated_at = now;
+                });
+                outcome.processing = true;
+            }
+            pending => {
+                // Nothing (left) to rebuild: the target serves now, waiting tasks finish.
+                if let Some(pending) = pending {
+                    self.finish_tasks(&pending.tasks, TaskStatus::Succeeded, None, batch)?;
+                }
+                instance.update_record(|r| {
+                    r.settings = target;
+                    r.rebuild = None;
+                    r.updated_at = now;
+                });
+            }
         }
+        if outcome.processing && matches!(mode, Mode::Live) {
+            self.enqueue_rebuild(&instance.uid());
+        }
+        batch.put_indexes.retain(|r| r.id != instance.id);
+        batch.put_indexes.push(instance.record());
+        Ok(outcome)
+    }
+
+    /// Finishes tasks that were left `processing` (a settings change waiting for its
+    /// rebuild), with `status`.
+    fn finish_tasks(
+        &self,
+        uids: &[u64],
+        status: TaskStatus,
+        canceled_by: Option<u64>,
+        batch: &mut MetaBatch,
+    ) -> Result<()> {
+        let finished = OffsetDateTime::now_utc();
+        for uid in uids {
+            let task = match batch.tasks.iter().find(|t| t.uid == *uid) {
+                Some(t) => Some(t.clone()),
+                None => self.meta.task(*uid)?,
+            };
+            let Some(mut task) = task else { continue };
+            if task.status != TaskStatus::Processing {
+                continue;
+            }
+            task.status = status;
+            task.canceled_by = canceled_by;
+            task.finished_at = Some(finished);
+            let started = task.started_at.unwrap_or(finished);
+            task.duration = Some(format_duration(
+                (finished - started).try_into().unwrap_or_default(),
+            ));
+            batch.tasks.retain(|t| t.uid != *uid);
+            batch.tasks.push(task);
+        }
+        Ok(())
     }
 
     fn apply_cancel(&self, lsn: Lsn, query: &Value, original: &str) -> Result<Outcome> {
@@ -1647,7 +1824,11 @@ impl Inner {
         if !mode.skip_meta(lsn) {
             self.meta
                 .scan_tasks(Some(own.saturating_sub(1)), false, |t| {
-                    if t.uid < own && filter.matches(&t) {
+                    // As in Meilisearch, only finished tasks are deleted (a settings task
+                    // waiting for its rebuild is not).
+                    let finished =
+                        !matches!(t.status, TaskStatus::Enqueued | TaskStatus::Processing);
+                    if t.uid < own && finished && filter.matches(&t) {
                         matched.push(t.uid);
                     }
                     true
@@ -1793,6 +1974,203 @@ impl Inner {
         disk.sync_dir(&dir).map_err(io("fsync directory", &dir))
     }
 
+    // ------------------------------------------------------------------ rebuilds
+
+    fn enqueue_rebuild(&self, uid: &str) {
+        let (lock, cv) = &self.rebuild_queue;
+        let mut queue = lock.lock();
+        if !queue.iter().any(|u| u == uid) {
+            queue.push_back(uid.to_string());
+        }
+        cv.notify_one();
+    }
+
+    /// Runs pending rebuilds one at a time, in the order they were asked for.
+    fn rebuilder_loop(self: Arc<Self>) {
+        loop {
+            let uid = {
+                let (lock, cv) = &self.rebuild_queue;
+                let mut queue = lock.lock();
+                loop {
+                    if self.shutdown.load(Ordering::Acquire) {
+                        return;
+                    }
+                    if let Some(uid) = queue.pop_front() {
+                        break uid;
+                    }
+                    cv.wait(&mut queue);
+                }
+            };
+            if self.poisoned.read().is_some() {
+                continue;
+            }
+            // A panic must not leave the task `processing` forever on a working engine.
+            let run =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_rebuild(&uid)));
+            match run {
+                Ok(Ok(true)) => self.enqueue_rebuild(&uid),
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => {
+                    // Like a failed flush (C2): the old index and the log are intact, and a
+                    // restart runs the rebuild again from its pending record.
+                    self.poison(format!("rebuild of index `{uid}` failed: {e}"));
+                }
+                Err(_) => {
+                    self.poison(format!("rebuild of index `{uid}` panicked"));
+                }
+            }
+            let (lock, cv) = &self.task_events;
+            *lock.lock() += 1;
+            cv.notify_all();
+        }
+    }
+
+    /// Runs the pending rebuild of an index (see [`crate::rebuild`]). Returns whether it
+    /// must run again (the index was cleared meanwhile).
+    fn run_rebuild(&self, uid: &str) -> Result<bool> {
+        let Some(slot) = self.slot(uid, false) else {
+            return Ok(false);
+        };
+        let Some(old) = slot.instance() else {
+            return Ok(false);
+        };
+        let record = old.record();
+        let Some(pending) = record.rebuild.clone() else {
+            return Ok(false);
+        };
+        let disk = &self.config.disk;
+        let dir = self.index_dir(pending.lsn);
+        // An attempt that stopped (or crashed) may have left files.
+        if disk.exists(&dir).map_err(io("stat", &dir))? {
+            disk.remove_dir_all(&dir).map_err(io("remove", &dir))?;
+        }
+        let new = Arc::new(self.open_instance(IndexRecord {
+            id: pending.lsn,
+            settings: pending.settings.clone(),
+            rebuild: None,
+            ..record
+        })?);
+        let mut job = {
+            let queue = slot.queue.lock();
+            if !self.rebuild_wanted(&slot, &old, pending.lsn) {
+                drop(queue);
+                discard(new)?;
+                return Ok(false);
+            }
+            let job = crate::rebuild::Job::begin(&old, new, pending.lsn);
+            self.rebuild_floors
+                .lock()
+                .insert(uid.to_string(), job.from_lsn() + 1);
+            job
+        };
+        let result = self.drive_rebuild(&slot, &old, &mut job, pending.lsn);
+        // After a swap the new index's catch-up memtable holds the log (see `rebuild`).
+        old.stop_tracking();
+        self.rebuild_floors.lock().remove(uid);
+        match result? {
+            None => Ok(false),
+            Some(again) => {
+                discard(job.into_new())?;
+                Ok(again)
+            }
+        }
+    }
+
+    /// Whether the rebuild for the settings operation at `lsn` is still wanted.
+    fn rebuild_wanted(&self, slot: &Slot, old: &Arc<IndexInstance>, lsn: Lsn) -> bool {
+        !self.shutdown.load(Ordering::Acquire)
+            && self.poisoned.read().is_none()
+            && slot.instance().is_some_and(|i| Arc::ptr_eq(&i, old))
+            && old.pending_rebuild_lsn() == Some(lsn)
+    }
+
+    /// Copy, catch-up rounds, swap. `None` once swapped; `Some(again)` when stopped.
+    fn drive_rebuild(
+        &self,
+        slot: &Slot,
+        old: &Arc<IndexInstance>,
+        job: &mut crate::rebuild::Job,
+        lsn: Lsn,
+    ) -> Result<Option<bool>> {
+        /// Catch-up rounds run with writes flowing until one has at most this many ids.
+        const FINAL_ROUND_IDS: usize = 1024;
+        let wanted = || self.rebuild_wanted(slot, old, lsn);
+        let failpoint = |name: &'static str| self.failpoint(name);
+        if !job.copy(old, &self.config, &wanted, &failpoint)? {
+            return Ok(Some(false));
+        }
+        self.failpoint("rebuild.after_copy")?;
+        let mut previous = usize::MAX;
+        loop {
+            let touched = {
+                let _queue = slot.queue.lock();
+                old.take_touched()
+            };
+            let Some(touched) = touched else {
+                return Ok(Some(false));
+            };
+            if touched.cleared {
+                return Ok(Some(true));
+            }
+            let n = touched.ids.len();
+            job.catch_up(old, touched)?;
+            if n <= FINAL_ROUND_IDS || n >= previous || !wanted() {
+                break;
+            }
+            previous = n;
+        }
+        self.failpoint("rebuild.after_catch_up")?;
+        // The swap: writes to this index wait for the last round and one metadata commit.
+        let _queue = slot.queue.lock();
+        if !wanted() {
+            return Ok(Some(false));
+        }
+        let Some(touched) = old.take_touched() else {
+            return Ok(Some(false));
+        };
+        if touched.cleared {
+            return Ok(Some(true));
+        }
+        let swap_lsn = touched.last_lsn;
+        job.catch_up(old, touched)?;
+        self.failpoint("rebuild.before_swap")?;
+        let record = old.record();
+        let Some(pending) = record.rebuild else {
+            return Ok(Some(false));
+        };
+        let new = job.new_instance().clone();
+        new.update_record(|r| {
+            r.uid = record.uid;
+            r.primary_key = record.primary_key;
+            r.created_at = record.created_at;
+            r.updated_at = OffsetDateTime::now_utc();
+            r.settings = pending.settings;
+            r.rebuild = None;
+        });
+        let mut batch = MetaBatch::default();
+        self.finish_tasks(&pending.tasks, TaskStatus::Succeeded, None, &mut batch)?;
+        batch.put_indexes.push(new.record());
+        let indexes = self.path.join("indexes");
+        // IMPORTANT: the new directory's entry must be durable before the registry names it.
+        self.config
+            .disk
+            .sync_dir(&indexes)
+            .map_err(io("fsync directory", &indexes))?;
+        // One durable commit is the swap: before it a crash reopens the old index (and the
+        // pending rebuild); after it, the new one.
+        self.meta.commit_durable(&batch)?;
+        {
+            // As for a deletion: the old incarnation's files go once nothing uses them.
+            let mut removals = self.removals.lock();
+            *slot.current.write() = Some(new);
+            removals.push((swap_lsn, old.clone()));
+        }
+        tracing::info!(index = %old.uid(), from_lsn = job.from_lsn(), swap_lsn, "rebuilt index swapped in");
+        self.wake_flusher();
+        self.failpoint("rebuild.after_swap")?;
+        Ok(None)
+    }
+
     // ------------------------------------------------------------------ flushing
 
     fn flush_instance(&self, instance: &IndexInstance, max: usize) -> Result<()> {
@@ -1849,10 +2227,12 @@ impl Inner {
                 .iter()
                 .filter(|(deleted_at, _)| *deleted_at > applied)
                 .map(|(_, instance)| instance.clone());
+            let floors: Vec<Lsn> = self.rebuild_floors.lock().values().copied().collect();
             self.instances()
                 .into_iter()
                 .chain(deleted)
                 .filter_map(|i| i.first_unflushed_lsn())
+                .chain(floors)
                 .chain(std::iter::once(applied + 1))
                 .min()
                 .unwrap_or(applied + 1)

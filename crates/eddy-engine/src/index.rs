@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use eddy_wal::Lsn;
 use parking_lot::{Mutex, RwLock};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::Value;
 use tantivy::Searcher;
 use tantivy::index::SegmentId;
@@ -169,6 +169,28 @@ pub struct FlushStats {
     pub flushes: u64,
 }
 
+/// Ids written since a rebuild began tracking the index (see [`crate::rebuild`]).
+#[derive(Debug, Default)]
+pub struct Touched {
+    /// Primary keys written or deleted.
+    pub ids: FxHashSet<Arc<str>>,
+    /// Whether the index was cleared.
+    pub cleared: bool,
+    /// LSN of the last operation that wrote or deleted documents (or where tracking began).
+    pub last_lsn: Lsn,
+}
+
+/// A stored document version, as a rebuild copies it.
+#[derive(Debug, Clone)]
+pub struct Version {
+    /// Primary key value.
+    pub pk: Arc<str>,
+    /// The stored JSON.
+    pub json: Arc<[u8]>,
+    /// Ordering key (insertion order, kept across versions).
+    pub seq: u64,
+}
+
 /// One incarnation of an index.
 pub struct IndexInstance {
     /// Internal id (LSN of the creating operation); names the Tantivy directory.
@@ -183,6 +205,8 @@ pub struct IndexInstance {
     deleted_cache: Mutex<HashMap<(SegmentId, u32), u64>>,
     budget: Arc<MemoryBudget>,
     flush_stats: Mutex<FlushStats>,
+    /// While a rebuild runs: what the write path changed since it began.
+    touched: Mutex<Option<Touched>>,
 }
 
 impl std::fmt::Debug for IndexInstance {
@@ -231,6 +255,7 @@ impl IndexInstance {
             deleted_cache: Mutex::new(HashMap::new()),
             budget,
             flush_stats: Mutex::new(FlushStats::default()),
+            touched: Mutex::new(None),
         };
         let deleted = instance.deleted_tokens(&searcher)?;
         let view = instance.view.load_full();
@@ -252,6 +277,11 @@ impl IndexInstance {
         let mut r = self.record.read().clone();
         r.fields = self.fields.read().order.clone();
         r
+    }
+
+    /// LSN of the pending rebuild's latest settings operation, if one is pending.
+    pub fn pending_rebuild_lsn(&self) -> Option<Lsn> {
+        self.record.read().rebuild.as_ref().map(|p| p.lsn)
     }
 
     /// Changes the registry record (primary key, settings, timestamps).
@@ -352,12 +382,16 @@ impl IndexInstance {
         let count = docs.len() as u64;
         let chunk = config.apply_chunk_docs.max(1);
         let tok = self.tokenization();
+        let mut touched = self.touched.lock().is_some().then(Vec::new);
         Self::snapshot_of(&view, self.segments.fields(), older, |older| {
             // Versions written earlier in this same operation (duplicates in a batch).
             let mut this_op: FxHashMap<Arc<str>, Arc<[u8]>> = FxHashMap::default();
             let mut prepared = Vec::with_capacity(chunk);
             for (i, mut doc) in docs.into_iter().enumerate() {
                 let pk: Arc<str> = Arc::from(document_id(&doc, primary_key)?);
+                if let Some(ids) = touched.as_mut() {
+                    ids.push(pk.clone());
+                }
                 let (older_version, base) =
                     self.previous_version(&active, older, clears, &pk, method, &this_op)?;
                 if let Some(base) = base {
@@ -385,7 +419,147 @@ impl IndexInstance {
         let bytes = mem.bytes();
         drop(mem);
         active.sync_charge(bytes);
+        if let Some(ids) = touched {
+            self.note_touched(lsn, ids, false);
+        }
         Ok(count)
+    }
+
+    /// Starts recording which ids the write path changes, from the state at `lsn`.
+    pub fn start_tracking(&self, lsn: Lsn) {
+        *self.touched.lock() = Some(Touched {
+            last_lsn: lsn,
+            ..Touched::default()
+        });
+    }
+
+    /// Stops recording.
+    pub fn stop_tracking(&self) {
+        *self.touched.lock() = None;
+    }
+
+    /// What changed since tracking began or since the last call (the record starts afresh,
+    /// keeping `last_lsn`); `None` when not tracking.
+    pub fn take_touched(&self) -> Option<Touched> {
+        let mut guard = self.touched.lock();
+        let current = guard.as_mut()?;
+        let last_lsn = current.last_lsn;
+        Some(std::mem::replace(
+            current,
+            Touched {
+                last_lsn,
+                ..Touched::default()
+            },
+        ))
+    }
+
+    /// Records, once the operation at `lsn` is complete, the ids it changed.
+    fn note_touched(&self, lsn: Lsn, ids: Vec<Arc<str>>, cleared: bool) {
+        if let Some(t) = self.touched.lock().as_mut() {
+            t.ids.extend(ids);
+            t.cleared |= cleared;
+            t.last_lsn = t.last_lsn.max(lsn);
+        }
+    }
+
+    /// The LSN of the latest operation reflected in `view`: its checkpoint or the last LSN
+    /// of its memtables.
+    pub fn state_lsn(&self, view: &View) -> Lsn {
+        view.memtables
+            .iter()
+            .map(|m| m.mem.read().last_lsn())
+            .chain(std::iter::once(self.checkpoint()))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Runs `f` on a snapshot of a pinned view *without its active memtable* (which the
+    /// caller knows to be empty): it read-locks only immutable memtables, so it may run for
+    /// long without holding up writes.
+    pub fn with_pinned<R>(
+        &self,
+        view: &View,
+        f: impl FnOnce(&Snapshot<'_>) -> Result<R>,
+    ) -> Result<R> {
+        let older = &view.memtables[..view.memtables.len() - 1];
+        Self::snapshot_of(view, self.segments.fields(), older, f)
+    }
+
+    /// Writes versions into the active memtable as one operation at `lsn`: `Some` upserts
+    /// the version (keeping its ordering key), `None` deletes the id. With `fresh`, the
+    /// caller guarantees no id exists yet in any layer (a rebuild's first copy), which saves
+    /// the lookups.
+    pub fn apply_versions(
+        &self,
+        lsn: Lsn,
+        versions: Vec<(Arc<str>, Option<Version>)>,
+        fresh: bool,
+    ) -> Result<()> {
+        let view = self.view.load_full();
+        let active = view.active().clone();
+        let older = &view.memtables[..view.memtables.len() - 1];
+        let clears = active.mem.read().clear_lsn().is_some();
+        let tok = self.tokenization();
+        let empty = FxHashMap::default();
+        Self::snapshot_of(&view, self.segments.fields(), older, |older| {
+            let mut prepared = Vec::new();
+            for (pk, version) in versions {
+                let (older_version, _) = if fresh {
+                    (None, None)
+                } else {
+                    self.previous_version(&active, older, clears, &pk, Method::Replace, &empty)?
+                };
+                match version {
+                    Some(v) => {
+                        let doc: Document = serde_json::from_slice(&v.json).map_err(|e| {
+                            Error::Corrupt(format!("stored document does not decode: {e}"))
+                        })?;
+                        let analyzed = self.analyze_assigning(&doc, &tok);
+                        prepared.push(prepare(pk, v.json, analyzed, v.seq, older_version));
+                        if prepared.len() >= 1024 {
+                            self.insert_chunk(&active, lsn, &mut prepared);
+                        }
+                    }
+                    None => {
+                        self.insert_chunk(&active, lsn, &mut prepared);
+                        active.mem.write().delete(lsn, pk, older_version);
+                    }
+                }
+            }
+            self.insert_chunk(&active, lsn, &mut prepared);
+            Ok(())
+        })?;
+        let mut mem = active.mem.write();
+        mem.finish(lsn);
+        let bytes = mem.bytes();
+        drop(mem);
+        active.sync_charge(bytes);
+        Ok(())
+    }
+
+    /// Makes the active memtable hold the log from `lsn` on (see [`Memtable::hold_from`]).
+    pub fn hold_from(&self, lsn: Lsn) {
+        self.view.load().active().mem.write().hold_from(lsn);
+    }
+
+    /// Commits nothing but the checkpoint `lsn` (a rebuild of an index with no documents
+    /// left must still record the state it was built from).
+    pub fn commit_checkpoint(
+        &self,
+        lsn: Lsn,
+        failpoint: &dyn Fn(&'static str) -> Result<()>,
+    ) -> Result<()> {
+        let _flush = self.flush_lock.lock();
+        let searcher = self.segments.flush(&[], lsn, failpoint)?;
+        let deleted = self.deleted_tokens(&searcher)?;
+        let _g = self.view_lock.lock();
+        let current = self.view.load_full();
+        self.view.store(Arc::new(View {
+            searcher,
+            deleted_tokens: deleted,
+            memtables: current.memtables.clone(),
+        }));
+        Ok(())
     }
 
     /// Re-seals the term dictionary of every memtable that is due (see
@@ -479,6 +653,10 @@ impl IndexInstance {
         let bytes = mem.bytes();
         drop(mem);
         active.sync_charge(bytes);
+        if self.touched.lock().is_some() {
+            let ids = ids.iter().map(|id| Arc::from(id.as_str())).collect();
+            self.note_touched(lsn, ids, false);
+        }
         Ok(deleted)
     }
 
@@ -487,6 +665,7 @@ impl IndexInstance {
     pub fn apply_clear(&self, lsn: Lsn) -> Result<u64> {
         let before = self.with_snapshot(|s| Ok(s.corpus().docs))?;
         self.freeze(Some(lsn));
+        self.note_touched(lsn, Vec::new(), true);
         Ok(before)
     }
 

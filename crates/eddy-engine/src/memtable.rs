@@ -234,6 +234,13 @@ impl Memtable {
         self.bytes
     }
 
+    /// Makes the memtable answer for the log from `lsn` on (its first LSN becomes at most
+    /// `lsn`): a rebuilt index's catch-up writes stand for log records from `lsn` on, which a
+    /// replay needs until this memtable is flushed.
+    pub fn hold_from(&mut self, lsn: Lsn) {
+        self.first_lsn = Some(self.first_lsn.map_or(lsn, |first| first.min(lsn)));
+    }
+
     /// Whether nothing was ever applied.
     pub fn is_empty(&self) -> bool {
         self.first_lsn.is_none()

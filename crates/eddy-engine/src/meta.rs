@@ -46,6 +46,23 @@ pub struct IndexRecord {
     pub settings: Settings,
     /// Flattened attribute paths in order of first appearance (position = field id).
     pub fields: Vec<String>,
+    /// A rebuild under way: `settings` is what the index is being rebuilt for, while the
+    /// record's own `settings` still describe the index that serves (see [`crate::rebuild`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebuild: Option<PendingRebuild>,
+}
+
+/// A rebuild that a settings change started and that has not yet been swapped in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingRebuild {
+    /// LSN of the latest settings operation the rebuild is for; it names the directory of the
+    /// new index (an LSN no incarnation was created at).
+    pub lsn: u64,
+    /// The settings the index is rebuilt with (every pending patch applied).
+    pub settings: Settings,
+    /// Uids of the settings tasks that finish when the rebuilt index is swapped in.
+    pub tasks: Vec<u64>,
 }
 
 /// Changes to commit together.
@@ -144,11 +161,20 @@ impl MetaStore {
 
     /// Commits a batch without fsync.
     pub fn commit(&self, batch: &MetaBatch) -> Result<()> {
+        self.commit_with(batch, Durability::None)
+    }
+
+    /// Commits a batch durably (one fsync), with everything committed before it.
+    pub fn commit_durable(&self, batch: &MetaBatch) -> Result<()> {
+        self.commit_with(batch, Durability::Immediate)
+    }
+
+    fn commit_with(&self, batch: &MetaBatch, durability: Durability) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
         let mut tx = self.db.begin_write().map_err(Error::meta)?;
-        tx.set_durability(Durability::None).map_err(Error::meta)?;
+        tx.set_durability(durability).map_err(Error::meta)?;
         {
             let mut tasks = tx.open_table(TASKS).map_err(Error::meta)?;
             for task in &batch.tasks {

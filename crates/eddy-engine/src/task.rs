@@ -2,7 +2,8 @@
 //!
 //! In eddy a task is finished when its write returns: its uid comes from the write's LSN, it
 //! is applied before the acknowledgement, and its record is stored in the metadata store in
-//! the same step. Timestamps are RFC 3339 with nine fractional digits and `Z` (clients reject
+//! the same step. The one exception is a settings change that rebuilds the index: its task is
+//! `processing` until the rebuilt index is swapped in (see [`crate::rebuild`]). Timestamps are RFC 3339 with nine fractional digits and `Z` (clients reject
 //! timestamps without fractional seconds).
 
 use serde::{Deserialize, Serialize};
@@ -22,7 +23,7 @@ pub fn uid_of_lsn(lsn: u64) -> u64 {
 pub enum TaskStatus {
     /// Waiting (never seen in eddy: writes are applied before they answer).
     Enqueued,
-    /// Running.
+    /// Running (a settings change waiting for its rebuild).
     Processing,
     /// Done.
     Succeeded,

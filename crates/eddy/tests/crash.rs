@@ -210,3 +210,65 @@ fn acknowledged_writes_survive_sigkill() {
     );
     eprintln!("{cycles} cycles in {:?}", started.elapsed());
 }
+
+/// A settings change that rebuilds the index, killed while the rebuild runs (the kill comes
+/// as soon as the task is seen `processing`, with writes acknowledged meanwhile): after the
+/// restart the rebuild completes, the task succeeds, and every document is there, analyzed
+/// the new way.
+#[test]
+fn a_rebuild_killed_midway_completes_after_restart() {
+    const N: usize = 30_000;
+    let (mut s, _dir) = Server::start(&[]);
+    let r = s.send(
+        "PATCH",
+        "/indexes/rb/settings",
+        "application/json",
+        br#"{"pagination": {"maxTotalHits": 1000000}}"#,
+    );
+    r.task_uid();
+    let docs: Vec<Value> = (0..N)
+        .map(|i| json!({"id": i, "t": format!("w{}zzbar", i % 20)}))
+        .collect();
+    let r = s.post_json("/indexes/rb/documents?primaryKey=id", &Value::Array(docs));
+    r.task_uid();
+    let r = s.send(
+        "PATCH",
+        "/indexes/rb/settings",
+        "application/json",
+        br#"{"separatorTokens": ["zz"]}"#,
+    );
+    let settings_uid = r.task_uid();
+    let mut written = 0usize;
+    for i in 0..20 {
+        let r = s.post_json(
+            "/indexes/rb/documents",
+            &json!([{"id": N + i, "t": "newzzbar"}]),
+        );
+        assert_eq!(r.body["status"], "succeeded", "{}", r.body);
+        written += 1;
+    }
+    let status = s.get(&format!("/tasks/{settings_uid}")).body["status"].clone();
+    eprintln!("killed with the settings task {status}");
+    s.kill();
+    s.restart();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let task = loop {
+        let t = s.get(&format!("/tasks/{settings_uid}")).body;
+        if t["status"] != "processing" {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "the rebuild did not finish: {t}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(task["status"], "succeeded", "{task}");
+    let stats = s.get("/indexes/rb/stats").body;
+    assert_eq!(stats["numberOfDocuments"], N + written, "{stats}");
+    assert_eq!(stats["isIndexing"], false);
+    let r = s.post_json(
+        "/indexes/rb/search",
+        &json!({"q": "\"bar\"", "hitsPerPage": 1}),
+    );
+    assert_eq!(r.body["totalHits"], N + written, "{}", r.body);
+    let r = s.post_json("/indexes/rb/search", &json!({"q": "new", "hitsPerPage": 1}));
+    assert_eq!(r.body["totalHits"], written, "{}", r.body);
+}

@@ -559,3 +559,66 @@ fn multi_search_per_query_and_federated() {
             .starts_with("Inside `.queries[0]`:")
     );
 }
+
+#[test]
+fn ranking_score_details_follow_the_ranking_rules() {
+    let (s, _dir) = Server::start(&[]);
+    load_movies(&s);
+    let r = s.post_json(
+        "/indexes/movies/search",
+        &json!({
+            "q": "captain marvel war",
+            "sort": ["release_date:desc"],
+            "showRankingScoreDetails": true,
+            "limit": 5
+        }),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let hits = r.body["hits"].as_array().unwrap();
+    assert!(!hits.is_empty());
+    assert_eq!(hits[0]["id"], "299537", "{}", r.body);
+    let mut previous_words = u64::MAX;
+    for hit in hits {
+        let d = &hit["_rankingScoreDetails"];
+        let words = &d["words"];
+        assert_eq!(words["order"], 0, "{d}");
+        assert_eq!(words["maxMatchingWords"], 3, "{d}");
+        let m = words["matchingWords"].as_u64().unwrap();
+        assert!((1..=3).contains(&m), "{d}");
+        assert!(
+            m <= previous_words,
+            "hits are ranked by matching words first"
+        );
+        previous_words = m;
+        assert_eq!(words["score"].as_f64().unwrap(), m as f64 / 3.0);
+        let sort = &d["release_date:desc"];
+        assert_eq!(sort["order"], 1, "{d}");
+        assert_eq!(sort["value"], hit["release_date"], "{d}");
+        // Meilisearch's typo/proximity/attribute/exactness are BM25 here: no entries.
+        assert_eq!(d.as_object().unwrap().len(), 2, "{d}");
+    }
+    assert_eq!(hits[0]["_rankingScoreDetails"]["words"]["matchingWords"], 3);
+    // A placeholder search has only the sort entry; without the parameter, no details.
+    let r = s.post_json(
+        "/indexes/movies/search",
+        &json!({"sort": ["title:asc"], "showRankingScoreDetails": true, "limit": 1}),
+    );
+    let d = &r.body["hits"][0]["_rankingScoreDetails"];
+    assert_eq!(
+        *d,
+        json!({"title:asc": {"order": 0, "value": r.body["hits"][0]["title"]}})
+    );
+    let r = s.get("/indexes/movies/search?q=captain&showRankingScoreDetails=true");
+    assert_eq!(
+        r.body["hits"][0]["_rankingScoreDetails"]["words"]["matchingWords"], 1,
+        "{}",
+        r.body
+    );
+    let r = s.get("/indexes/movies/search?q=captain");
+    assert!(r.body["hits"][0].get("_rankingScoreDetails").is_none());
+    s.post_json(
+        "/indexes/movies/search",
+        &json!({"q": "x", "showRankingScoreDetails": "yes"}),
+    )
+    .assert_error(400, "invalid_search_show_ranking_score_details");
+}

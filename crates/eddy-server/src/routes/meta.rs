@@ -30,7 +30,7 @@ pub async fn version() -> Json<Value> {
 fn stats_json(stats: &IndexStats) -> Value {
     json!({
         "numberOfDocuments": stats.number_of_documents,
-        "isIndexing": false,
+        "isIndexing": stats.rebuilding,
         "numberOfEmbeddings": 0,
         "numberOfEmbeddedDocuments": 0,
         "fieldDistribution": stats.field_distribution,

@@ -7,6 +7,7 @@ pub mod indexes;
 pub mod keys;
 pub mod meta;
 pub mod multi_search;
+pub mod score_details;
 pub mod search;
 pub mod settings;
 pub mod tasks;
@@ -137,7 +138,8 @@ pub fn check_write(query: Option<&str>, uid: &str) -> Result<(), ApiError> {
 }
 
 /// The answer of every write route: 202 with the summarized task. The engine returns only
-/// after the operation is durable and applied, so the task is already finished.
+/// after the operation is durable and applied, so the task is already finished (except a
+/// settings change that rebuilds the index: `processing` until the rebuild is swapped in).
 pub fn accepted(task: &Task) -> Response {
     (StatusCode::ACCEPTED, axum::Json(task.summary())).into_response()
 }

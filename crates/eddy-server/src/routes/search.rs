@@ -60,12 +60,7 @@ const KNOWN: [&str; 29] = [
 ];
 
 /// Features not supported yet: parameter, code, and what to call it in the message.
-const LATER: [(&str, Code, &str); 4] = [
-    (
-        "showRankingScoreDetails",
-        Code::InvalidSearchShowRankingScoreDetails,
-        "`showRankingScoreDetails`",
-    ),
+const LATER: [(&str, Code, &str); 3] = [
     ("hybrid", Code::BadRequest, "Hybrid search"),
     ("vector", Code::BadRequest, "Vector search"),
     ("media", Code::BadRequest, "Multimodal search"),
@@ -90,6 +85,8 @@ pub struct SearchQuery {
     pub matching_strategy: MatchingStrategy,
     /// Whether hits carry `_rankingScore`.
     pub show_ranking_score: bool,
+    /// Whether hits carry `_rankingScoreDetails`.
+    pub show_ranking_score_details: bool,
     /// `filter` as given.
     pub filter: Option<Value>,
     /// `sort` expressions.
@@ -256,6 +253,12 @@ impl SearchQuery {
                 Code::InvalidSearchShowRankingScore,
             )?
             .unwrap_or(false),
+            show_ranking_score_details: params::bool_field(
+                &map,
+                "showRankingScoreDetails",
+                Code::InvalidSearchShowRankingScoreDetails,
+            )?
+            .unwrap_or(false),
             filter: filter_param(map.get("filter"), Code::InvalidSearchFilter)?,
             sort,
             distinct: params::string_field(&map, "distinct", Code::InvalidSearchDistinct)?,
@@ -336,6 +339,12 @@ impl SearchQuery {
             matching_strategy,
             show_ranking_score: q
                 .bool("showRankingScore", Code::InvalidSearchShowRankingScore)?
+                .unwrap_or(false),
+            show_ranking_score_details: q
+                .bool(
+                    "showRankingScoreDetails",
+                    Code::InvalidSearchShowRankingScoreDetails,
+                )?
                 .unwrap_or(false),
             filter: q
                 .get("filter")
@@ -424,6 +433,9 @@ pub fn run(engine: &Engine, uid: &str, query: &SearchQuery) -> Result<Value, Api
     let results = engine.search(uid, &request)?;
     let matcher = (query.format.wanted() || query.show_matches_position)
         .then(|| Matcher::for_query(query.q.as_deref(), &settings));
+    let details = query
+        .show_ranking_score_details
+        .then(|| super::score_details::Details::new(&settings, &request));
     let displayed = &settings.displayed_attributes;
     let show_all = displayed.iter().any(|a| a == "*");
     let hits: Vec<Value> = results
@@ -453,6 +465,9 @@ pub fn run(engine: &Engine, uid: &str, query: &SearchQuery) -> Result<Value, Api
             }
             if query.show_ranking_score {
                 doc.insert("_rankingScore".into(), json!(hit.ranking_score));
+            }
+            if let Some(details) = &details {
+                doc.insert("_rankingScoreDetails".into(), details.of(hit));
             }
             Value::Object(doc)
         })
