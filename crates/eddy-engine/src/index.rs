@@ -25,7 +25,7 @@ use tantivy::Searcher;
 use tantivy::index::SegmentId;
 use time::OffsetDateTime;
 
-use crate::analysis::{AnalyzedDocument, Tokenization, analyze_document_with};
+use crate::analysis::{Analyzer, DocTerms, Tokenization};
 use crate::config::EngineConfig;
 use crate::document::{Document, document_id, merge_update};
 use crate::error::{Error, Result};
@@ -169,11 +169,25 @@ pub struct FlushStats {
     pub flushes: u64,
 }
 
+/// Documents analyzed ahead of their operation's apply, off the index's apply lock (by the
+/// writer while it waits, or by the log reader during recovery). They are used only when the
+/// index incarnation and its tokenization are still the ones they were analyzed with;
+/// otherwise the apply analyzes again.
+#[derive(Debug)]
+pub struct PreAnalyzed {
+    instance_id: u64,
+    epoch: u64,
+    /// Per document: stored JSON and terms.
+    docs: Vec<(Arc<[u8]>, DocTerms)>,
+}
+
 /// One incarnation of an index.
 pub struct IndexInstance {
     /// Internal id (LSN of the creating operation); names the Tantivy directory.
     pub id: u64,
     record: RwLock<IndexRecord>,
+    /// The tokenization of the settings, and how many times it changed (see [`PreAnalyzed`]).
+    tokenization: RwLock<(u64, Arc<Tokenization>)>,
     fields: RwLock<Fields>,
     segments: SegmentStore,
     view: ArcSwap<View>,
@@ -215,9 +229,11 @@ impl IndexInstance {
         let segments = SegmentStore::open(disk, dir, segment_config)?;
         let searcher = segments.searcher();
         let fields = Fields::from_order(record.fields.clone());
+        let tokenization = Arc::new(Tokenization::from_settings(&record.settings));
         let instance = IndexInstance {
             id: record.id,
             record: RwLock::new(record),
+            tokenization: RwLock::new((0, tokenization)),
             fields: RwLock::new(fields),
             segments,
             view: ArcSwap::from_pointee(View {
@@ -256,7 +272,13 @@ impl IndexInstance {
 
     /// Changes the registry record (primary key, settings, timestamps).
     pub fn update_record(&self, f: impl FnOnce(&mut IndexRecord)) {
-        f(&mut self.record.write());
+        let mut record = self.record.write();
+        f(&mut record);
+        let tok = Tokenization::from_settings(&record.settings);
+        let mut current = self.tokenization.write();
+        if *current.1 != tok {
+            *current = (current.0 + 1, Arc::new(tok));
+        }
     }
 
     /// Field order.
@@ -326,21 +348,51 @@ impl IndexInstance {
 
     /// How the index's settings split words (see [`crate::analysis::Tokenization`]).
     pub fn tokenization(&self) -> Tokenization {
-        Tokenization::from_settings(&self.record.read().settings)
+        (*self.tokenization.read().1).clone()
     }
 
     /// Analyzes a document, assigning ids to attribute paths seen for the first time.
-    fn analyze_assigning(&self, doc: &Document, tok: &Tokenization) -> AnalyzedDocument {
-        let mut fields = self.fields.write();
-        analyze_document_with(doc, tok, |path| Some(fields.id_or_insert(path)))
+    fn analyze_assigning(
+        &self,
+        analyzer: &mut Analyzer,
+        doc: &Document,
+        tok: &Tokenization,
+    ) -> DocTerms {
+        analyzer.analyze(doc, tok, |path| {
+            if let Some(id) = self.fields.read().id(path) {
+                return Some(id);
+            }
+            Some(self.fields.write().id_or_insert(path))
+        })
+    }
+
+    /// Analyzes and serializes documents of an add-or-replace ahead of its apply, with no
+    /// lock of the apply path held (see [`PreAnalyzed`]).
+    pub fn pre_analyze(&self, docs: &[Document]) -> Result<PreAnalyzed> {
+        let (epoch, tok) = self.tokenization.read().clone();
+        let mut analyzer = Analyzer::default();
+        let mut out = Vec::with_capacity(docs.len());
+        for doc in docs {
+            let json: Arc<[u8]> = Arc::from(serde_json::to_vec(doc).map_err(Error::meta)?);
+            out.push((json, self.analyze_assigning(&mut analyzer, doc, &tok)));
+        }
+        Ok(PreAnalyzed {
+            instance_id: self.id,
+            epoch,
+            docs: out,
+        })
     }
 
     /// Applies add-or-replace / add-or-update of validated documents at `lsn`. Returns the
     /// number of documents indexed.
+    ///
+    /// `pre` is used when it is still valid (see [`PreAnalyzed`]); it only ever holds
+    /// documents of an add-or-replace.
     pub fn apply_documents(
         &self,
         lsn: Lsn,
         docs: Vec<Document>,
+        pre: Option<PreAnalyzed>,
         method: Method,
         primary_key: &str,
         config: &EngineConfig,
@@ -351,28 +403,52 @@ impl IndexInstance {
         let clears = active.mem.read().clear_lsn().is_some();
         let count = docs.len() as u64;
         let chunk = config.apply_chunk_docs.max(1);
-        let tok = self.tokenization();
+        let (epoch, tok) = self.tokenization.read().clone();
+        let mut pre = pre
+            .filter(|p| {
+                method == Method::Replace
+                    && p.instance_id == self.id
+                    && p.epoch == epoch
+                    && p.docs.len() == docs.len()
+            })
+            .map(|p| p.docs.into_iter());
+        let mut analyzer = Analyzer::default();
         Self::snapshot_of(&view, self.segments.fields(), older, |older| {
             // Versions written earlier in this same operation (duplicates in a batch).
             let mut this_op: FxHashMap<Arc<str>, Arc<[u8]>> = FxHashMap::default();
             let mut prepared = Vec::with_capacity(chunk);
             for (i, mut doc) in docs.into_iter().enumerate() {
+                let ready = pre.as_mut().and_then(Iterator::next);
                 let pk: Arc<str> = Arc::from(document_id(&doc, primary_key)?);
                 let (older_version, base) =
                     self.previous_version(&active, older, clears, &pk, method, &this_op)?;
-                if let Some(base) = base {
-                    let mut merged: Document = serde_json::from_slice(&base).map_err(|e| {
-                        Error::Corrupt(format!("stored document does not decode: {e}"))
-                    })?;
-                    merge_update(&mut merged, doc);
-                    doc = merged;
-                }
-                let analyzed = self.analyze_assigning(&doc, &tok);
-                let json: Arc<[u8]> = Arc::from(serde_json::to_vec(&doc).map_err(Error::meta)?);
+                let (json, terms) = match (ready, base) {
+                    (Some(ready), None) => ready,
+                    (_, base) => {
+                        if let Some(base) = base {
+                            let mut merged: Document =
+                                serde_json::from_slice(&base).map_err(|e| {
+                                    Error::Corrupt(format!("stored document does not decode: {e}"))
+                                })?;
+                            merge_update(&mut merged, doc);
+                            doc = merged;
+                        }
+                        let terms = self.analyze_assigning(&mut analyzer, &doc, &tok);
+                        let json: Arc<[u8]> =
+                            Arc::from(serde_json::to_vec(&doc).map_err(Error::meta)?);
+                        (json, terms)
+                    }
+                };
                 if method == Method::Update {
                     this_op.insert(pk.clone(), json.clone());
                 }
-                prepared.push(prepare(pk, json, analyzed, seq_of(lsn, i), older_version));
+                prepared.push(PreparedDoc {
+                    pk,
+                    json,
+                    terms,
+                    new_seq: seq_of(lsn, i),
+                    older: older_version,
+                });
                 if prepared.len() == chunk {
                     self.insert_chunk(&active, lsn, &mut prepared);
                 }
@@ -605,28 +681,6 @@ impl IndexInstance {
     /// Deletes the index's files.
     pub fn destroy(self) -> Result<()> {
         self.segments.destroy()
-    }
-}
-
-fn prepare(
-    pk: Arc<str>,
-    json: Arc<[u8]>,
-    analyzed: AnalyzedDocument,
-    new_seq: u64,
-    older: Option<OlderVersion>,
-) -> PreparedDoc {
-    let len = analyzed.len();
-    let mut grouped: FxHashMap<String, Vec<u32>> = FxHashMap::default();
-    for t in analyzed.tokens {
-        grouped.entry(t.term).or_default().push(t.position);
-    }
-    PreparedDoc {
-        pk,
-        json,
-        terms: grouped.into_iter().collect(),
-        len,
-        new_seq,
-        older,
     }
 }
 

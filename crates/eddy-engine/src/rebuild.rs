@@ -65,5 +65,5 @@ pub fn rebuild_in_place(instance: &IndexInstance, lsn: u64, config: &EngineConfi
         return Ok(0);
     }
     tracing::info!(index = %instance.uid(), docs = docs.len(), lsn, "rebuilding index for new settings");
-    instance.apply_documents(lsn, docs, Method::Replace, &pk, config)
+    instance.apply_documents(lsn, docs, None, Method::Replace, &pk, config)
 }
