@@ -697,3 +697,74 @@ pub fn seq_of(lsn: Lsn, i: usize) -> u64 {
 pub fn count_value(n: u64) -> Value {
     Value::from(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EngineConfig;
+    use crate::settings::Settings;
+
+    fn instance(dir: &std::path::Path) -> IndexInstance {
+        let record = IndexRecord {
+            id: 1,
+            uid: "t".into(),
+            primary_key: Some("id".into()),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+            settings: Settings::default(),
+            fields: Vec::new(),
+        };
+        IndexInstance::open(
+            crate::storage::fs_disk(),
+            dir,
+            record,
+            SegmentConfig::default(),
+            MemoryBudget::new(64 << 20),
+        )
+        .expect("open")
+    }
+
+    fn docs(text: &str) -> Vec<Document> {
+        match serde_json::json!({"id": "a", "text": text}) {
+            Value::Object(m) => vec![m],
+            _ => unreachable!("an object"),
+        }
+    }
+
+    fn has_term(instance: &IndexInstance, term: &str) -> bool {
+        let view = instance.view();
+        let mem = view.active().mem.read();
+        mem.reader(mem.visible_lsn()).postings(term).is_some()
+    }
+
+    #[test]
+    fn pre_analysis_is_used_only_under_the_same_tokenization() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let instance = instance(dir.path());
+        let config = EngineConfig::default();
+        // Analyzed ahead with the default tokenization (`x@y` is two words), applied after
+        // a settings change that makes `@` join words: the apply must analyze again.
+        let pre = instance.pre_analyze(&docs("x@y")).expect("pre");
+        instance.update_record(|r| r.settings.non_separator_tokens = vec!["@".into()]);
+        let pre_again = instance.pre_analyze(&docs("p@q")).expect("pre");
+        instance
+            .apply_documents(2, docs("x@y"), Some(pre), Method::Replace, "id", &config)
+            .expect("apply");
+        assert!(has_term(&instance, "x@y"));
+        assert!(!has_term(&instance, "x") && !has_term(&instance, "y"));
+        // Analyzed under the current tokenization: used as is (the terms come from it, not
+        // from the documents given).
+        instance
+            .apply_documents(
+                3,
+                docs("zzz"),
+                Some(pre_again),
+                Method::Replace,
+                "id",
+                &config,
+            )
+            .expect("apply");
+        assert!(has_term(&instance, "p@q"));
+        assert!(!has_term(&instance, "zzz"));
+    }
+}
