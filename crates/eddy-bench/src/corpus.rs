@@ -5,6 +5,8 @@
 //! - `synthetic`: 1,000,000 documents of about 1 KB, generated deterministically from the
 //!   word frequencies of `wordfreq/small_en.tsv` (Zipf-distributed words). Documents are
 //!   generated on demand, so a run never holds the whole corpus in memory.
+//!
+//! `EDDY_BENCH_DOCS=n` keeps the first `n` documents of any corpus (for a quick run).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -36,6 +38,20 @@ pub enum Corpus {
 impl Corpus {
     /// Opens a corpus by name.
     pub fn open(name: &str) -> Result<Corpus> {
+        let mut corpus = Corpus::open_all(name)?;
+        let limit = std::env::var("EDDY_BENCH_DOCS")
+            .ok()
+            .and_then(|n| n.parse::<usize>().ok());
+        if let Some(limit) = limit {
+            match &mut corpus {
+                Corpus::Loaded { docs, .. } => docs.truncate(limit),
+                Corpus::Synthetic(s) => s.docs = s.docs.min(limit),
+            }
+        }
+        Ok(corpus)
+    }
+
+    fn open_all(name: &str) -> Result<Corpus> {
         match name {
             "wordnet" => Ok(Corpus::Loaded {
                 name: "wordnet",
@@ -86,6 +102,10 @@ impl Corpus {
 
     /// The id of document `i`, as the engine stores it.
     pub fn id(&self, i: usize) -> String {
+        if let Corpus::Synthetic(_) = self {
+            // Without generating the document again (the baseline asks for every id).
+            return i.to_string();
+        }
         match self.doc(i).get(self.primary_key()) {
             Some(Value::String(s)) => s.clone(),
             Some(other) => other.to_string(),

@@ -17,6 +17,11 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
+// The allocator of the `eddy` binary, so that eddy is measured as it runs (the Tantivy
+// baselines, in the same process, get it too).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Runs one phase in a child process and returns the JSON object it printed last.
 pub(crate) fn child(phase: &str, corpus: &str, dir: &Path) -> Result<Value> {
     eprintln!("[bench] {corpus}: {phase} ...");

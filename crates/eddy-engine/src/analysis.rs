@@ -317,6 +317,200 @@ pub fn analyze_document_with(
     AnalyzedDocument { tokens }
 }
 
+/// A document's analysis in the form the write path stores: its distinct terms, each with
+/// its positions (ascending), in three buffers instead of a `String` per token.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DocTerms {
+    /// The distinct terms, concatenated.
+    text: String,
+    /// Per distinct term: byte range in `text` and range in `positions`.
+    terms: Vec<TermSpan>,
+    positions: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TermSpan {
+    start: u32,
+    end: u32,
+    pos_start: u32,
+    pos_end: u32,
+}
+
+impl DocTerms {
+    /// Number of tokens: the document length BM25 uses.
+    pub fn len(&self) -> u32 {
+        u32::try_from(self.positions.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Whether the document has no token.
+    pub fn is_empty(&self) -> bool {
+        self.positions.is_empty()
+    }
+
+    /// Number of distinct terms.
+    pub fn term_count(&self) -> usize {
+        self.terms.len()
+    }
+
+    /// Distinct terms with their positions (ascending), in term byte order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u32])> + '_ {
+        self.terms.iter().map(|t| {
+            (
+                &self.text[t.start as usize..t.end as usize],
+                &self.positions[t.pos_start as usize..t.pos_end as usize],
+            )
+        })
+    }
+
+    /// The compact form of an [`AnalyzedDocument`].
+    pub fn from_tokens(tokens: &[Token]) -> DocTerms {
+        let mut order: Vec<usize> = (0..tokens.len()).collect();
+        order.sort_by(|&a, &b| {
+            tokens[a]
+                .term
+                .cmp(&tokens[b].term)
+                .then(tokens[a].position.cmp(&tokens[b].position))
+        });
+        let mut out = DocTerms::default();
+        for i in order {
+            let t = &tokens[i];
+            out.push(&t.term, t.position);
+        }
+        out
+    }
+
+    /// Appends a token; tokens must come grouped by term, positions ascending.
+    fn push(&mut self, term: &str, position: u32) {
+        let same = self
+            .terms
+            .last()
+            .is_some_and(|l| &self.text[l.start as usize..l.end as usize] == term);
+        let pos = u32::try_from(self.positions.len()).unwrap_or(u32::MAX);
+        self.positions.push(position);
+        if same {
+            if let Some(last) = self.terms.last_mut() {
+                last.pos_end = pos + 1;
+            }
+            return;
+        }
+        let start = u32::try_from(self.text.len()).unwrap_or(u32::MAX);
+        self.text.push_str(term);
+        self.terms.push(TermSpan {
+            start,
+            end: u32::try_from(self.text.len()).unwrap_or(u32::MAX),
+            pos_start: pos,
+            pos_end: pos + 1,
+        });
+    }
+}
+
+/// Analyzes documents into [`DocTerms`], reusing its buffers from one document to the next.
+/// Produces exactly the terms and positions of [`analyze_document_with`].
+#[derive(Debug, Default)]
+pub struct Analyzer {
+    /// Every token's term, concatenated (duplicates included).
+    scratch: String,
+    /// Per token: position, byte range in `scratch`.
+    tokens: Vec<(u32, u32, u32)>,
+    /// Next free position per rank.
+    next: Vec<(u32, u32)>,
+}
+
+impl Analyzer {
+    /// Analyzes a document: `rank_of(path)` gives the attribute rank of a leaf path, or `None`
+    /// when the path is not searchable.
+    pub fn analyze(
+        &mut self,
+        doc: &Document,
+        tok: &Tokenization,
+        mut rank_of: impl FnMut(&str) -> Option<u32>,
+    ) -> DocTerms {
+        self.scratch.clear();
+        self.tokens.clear();
+        self.next.clear();
+        let Analyzer {
+            scratch,
+            tokens,
+            next,
+        } = self;
+        for_each_leaf(doc, |path, text, _| {
+            let Some(rank) = rank_of(path) else { return };
+            let slot = match next.iter().position(|(r, _)| *r == rank) {
+                Some(i) => i,
+                None => {
+                    next.push((rank, 0));
+                    next.len() - 1
+                }
+            };
+            let mut pos = next[slot].1;
+            let before = tokens.len();
+            let mut push = |scratch: &mut String, start: usize| {
+                tokens.push((
+                    encode_position(rank, pos),
+                    u32::try_from(start).unwrap_or(u32::MAX),
+                    u32::try_from(scratch.len()).unwrap_or(u32::MAX),
+                ));
+                pos = pos.saturating_add(1);
+            };
+            if tok.is_default() {
+                for seg in text.split_word_bounds() {
+                    if !seg.chars().any(char::is_alphanumeric) {
+                        continue;
+                    }
+                    let start = scratch.len();
+                    if normalize_word_into(seg, scratch) {
+                        push(scratch, start);
+                    }
+                }
+            } else {
+                for word in words_with(text, tok) {
+                    let start = scratch.len();
+                    scratch.push_str(&word.term);
+                    push(scratch, start);
+                }
+            }
+            if tokens.len() > before {
+                next[slot].1 = pos.saturating_add(VALUE_GAP);
+            }
+        });
+        let term = |t: &(u32, u32, u32)| &scratch[t.1 as usize..t.2 as usize];
+        tokens.sort_unstable_by(|a, b| term(a).cmp(term(b)).then(a.0.cmp(&b.0)));
+        let mut out = DocTerms {
+            text: String::with_capacity(scratch.len()),
+            terms: Vec::with_capacity(tokens.len()),
+            positions: Vec::with_capacity(tokens.len()),
+        };
+        for t in tokens.iter() {
+            out.push(term(t), t.0);
+        }
+        out.terms.shrink_to_fit();
+        out.text.shrink_to_fit();
+        out
+    }
+}
+
+/// [`normalize_word`] appending to `out`; returns whether the word is indexed (when it is
+/// not, `out` is left as it was).
+fn normalize_word_into(word: &str, out: &mut String) -> bool {
+    let start = out.len();
+    if word.is_ascii() {
+        out.extend(word.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+    } else {
+        out.extend(
+            word.nfkd()
+                .filter(|c| !is_combining_mark(*c))
+                .flat_map(char::to_lowercase),
+        );
+    }
+    let len = out.len() - start;
+    if len == 0 || len > MAX_TERM_BYTES {
+        out.truncate(start);
+        false
+    } else {
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,5 +599,44 @@ mod tests {
             ]
         );
         assert_eq!(analyzed.len(), 6);
+    }
+    #[test]
+    fn compact_analysis_matches_the_reference() {
+        let doc = match json!({
+            "title": "Big cat, big CAT", "tags": ["red fox", "dog", "Café"], "n": 3,
+            "nested": {"a": "the the the", "b": ["x y", "x"]}, "skip": "never",
+            "long": "a".repeat(MAX_TERM_BYTES + 1) + " short",
+        }) {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        };
+        let rank = |p: &str| match p {
+            "skip" => None,
+            "nested.b" => Some(1),
+            other => Some(other.len() as u32),
+        };
+        for tok in [
+            Tokenization::default(),
+            Tokenization {
+                separators: vec!["|".into()],
+                non_separators: vec!["@".into()],
+                dictionary: vec!["big cat".into()],
+            },
+        ] {
+            let reference = analyze_document_with(&doc, &tok, rank);
+            let mut analyzer = Analyzer::default();
+            // Twice: the buffers are reused.
+            for _ in 0..2 {
+                let compact = analyzer.analyze(&doc, &tok, rank);
+                assert_eq!(compact, DocTerms::from_tokens(&reference.tokens));
+                assert_eq!(compact.len(), reference.len());
+            }
+        }
+        let compact = Analyzer::default().analyze(&doc, &Tokenization::default(), rank);
+        let the: Vec<(&str, &[u32])> = compact.iter().filter(|(t, _)| *t == "the").collect();
+        assert_eq!(
+            the,
+            vec![("the", &[8 << 16, (8 << 16) | 1, (8 << 16) | 2][..])]
+        );
     }
 }

@@ -116,7 +116,7 @@ pub struct EngineConfig {
     /// Documents applied per memtable critical section.
     pub apply_chunk_docs: usize,
     /// New terms after which a memtable's term dictionary is re-sealed into an FST (the
-    /// threshold also grows with the dictionary: an eighth of the sealed terms).
+    /// threshold also grows with the dictionary: a quarter of the sealed terms).
     pub seal_min_terms: usize,
     /// Test hook (see [`Failpoint`]).
     pub failpoint: Option<Failpoint>,

@@ -40,7 +40,7 @@ use crate::document::{
     select_fields, validate_index_uid,
 };
 use crate::error::{Code, Error, Result};
-use crate::index::{IndexInstance, View};
+use crate::index::{IndexInstance, PreAnalyzed, View};
 use crate::memory::MemoryBudget;
 use crate::meta::{IndexRecord, MetaBatch, MetaStore, PendingRebuild};
 use crate::ops::{self, Method, Op, OpHeader, RECORD_KIND_OP};
@@ -165,7 +165,8 @@ pub struct TaskPage {
 }
 
 enum DocsSource<'a> {
-    Parsed(Vec<Document>),
+    /// Parsed documents, perhaps analyzed ahead (see [`PreAnalyzed`]).
+    Parsed(Vec<Document>, Option<PreAnalyzed>),
     Raw(&'a [u8]),
 }
 
@@ -175,6 +176,7 @@ struct Decoded {
     header: OpHeader,
     body: Vec<u8>,
     docs: Option<Vec<Document>>,
+    pre: Option<PreAnalyzed>,
 }
 
 impl Decoded {
@@ -197,6 +199,7 @@ impl Decoded {
             header,
             body,
             docs,
+            pre: None,
         })
     }
 }
@@ -222,6 +225,7 @@ struct Pending {
     lsn: Lsn,
     header: OpHeader,
     docs: Option<Vec<Document>>,
+    pre: Option<PreAnalyzed>,
 }
 
 #[derive(Default)]
@@ -1113,6 +1117,8 @@ impl Inner {
             Some(uid) => self.slot(uid, true).expect("created"),
             None => self.tasks_slot.clone(),
         };
+        // Analysis runs here, in parallel with other writers, instead of under the slot lock.
+        let pre = self.pre_analyze(0, &header, docs.as_deref())?;
         let payload = ops::encode(&header, body)?;
         let (lsn, ticket) = {
             let mut queue = slot.queue.lock();
@@ -1124,7 +1130,12 @@ impl Inner {
             let lsn = *ticket.lsns().start();
             in_flight.insert(lsn);
             drop(in_flight);
-            queue.pending.push_back(Pending { lsn, header, docs });
+            queue.pending.push_back(Pending {
+                lsn,
+                header,
+                docs,
+                pre,
+            });
             (lsn, ticket)
         };
         let waited = ticket.wait();
@@ -1162,7 +1173,7 @@ impl Inner {
             let result = if let Err(e) = self.check_poison() {
                 Err(e)
             } else {
-                let docs = p.docs.map(DocsSource::Parsed);
+                let docs = p.docs.map(|docs| DocsSource::Parsed(docs, p.pre));
                 match self.apply(slot, p.lsn, p.header, docs, Mode::Live, &mut batch) {
                     Ok(task) => Ok(task),
                     Err(e) => Err(self.poison(format!("applying LSN {} failed: {e}", p.lsn))),
@@ -1183,6 +1194,36 @@ impl Inner {
         for lsn in applied {
             in_flight.remove(&lsn);
         }
+    }
+
+    /// Analyzes the documents of an add-or-replace ahead of its apply (see [`PreAnalyzed`]),
+    /// when its index exists and its LSN (0 when not yet known) is above the index's
+    /// checkpoint.
+    fn pre_analyze(
+        &self,
+        lsn: Lsn,
+        header: &OpHeader,
+        docs: Option<&[Document]>,
+    ) -> Result<Option<PreAnalyzed>> {
+        let (Some(uid), Some(docs)) = (&header.index, docs) else {
+            return Ok(None);
+        };
+        if !matches!(
+            header.op,
+            Op::Documents {
+                method: Method::Replace,
+                ..
+            }
+        ) {
+            return Ok(None);
+        }
+        let Some(instance) = self.slot(uid, false).and_then(|s| s.instance()) else {
+            return Ok(None);
+        };
+        if lsn != 0 && lsn <= instance.checkpoint() {
+            return Ok(None);
+        }
+        instance.pre_analyze(docs).map(Some)
     }
 
     /// After a write: freeze a full memtable, wake the flusher.
@@ -1353,10 +1394,10 @@ impl Inner {
         batch: &mut MetaBatch,
     ) -> Result<Outcome> {
         let kind = TaskKind::DocumentAdditionOrUpdate;
-        let docs = match source {
-            DocsSource::Parsed(d) => d,
+        let (docs, pre) = match source {
+            DocsSource::Parsed(d, pre) => (d, pre),
             DocsSource::Raw(body) => match parse_payload(body, format) {
-                Ok(d) => d,
+                Ok(d) => (d, None),
                 Err(e) => {
                     return Ok(Outcome::failed(
                         kind,
@@ -1388,7 +1429,7 @@ impl Inner {
             if docs.iter().any(|d| document_id(d, &pk).is_err()) {
                 return Ok(Outcome::ok(kind, json!({})));
             }
-            let n = instance.apply_documents(lsn, docs, method, &pk, &self.config)?;
+            let n = instance.apply_documents(lsn, docs, pre, method, &pk, &self.config)?;
             return Ok(Outcome::ok(kind, json!({})).with_applied(n));
         }
         let instance = slot.instance();
@@ -1428,7 +1469,7 @@ impl Inner {
         if let Some(pk) = &pk
             && lsn > instance.checkpoint()
         {
-            indexed = instance.apply_documents(lsn, docs, method, pk, &self.config)?;
+            indexed = instance.apply_documents(lsn, docs, pre, method, pk, &self.config)?;
         }
         self.touch(&instance, lsn, mode, batch);
         Ok(Outcome::ok(
@@ -1865,17 +1906,27 @@ impl Inner {
         // order); the bounded channel keeps a few records in flight at most.
         std::thread::scope(|scope| -> Result<()> {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Decoded>>(4);
-            let producer = scope.spawn(move || {
+            let reader = std::thread::Builder::new().name("eddy-replay".into());
+            let producer = reader.spawn_scoped(scope, move || {
                 for record in replay {
                     let decoded = record
                         .map_err(Error::from)
-                        .and_then(|record| Decoded::new(record.lsn, record.kind, record.payload));
+                        .and_then(|record| Decoded::new(record.lsn, record.kind, record.payload))
+                        .and_then(|mut decoded| {
+                            decoded.pre = self.pre_analyze(
+                                decoded.lsn,
+                                &decoded.header,
+                                decoded.docs.as_deref(),
+                            )?;
+                            Ok(decoded)
+                        });
                     let failed = decoded.is_err();
                     if tx.send(decoded).is_err() || failed {
                         return;
                     }
                 }
             });
+            let producer = producer.map_err(io("spawn log reader thread", &self.path))?;
             let result = (|| -> Result<()> {
                 for decoded in rx.iter() {
                     let Decoded {
@@ -1883,6 +1934,7 @@ impl Inner {
                         header,
                         body,
                         docs,
+                        pre,
                     } = decoded?;
                     // IMPORTANT: `applied_lsn` is a watermark, but metadata commits of later
                     // operations (other indexes drain concurrently) may have become durable
@@ -1897,7 +1949,7 @@ impl Inner {
                         None => self.tasks_slot.clone(),
                     };
                     let source = match docs {
-                        Some(docs) => DocsSource::Parsed(docs),
+                        Some(docs) => DocsSource::Parsed(docs, pre),
                         None => DocsSource::Raw(&body),
                     };
                     self.apply(

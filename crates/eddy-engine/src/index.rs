@@ -25,7 +25,7 @@ use tantivy::Searcher;
 use tantivy::index::SegmentId;
 use time::OffsetDateTime;
 
-use crate::analysis::{AnalyzedDocument, Tokenization, analyze_document_with};
+use crate::analysis::{Analyzer, DocTerms, Tokenization};
 use crate::config::EngineConfig;
 use crate::document::{Document, document_id, merge_update};
 use crate::error::{Error, Result};
@@ -191,11 +191,25 @@ pub struct Version {
     pub seq: u64,
 }
 
+/// Documents analyzed ahead of their operation's apply, off the index's apply lock (by the
+/// writer while it waits, or by the log reader during recovery). They are used only when the
+/// index incarnation and its tokenization are still the ones they were analyzed with;
+/// otherwise the apply analyzes again.
+#[derive(Debug)]
+pub struct PreAnalyzed {
+    instance_id: u64,
+    epoch: u64,
+    /// Per document: stored JSON and terms.
+    docs: Vec<(Arc<[u8]>, DocTerms)>,
+}
+
 /// One incarnation of an index.
 pub struct IndexInstance {
     /// Internal id (LSN of the creating operation); names the Tantivy directory.
     pub id: u64,
     record: RwLock<IndexRecord>,
+    /// The tokenization of the settings, and how many times it changed (see [`PreAnalyzed`]).
+    tokenization: RwLock<(u64, Arc<Tokenization>)>,
     fields: RwLock<Fields>,
     segments: SegmentStore,
     view: ArcSwap<View>,
@@ -239,9 +253,11 @@ impl IndexInstance {
         let segments = SegmentStore::open(disk, dir, segment_config)?;
         let searcher = segments.searcher();
         let fields = Fields::from_order(record.fields.clone());
+        let tokenization = Arc::new(Tokenization::from_settings(&record.settings));
         let instance = IndexInstance {
             id: record.id,
             record: RwLock::new(record),
+            tokenization: RwLock::new((0, tokenization)),
             fields: RwLock::new(fields),
             segments,
             view: ArcSwap::from_pointee(View {
@@ -286,7 +302,13 @@ impl IndexInstance {
 
     /// Changes the registry record (primary key, settings, timestamps).
     pub fn update_record(&self, f: impl FnOnce(&mut IndexRecord)) {
-        f(&mut self.record.write());
+        let mut record = self.record.write();
+        f(&mut record);
+        let tok = Tokenization::from_settings(&record.settings);
+        let mut current = self.tokenization.write();
+        if *current.1 != tok {
+            *current = (current.0 + 1, Arc::new(tok));
+        }
     }
 
     /// Field order.
@@ -356,21 +378,51 @@ impl IndexInstance {
 
     /// How the index's settings split words (see [`crate::analysis::Tokenization`]).
     pub fn tokenization(&self) -> Tokenization {
-        Tokenization::from_settings(&self.record.read().settings)
+        (*self.tokenization.read().1).clone()
     }
 
     /// Analyzes a document, assigning ids to attribute paths seen for the first time.
-    fn analyze_assigning(&self, doc: &Document, tok: &Tokenization) -> AnalyzedDocument {
-        let mut fields = self.fields.write();
-        analyze_document_with(doc, tok, |path| Some(fields.id_or_insert(path)))
+    fn analyze_assigning(
+        &self,
+        analyzer: &mut Analyzer,
+        doc: &Document,
+        tok: &Tokenization,
+    ) -> DocTerms {
+        analyzer.analyze(doc, tok, |path| {
+            if let Some(id) = self.fields.read().id(path) {
+                return Some(id);
+            }
+            Some(self.fields.write().id_or_insert(path))
+        })
+    }
+
+    /// Analyzes and serializes documents of an add-or-replace ahead of its apply, with no
+    /// lock of the apply path held (see [`PreAnalyzed`]).
+    pub fn pre_analyze(&self, docs: &[Document]) -> Result<PreAnalyzed> {
+        let (epoch, tok) = self.tokenization.read().clone();
+        let mut analyzer = Analyzer::default();
+        let mut out = Vec::with_capacity(docs.len());
+        for doc in docs {
+            let json: Arc<[u8]> = Arc::from(serde_json::to_vec(doc).map_err(Error::meta)?);
+            out.push((json, self.analyze_assigning(&mut analyzer, doc, &tok)));
+        }
+        Ok(PreAnalyzed {
+            instance_id: self.id,
+            epoch,
+            docs: out,
+        })
     }
 
     /// Applies add-or-replace / add-or-update of validated documents at `lsn`. Returns the
     /// number of documents indexed.
+    ///
+    /// `pre` is used when it is still valid (see [`PreAnalyzed`]); it only ever holds
+    /// documents of an add-or-replace.
     pub fn apply_documents(
         &self,
         lsn: Lsn,
         docs: Vec<Document>,
+        pre: Option<PreAnalyzed>,
         method: Method,
         primary_key: &str,
         config: &EngineConfig,
@@ -381,32 +433,56 @@ impl IndexInstance {
         let clears = active.mem.read().clear_lsn().is_some();
         let count = docs.len() as u64;
         let chunk = config.apply_chunk_docs.max(1);
-        let tok = self.tokenization();
         let mut touched = self.touched.lock().is_some().then(Vec::new);
+        let (epoch, tok) = self.tokenization.read().clone();
+        let mut pre = pre
+            .filter(|p| {
+                method == Method::Replace
+                    && p.instance_id == self.id
+                    && p.epoch == epoch
+                    && p.docs.len() == docs.len()
+            })
+            .map(|p| p.docs.into_iter());
+        let mut analyzer = Analyzer::default();
         Self::snapshot_of(&view, self.segments.fields(), older, |older| {
             // Versions written earlier in this same operation (duplicates in a batch).
             let mut this_op: FxHashMap<Arc<str>, Arc<[u8]>> = FxHashMap::default();
             let mut prepared = Vec::with_capacity(chunk);
             for (i, mut doc) in docs.into_iter().enumerate() {
+                let ready = pre.as_mut().and_then(Iterator::next);
                 let pk: Arc<str> = Arc::from(document_id(&doc, primary_key)?);
                 if let Some(ids) = touched.as_mut() {
                     ids.push(pk.clone());
                 }
                 let (older_version, base) =
                     self.previous_version(&active, older, clears, &pk, method, &this_op)?;
-                if let Some(base) = base {
-                    let mut merged: Document = serde_json::from_slice(&base).map_err(|e| {
-                        Error::Corrupt(format!("stored document does not decode: {e}"))
-                    })?;
-                    merge_update(&mut merged, doc);
-                    doc = merged;
-                }
-                let analyzed = self.analyze_assigning(&doc, &tok);
-                let json: Arc<[u8]> = Arc::from(serde_json::to_vec(&doc).map_err(Error::meta)?);
+                let (json, terms) = match (ready, base) {
+                    (Some(ready), None) => ready,
+                    (_, base) => {
+                        if let Some(base) = base {
+                            let mut merged: Document =
+                                serde_json::from_slice(&base).map_err(|e| {
+                                    Error::Corrupt(format!("stored document does not decode: {e}"))
+                                })?;
+                            merge_update(&mut merged, doc);
+                            doc = merged;
+                        }
+                        let terms = self.analyze_assigning(&mut analyzer, &doc, &tok);
+                        let json: Arc<[u8]> =
+                            Arc::from(serde_json::to_vec(&doc).map_err(Error::meta)?);
+                        (json, terms)
+                    }
+                };
                 if method == Method::Update {
                     this_op.insert(pk.clone(), json.clone());
                 }
-                prepared.push(prepare(pk, json, analyzed, seq_of(lsn, i), older_version));
+                prepared.push(PreparedDoc {
+                    pk,
+                    json,
+                    terms,
+                    new_seq: seq_of(lsn, i),
+                    older: older_version,
+                });
                 if prepared.len() == chunk {
                     self.insert_chunk(&active, lsn, &mut prepared);
                 }
@@ -500,6 +576,7 @@ impl IndexInstance {
         let older = &view.memtables[..view.memtables.len() - 1];
         let clears = active.mem.read().clear_lsn().is_some();
         let tok = self.tokenization();
+        let mut analyzer = Analyzer::default();
         let empty = FxHashMap::default();
         Self::snapshot_of(&view, self.segments.fields(), older, |older| {
             let mut prepared = Vec::new();
@@ -514,8 +591,14 @@ impl IndexInstance {
                         let doc: Document = serde_json::from_slice(&v.json).map_err(|e| {
                             Error::Corrupt(format!("stored document does not decode: {e}"))
                         })?;
-                        let analyzed = self.analyze_assigning(&doc, &tok);
-                        prepared.push(prepare(pk, v.json, analyzed, v.seq, older_version));
+                        let terms = self.analyze_assigning(&mut analyzer, &doc, &tok);
+                        prepared.push(PreparedDoc {
+                            pk,
+                            json: v.json,
+                            terms,
+                            new_seq: v.seq,
+                            older: older_version,
+                        });
                         if prepared.len() >= 1024 {
                             self.insert_chunk(&active, lsn, &mut prepared);
                         }
@@ -787,28 +870,6 @@ impl IndexInstance {
     }
 }
 
-fn prepare(
-    pk: Arc<str>,
-    json: Arc<[u8]>,
-    analyzed: AnalyzedDocument,
-    new_seq: u64,
-    older: Option<OlderVersion>,
-) -> PreparedDoc {
-    let len = analyzed.len();
-    let mut grouped: FxHashMap<String, Vec<u32>> = FxHashMap::default();
-    for t in analyzed.tokens {
-        grouped.entry(t.term).or_default().push(t.position);
-    }
-    PreparedDoc {
-        pk,
-        json,
-        terms: grouped.into_iter().collect(),
-        len,
-        new_seq,
-        older,
-    }
-}
-
 /// What a write replaces: the older version's length and order key (when it lives in an
 /// older layer), and the JSON an update merges into.
 type Previous = (Option<OlderVersion>, Option<Arc<[u8]>>);
@@ -821,4 +882,76 @@ pub fn seq_of(lsn: Lsn, i: usize) -> u64 {
 /// Details value helper.
 pub fn count_value(n: u64) -> Value {
     Value::from(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EngineConfig;
+    use crate::settings::Settings;
+
+    fn instance(dir: &std::path::Path) -> IndexInstance {
+        let record = IndexRecord {
+            id: 1,
+            uid: "t".into(),
+            primary_key: Some("id".into()),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+            settings: Settings::default(),
+            fields: Vec::new(),
+            rebuild: None,
+        };
+        IndexInstance::open(
+            crate::storage::fs_disk(),
+            dir,
+            record,
+            SegmentConfig::default(),
+            MemoryBudget::new(64 << 20),
+        )
+        .expect("open")
+    }
+
+    fn docs(text: &str) -> Vec<Document> {
+        match serde_json::json!({"id": "a", "text": text}) {
+            Value::Object(m) => vec![m],
+            _ => unreachable!("an object"),
+        }
+    }
+
+    fn has_term(instance: &IndexInstance, term: &str) -> bool {
+        let view = instance.view();
+        let mem = view.active().mem.read();
+        mem.reader(mem.visible_lsn()).postings(term).is_some()
+    }
+
+    #[test]
+    fn pre_analysis_is_used_only_under_the_same_tokenization() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let instance = instance(dir.path());
+        let config = EngineConfig::default();
+        // Analyzed ahead with the default tokenization (`x@y` is two words), applied after
+        // a settings change that makes `@` join words: the apply must analyze again.
+        let pre = instance.pre_analyze(&docs("x@y")).expect("pre");
+        instance.update_record(|r| r.settings.non_separator_tokens = vec!["@".into()]);
+        let pre_again = instance.pre_analyze(&docs("p@q")).expect("pre");
+        instance
+            .apply_documents(2, docs("x@y"), Some(pre), Method::Replace, "id", &config)
+            .expect("apply");
+        assert!(has_term(&instance, "x@y"));
+        assert!(!has_term(&instance, "x") && !has_term(&instance, "y"));
+        // Analyzed under the current tokenization: used as is (the terms come from it, not
+        // from the documents given).
+        instance
+            .apply_documents(
+                3,
+                docs("zzz"),
+                Some(pre_again),
+                Method::Replace,
+                "id",
+                &config,
+            )
+            .expect("apply");
+        assert!(has_term(&instance, "p@q"));
+        assert!(!has_term(&instance, "zzz"));
+    }
 }

@@ -264,5 +264,5 @@ pub fn rebuild_in_place(instance: &IndexInstance, lsn: u64, config: &EngineConfi
         return Ok(0);
     }
     tracing::info!(index = %instance.uid(), docs = docs.len(), lsn, "rebuilding index in place (log written before live rebuilds)");
-    instance.apply_documents(lsn, docs, Method::Replace, &pk, config)
+    instance.apply_documents(lsn, docs, None, Method::Replace, &pk, config)
 }

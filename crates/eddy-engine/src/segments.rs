@@ -7,7 +7,10 @@
 //! checkpoint is not durable and the log must not be truncated below it.
 //!
 //! Documents reach Tantivy pre-tokenized by [`crate::analysis`], so a document has the same
-//! terms, positions and length here as in a memtable.
+//! terms, positions and length here as in a memtable. The tokens travel as one encoded string
+//! per document (see [`TokenListTokenizer`]): Tantivy's own pre-tokenized values would cost
+//! several allocations per token (the document serializes them, indexing decodes and clones
+//! them). Indexes created before that encoding keep their pre-tokenized schema.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,12 +22,11 @@ use tantivy::query::AllQuery;
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions,
 };
-use tantivy::tokenizer::{PreTokenizedString, Token};
+use tantivy::tokenizer::{PreTokenizedString, TextAnalyzer, Token, TokenStream, Tokenizer};
 use tantivy::{
     Directory, Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Searcher, Term,
 };
 
-use crate::analysis::AnalyzedDocument;
 use crate::error::{Error, Result};
 use crate::memtable::{FlushEntry, Memtable, pk_hash};
 use crate::storage::Disk;
@@ -50,7 +52,19 @@ pub struct SegmentFields {
 
 const PAYLOAD_VERSION: u32 = 1;
 
-fn build_schema() -> (Schema, SegmentFields) {
+/// Name of the [`TokenListTokenizer`] in the schema of the `_text` field.
+const TOKEN_LIST_TOKENIZER: &str = "eddy_token_list";
+
+/// How the `_text` field receives its tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TextEncoding {
+    /// One string per document, decoded by [`TokenListTokenizer`].
+    TokenList,
+    /// Tantivy pre-tokenized values (indexes created before the token lists).
+    PreTokenized,
+}
+
+fn build_schema(encoding: TextEncoding) -> (Schema, SegmentFields) {
     let mut b = Schema::builder();
     let pk = b.add_text_field(
         "_pk",
@@ -68,7 +82,10 @@ fn build_schema() -> (Schema, SegmentFields) {
         "_text",
         TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
-                .set_tokenizer("raw")
+                .set_tokenizer(match encoding {
+                    TextEncoding::TokenList => TOKEN_LIST_TOKENIZER,
+                    TextEncoding::PreTokenized => "raw",
+                })
                 .set_index_option(IndexRecordOption::WithFreqsAndPositions)
                 .set_fieldnorms(true),
         ),
@@ -125,6 +142,7 @@ pub struct SegmentStore {
     dir: PathBuf,
     index: Index,
     fields: SegmentFields,
+    encoding: TextEncoding,
     writer: Mutex<Option<IndexWriter>>,
     reader: IndexReader,
     checkpoint: Mutex<Lsn>,
@@ -148,7 +166,7 @@ impl SegmentStore {
     /// Opens the Tantivy index in `dir`, creating it if absent. Returns the store; its
     /// checkpoint is the LSN of the last commit (0 for a new index).
     pub fn open(disk: Arc<dyn Disk>, dir: &Path, config: SegmentConfig) -> Result<SegmentStore> {
-        let (schema, fields) = build_schema();
+        let (schema, fields) = build_schema(TextEncoding::TokenList);
         let meta_path = dir.join("meta.json");
         let created = !disk
             .exists(&meta_path)
@@ -163,7 +181,7 @@ impl SegmentStore {
         let index = if created {
             Index::create(
                 directory,
-                schema,
+                schema.clone(),
                 IndexSettings {
                     docstore_compression: tantivy::store::Compressor::Zstd(
                         tantivy::store::ZstdCompressor {
@@ -176,12 +194,19 @@ impl SegmentStore {
         } else {
             Index::open(directory)?
         };
-        if index.schema() != build_schema().0 {
+        let encoding = if index.schema() == schema {
+            TextEncoding::TokenList
+        } else if index.schema() == build_schema(TextEncoding::PreTokenized).0 {
+            TextEncoding::PreTokenized
+        } else {
             return Err(Error::Corrupt(format!(
                 "the Tantivy schema in {} is not the one this eddy writes",
                 dir.display()
             )));
-        }
+        };
+        index
+            .tokenizers()
+            .register(TOKEN_LIST_TOKENIZER, TextAnalyzer::from(TokenListTokenizer));
         let checkpoint = match index.load_metas()?.payload {
             Some(p) => {
                 let payload: Payload = serde_json::from_str(&p).map_err(|e| {
@@ -225,6 +250,7 @@ impl SegmentStore {
             dir: dir.to_path_buf(),
             index,
             fields,
+            encoding,
             writer: Mutex::new(Some(writer)),
             reader,
             checkpoint: Mutex::new(checkpoint),
@@ -307,6 +333,7 @@ impl SegmentStore {
                     .collect();
                 let mut tokens = mem.slot_tokens(&slots).into_iter();
                 let mut ops = Vec::with_capacity(chunk.len() * 2);
+                let mut encoded = String::new();
                 for entry in chunk {
                     match entry {
                         FlushEntry::Delete { pk } => {
@@ -325,19 +352,38 @@ impl SegmentStore {
                                 ops.push(UserOperation::Delete(Term::from_field_text(f.pk, pk)));
                             }
                             let doc_tokens = tokens.next().unwrap_or_default();
-                            let analyzed = AnalyzedDocument {
-                                tokens: doc_tokens
-                                    .into_iter()
-                                    .map(|(position, id)| crate::analysis::Token {
-                                        position,
-                                        term: mem.term_text(id).to_string(),
-                                    })
-                                    .collect(),
-                            };
-                            debug_assert_eq!(analyzed.len(), *len);
-                            ops.push(UserOperation::Add(
-                                self.tantivy_doc(pk, json, *seq, *lsn, analyzed),
-                            ));
+                            debug_assert_eq!(doc_tokens.len(), *len as usize);
+                            let mut doc = self.tantivy_doc(pk, json, *seq, *lsn, *len);
+                            match self.encoding {
+                                TextEncoding::TokenList => {
+                                    encoded.clear();
+                                    let terms = doc_tokens
+                                        .iter()
+                                        .map(|&(position, id)| (position, mem.term_text(id)));
+                                    encode_token_list(terms, &mut encoded);
+                                    doc.add_text(f.text, &encoded);
+                                }
+                                TextEncoding::PreTokenized => {
+                                    let tokens = doc_tokens
+                                        .iter()
+                                        .map(|&(position, id)| Token {
+                                            offset_from: 0,
+                                            offset_to: 0,
+                                            position: position as usize,
+                                            text: mem.term_text(id).to_string(),
+                                            position_length: 1,
+                                        })
+                                        .collect();
+                                    doc.add_pre_tokenized_text(
+                                        f.text,
+                                        PreTokenizedString {
+                                            text: String::new(),
+                                            tokens,
+                                        },
+                                    );
+                                }
+                            }
+                            ops.push(UserOperation::Add(doc));
                         }
                     }
                     if ops.len() >= 4096 {
@@ -358,40 +404,23 @@ impl SegmentStore {
         Ok(())
     }
 
+    /// A document with every field but the text.
     fn tantivy_doc(
         &self,
         pk: &str,
         json: &[u8],
         seq: u64,
         lsn: Lsn,
-        analyzed: AnalyzedDocument,
+        len: u32,
     ) -> tantivy::TantivyDocument {
         let f = self.fields;
         let mut doc = tantivy::TantivyDocument::new();
         doc.add_text(f.pk, pk);
         doc.add_u64(f.pk_hash, pk_hash(pk));
-        doc.add_u64(f.len, u64::from(analyzed.len()));
+        doc.add_u64(f.len, u64::from(len));
         doc.add_u64(f.seq, seq);
         doc.add_u64(f.lsn, lsn);
         doc.add_bytes(f.doc, json);
-        let tokens = analyzed
-            .tokens
-            .into_iter()
-            .map(|t| Token {
-                offset_from: 0,
-                offset_to: 0,
-                position: t.position as usize,
-                text: t.term,
-                position_length: 1,
-            })
-            .collect();
-        doc.add_pre_tokenized_text(
-            f.text,
-            PreTokenizedString {
-                text: String::new(),
-                tokens,
-            },
-        );
         doc
     }
 
@@ -423,5 +452,114 @@ impl SegmentStore {
                 .map_err(|e| Error::io("fsync directory", parent, e))?;
         }
         Ok(())
+    }
+}
+
+/// Encodes tokens (ascending positions) as the text [`TokenListTokenizer`] decodes: per token
+/// `<position gap>,<term bytes>:<term>`, the gap taken from the previous token (from 0 for the
+/// first). Lengths make any term byte, separators included, safe.
+fn encode_token_list<'a>(tokens: impl Iterator<Item = (u32, &'a str)>, out: &mut String) {
+    use std::fmt::Write;
+    let mut previous = 0;
+    for (position, term) in tokens {
+        debug_assert!(position >= previous, "positions ascend");
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{},{}:", position - previous, term.len());
+        out.push_str(term);
+        previous = position;
+    }
+}
+
+/// The tokenizer of the `_text` field: decodes what [`encode_token_list`] wrote, reusing one
+/// token (no allocation per token). Not an analyzer for user text: eddy analyzes once, in
+/// [`crate::analysis`]. A malformed input (never written by eddy) ends the stream.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokenListTokenizer;
+
+/// The token stream of [`TokenListTokenizer`].
+#[derive(Debug)]
+pub struct TokenListStream<'a> {
+    rest: &'a str,
+    position: usize,
+    token: Token,
+}
+
+impl Tokenizer for TokenListTokenizer {
+    type TokenStream<'a> = TokenListStream<'a>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> TokenListStream<'a> {
+        TokenListStream {
+            rest: text,
+            position: 0,
+            token: Token::default(),
+        }
+    }
+}
+
+impl TokenListStream<'_> {
+    /// Parses the decimal number before `sep`, and moves past it.
+    fn number(&mut self, sep: u8) -> Option<usize> {
+        let end = self.rest.bytes().position(|b| b == sep)?;
+        let n = self.rest[..end].parse().ok()?;
+        self.rest = &self.rest[end + 1..];
+        Some(n)
+    }
+}
+
+impl TokenStream for TokenListStream<'_> {
+    fn advance(&mut self) -> bool {
+        if self.rest.is_empty() {
+            return false;
+        }
+        let (Some(gap), Some(len)) = (self.number(b','), self.number(b':')) else {
+            self.rest = "";
+            return false;
+        };
+        let Some(term) = self.rest.get(..len) else {
+            self.rest = "";
+            return false;
+        };
+        self.rest = &self.rest[len..];
+        self.position += gap;
+        self.token.position = self.position;
+        self.token.text.clear();
+        self.token.text.push_str(term);
+        true
+    }
+
+    fn token(&self) -> &Token {
+        &self.token
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.token
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_lists_round_trip() {
+        let tokens = [
+            (0, "a"),
+            (1, "big,cat:"),
+            (1, "x"),
+            (65_536, "12"),
+            (70_000, "naïve"),
+        ];
+        let mut text = String::new();
+        encode_token_list(tokens.iter().copied(), &mut text);
+        let mut tokenizer = TokenListTokenizer;
+        let mut stream = tokenizer.token_stream(&text);
+        let mut got = Vec::new();
+        while stream.advance() {
+            got.push((stream.token().position as u32, stream.token().text.clone()));
+        }
+        let want: Vec<(u32, String)> = tokens.iter().map(|(p, t)| (*p, t.to_string())).collect();
+        assert_eq!(got, want);
+        assert!(!TokenListTokenizer.token_stream("").advance());
+        assert!(!TokenListTokenizer.token_stream("1,9:short").advance());
     }
 }
