@@ -477,7 +477,14 @@ impl<'a> Snapshot<'a> {
                 !self.segments[layer as usize].reader.has_deletes()
                     && !self.mems.iter().any(|m| m.hides_anything())
             }
-            Some(_) => false,
+            Some(m) => {
+                // Every slot is live at the snapshot (none replaced, deleted or written by
+                // an unfinished operation) and no newer memtable hides a key.
+                let mem = &self.mems[m];
+                mem.lsn() >= mem.memtable().visible_lsn()
+                    && mem.stats().live_docs == u64::from(mem.slot_count())
+                    && !self.mems[m + 1..].iter().any(|n| n.hides_anything())
+            }
         }
     }
 
