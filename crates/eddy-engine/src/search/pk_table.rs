@@ -98,23 +98,29 @@ thread_local! {
 /// Calls `f` with the primary key of the document whose `_pk` term ordinal is `ord` in
 /// segment `id` (the empty string if the column does not have it).
 pub fn with_key<R>(id: SegmentId, column: &StrColumn, ord: u64, f: impl FnOnce(&str) -> R) -> R {
-    let last = LAST.with(|l| {
-        l.borrow()
-            .as_ref()
-            .filter(|(last, _)| *last == id)
-            .map(|(_, t)| t.clone())
-    });
-    let table = last.or_else(|| {
-        let table = shared(id, column)?;
+    // Borrowed in place: cloning the `Arc` would bounce its count between the cores.
+    let f = match LAST.with(|l| match &*l.borrow() {
+        Some((last, table)) if *last == id => match table.get(ord) {
+            Some(key) => Ok(f(key)),
+            None => Err(f),
+        },
+        _ => Err(f),
+    }) {
+        Ok(r) => return r,
+        Err(f) => f,
+    };
+    let table = shared(id, column);
+    if let Some(table) = &table {
         LAST.with(|l| *l.borrow_mut() = Some((id, table.clone())));
-        Some(table)
-    });
-    if let Some(key) = table.as_ref().and_then(|t| t.get(ord)) {
-        return f(key);
     }
-    let mut out = String::new();
-    let _ = column.ord_to_str(ord, &mut out);
-    f(&out)
+    match table.as_ref().and_then(|t| t.get(ord)) {
+        Some(key) => f(key),
+        None => {
+            let mut out = String::new();
+            let _ = column.ord_to_str(ord, &mut out);
+            f(&out)
+        }
+    }
 }
 
 /// The segment's table from the shared cache, counting the lookup and building the table
