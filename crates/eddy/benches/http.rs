@@ -96,14 +96,12 @@ impl Client {
         }
     }
 
-    fn connect(&mut self) -> &mut BufReader<TcpStream> {
-        self.conn.get_or_insert_with(|| {
-            let tcp = TcpStream::connect(&self.addr).expect("connect");
-            tcp.set_nodelay(true).expect("TCP_NODELAY");
-            tcp.set_read_timeout(Some(Duration::from_secs(120)))
-                .expect("read timeout");
-            BufReader::with_capacity(64 << 10, tcp)
-        })
+    fn connect(addr: &str) -> BufReader<TcpStream> {
+        let tcp = TcpStream::connect(addr).expect("connect");
+        tcp.set_nodelay(true).expect("TCP_NODELAY");
+        tcp.set_read_timeout(Some(Duration::from_secs(120)))
+            .expect("read timeout");
+        BufReader::with_capacity(64 << 10, tcp)
     }
 
     /// Sends a request; returns the status and the body (appended to `body`, cleared first).
@@ -131,12 +129,23 @@ impl Client {
         self.request.extend_from_slice(b"\r\n");
         self.request.extend_from_slice(payload);
         let request = std::mem::take(&mut self.request);
-        let conn = self.connect();
-        conn.get_mut().write_all(&request).expect("send");
+        // A kept-alive connection the server closed in the meantime (idle timeout) ends
+        // before any answer: connect again and resend, once.
+        for attempt in 0..2 {
+            let reused = self.conn.is_some();
+            let addr = &self.addr;
+            let conn = self.conn.get_or_insert_with(|| Client::connect(addr));
+            let sent = conn.get_mut().write_all(&request);
+            self.line.clear();
+            let read = sent.and_then(|()| conn.read_line(&mut self.line));
+            match read {
+                Ok(n) if n > 0 => break,
+                _ if reused && attempt == 0 => self.conn = None,
+                other => panic!("no answer: {other:?}"),
+            }
+        }
         self.request = request;
         let conn = self.conn.as_mut().expect("connected");
-        self.line.clear();
-        conn.read_line(&mut self.line).expect("status line");
         let status: u16 = self
             .line
             .split(' ')
