@@ -16,12 +16,13 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::io::BufRead;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Server, agent, data};
+use common::{Server, data};
 use eddy_engine::{Engine, EngineConfig, Method, PayloadFormat};
 use serde_json::{Value, json};
 
@@ -69,6 +70,118 @@ fn round(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
+/// A minimal keep-alive HTTP/1.1 client: one `write` per request (headers and body), a
+/// buffered read of the status line, the headers and a `Content-Length` body.
+///
+/// Client and server share the machine's cores, so the client must cost little: a
+/// general-purpose client (URL parsing, a connection pool, header maps) spent more CPU per
+/// request than the server's HTTP layer, and the measurements were mostly of itself.
+struct Client {
+    addr: String,
+    host: String,
+    conn: Option<BufReader<TcpStream>>,
+    request: Vec<u8>,
+    line: String,
+}
+
+impl Client {
+    fn new(base: &str) -> Client {
+        let addr = base.trim_start_matches("http://").to_string();
+        Client {
+            host: addr.clone(),
+            addr,
+            conn: None,
+            request: Vec::new(),
+            line: String::new(),
+        }
+    }
+
+    fn connect(addr: &str) -> BufReader<TcpStream> {
+        let tcp = TcpStream::connect(addr).expect("connect");
+        tcp.set_nodelay(true).expect("TCP_NODELAY");
+        tcp.set_read_timeout(Some(Duration::from_secs(120)))
+            .expect("read timeout");
+        BufReader::with_capacity(64 << 10, tcp)
+    }
+
+    /// Sends a request; returns the status and the body (appended to `body`, cleared first).
+    fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        payload: &[u8],
+        body: &mut Vec<u8>,
+    ) -> u16 {
+        self.request.clear();
+        let _ = write!(
+            self.request,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\n",
+            self.host
+        );
+        if let Some(ct) = content_type {
+            let _ = write!(
+                self.request,
+                "Content-Type: {ct}\r\nContent-Length: {}\r\n",
+                payload.len()
+            );
+        }
+        self.request.extend_from_slice(b"\r\n");
+        self.request.extend_from_slice(payload);
+        let request = std::mem::take(&mut self.request);
+        // A kept-alive connection the server closed in the meantime (idle timeout) ends
+        // before any answer: connect again and resend, once.
+        for attempt in 0..2 {
+            let reused = self.conn.is_some();
+            let addr = &self.addr;
+            let conn = self.conn.get_or_insert_with(|| Client::connect(addr));
+            let sent = conn.get_mut().write_all(&request);
+            self.line.clear();
+            let read = sent.and_then(|()| conn.read_line(&mut self.line));
+            match read {
+                Ok(n) if n > 0 => break,
+                _ if reused && attempt == 0 => self.conn = None,
+                other => panic!("no answer: {other:?}"),
+            }
+        }
+        self.request = request;
+        let conn = self.conn.as_mut().expect("connected");
+        let status: u16 = self
+            .line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {:?}", self.line));
+        let mut length = None;
+        let mut close = false;
+        loop {
+            self.line.clear();
+            conn.read_line(&mut self.line).expect("header");
+            let line = self.line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            let (name, value) = line.split_once(':').expect("header line");
+            let value = value.trim();
+            if name.eq_ignore_ascii_case("content-length") {
+                length = Some(value.parse::<usize>().expect("content length"));
+            } else if name.eq_ignore_ascii_case("connection") {
+                close = value.eq_ignore_ascii_case("close");
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                panic!("unexpected Transfer-Encoding: {value}");
+            }
+        }
+        body.clear();
+        let length = length.expect("a Content-Length");
+        body.resize(length, 0);
+        conn.read_exact(body).expect("body");
+        if close {
+            self.conn = None;
+        }
+        status
+    }
+}
+
 /// (a): single-document writes for `duration`; returns (writes/s, sorted latencies).
 fn single_writes(s: &Server, lines: &Arc<Vec<String>>, duration: Duration) -> (f64, Vec<Duration>) {
     let next = Arc::new(AtomicUsize::new(0));
@@ -77,20 +190,52 @@ fn single_writes(s: &Server, lines: &Arc<Vec<String>>, duration: Duration) -> (f
         .map(|_| {
             let (base, lines, next) = (s.base.clone(), lines.clone(), next.clone());
             std::thread::spawn(move || {
-                let agent = agent();
+                let mut client = Client::new(&base);
+                let mut body = Vec::new();
                 let mut lat = Vec::new();
                 while started.elapsed() < duration {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let line = &lines[i % lines.len()];
                     let t = Instant::now();
-                    let mut r = agent
-                        .post(format!("{base}/indexes/single/documents"))
-                        .header("Content-Type", "application/x-ndjson")
-                        .send(line.as_bytes())
-                        .expect("write");
-                    let _ = r.body_mut().read_to_string();
-                    assert_eq!(r.status().as_u16(), 202);
+                    let status = client.send(
+                        "POST",
+                        "/indexes/single/documents",
+                        Some("application/x-ndjson"),
+                        line.as_bytes(),
+                        &mut body,
+                    );
                     lat.push(t.elapsed());
+                    assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all: Vec<Duration> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    let rate = all.len() as f64 / started.elapsed().as_secs_f64();
+    all.sort();
+    (rate, all)
+}
+
+/// Diagnostic phase `h` (not run by default): `SINGLE_CLIENTS` clients sending `GET path`
+/// for `duration`, to see what the HTTP round trip alone costs next to a write's ack.
+fn gets(base: &str, path: &str, duration: Duration) -> (f64, Vec<Duration>) {
+    let started = Instant::now();
+    let handles: Vec<_> = (0..SINGLE_CLIENTS)
+        .map(|_| {
+            let (base, path) = (base.to_string(), path.to_string());
+            std::thread::spawn(move || {
+                let mut client = Client::new(&base);
+                let mut body = Vec::new();
+                let mut lat = Vec::new();
+                while started.elapsed() < duration {
+                    let t = Instant::now();
+                    let status = client.send("GET", &path, None, b"", &mut body);
+                    lat.push(t.elapsed());
+                    assert_eq!(status, 200);
                 }
                 lat
             })
@@ -118,17 +263,21 @@ fn batch_writes(base: &str, index: &str, batches: &Arc<Vec<String>>, docs: usize
                 next.clone(),
             );
             std::thread::spawn(move || {
-                let agent = agent();
+                let mut client = Client::new(&base);
+                let path = format!("/indexes/{index}/documents");
+                let mut body = Vec::new();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(batch) = batches.get(i) else { break };
-                    let mut r = agent
-                        .post(format!("{base}/indexes/{index}/documents"))
-                        .header("Content-Type", "application/x-ndjson")
-                        .send(batch.as_bytes())
-                        .expect("write");
-                    let text = r.body_mut().read_to_string().unwrap_or_default();
-                    assert_eq!(r.status().as_u16(), 202, "{text}");
+                    let status = client.send(
+                        "POST",
+                        &path,
+                        Some("application/x-ndjson"),
+                        batch.as_bytes(),
+                        &mut body,
+                    );
+                    let text = String::from_utf8_lossy(&body);
+                    assert_eq!(status, 202, "{text}");
                     assert!(text.contains("succeeded"), "{text}");
                 }
             })
@@ -151,7 +300,8 @@ fn searches(
         .map(|c| {
             let (base, queries, stop) = (base.to_string(), queries.clone(), stop.clone());
             std::thread::spawn(move || {
-                let agent = agent();
+                let mut client = Client::new(&base);
+                let mut response = Vec::new();
                 let mut lat = Vec::new();
                 'outer: for _ in 0..rounds {
                     for q in queries.iter().skip(c).step_by(SEARCH_CLIENTS) {
@@ -160,14 +310,15 @@ fn searches(
                         }
                         let body = json!({"q": q}).to_string();
                         let t = Instant::now();
-                        let mut r = agent
-                            .post(format!("{base}/indexes/wordnet/search"))
-                            .header("Content-Type", "application/json")
-                            .send(body.as_bytes())
-                            .expect("search");
-                        let _ = r.body_mut().read_to_string();
-                        assert_eq!(r.status().as_u16(), 200);
+                        let status = client.send(
+                            "POST",
+                            "/indexes/wordnet/search",
+                            Some("application/json"),
+                            body.as_bytes(),
+                            &mut response,
+                        );
                         lat.push(t.elapsed());
+                        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&response));
                     }
                 }
                 lat
@@ -261,7 +412,8 @@ fn engine_ingest(batches: &Arc<Vec<String>>, docs: usize) -> f64 {
 }
 
 fn main() {
-    // `EDDY_BENCH_PHASES` (default `abcde`) selects phases, for profiling one at a time.
+    // `EDDY_BENCH_PHASES` (default `abcde`) selects phases, for profiling one at a time; `h`
+    // (GET round trips, for comparison) runs only when named.
     let phases = std::env::var("EDDY_BENCH_PHASES").unwrap_or_else(|_| "abcde".into());
     let lines = wordnet_lines();
     let docs = lines.len();
@@ -298,6 +450,29 @@ fn main() {
             "single_doc_ack_p99_ms".into(),
             json!(round(percentile(&lat, 0.99))),
         );
+    }
+    if phases.contains('h') {
+        let (server, _dir) = Server::start(&[]);
+        let mut r = server
+            .agent
+            .post(format!("{}/indexes/single/documents", server.base))
+            .header("Content-Type", "application/x-ndjson")
+            .send(singles[0].as_bytes())
+            .expect("write");
+        let _ = r.body_mut().read_to_string();
+        for (name, path) in [("health", "/health"), ("stats", "/indexes/single/stats")] {
+            let (rate, lat) = gets(&server.base, path, single_duration);
+            eprintln!("(h) GET {path}: {rate:.0}/s");
+            out.insert(format!("get_{name}_per_s"), json!(round(rate)));
+            out.insert(
+                format!("get_{name}_p50_ms"),
+                json!(round(percentile(&lat, 0.50))),
+            );
+            out.insert(
+                format!("get_{name}_p99_ms"),
+                json!(round(percentile(&lat, 0.99))),
+            );
+        }
     }
     let mut batch_rate = None;
     if phases.contains('b') || phases.contains('c') {

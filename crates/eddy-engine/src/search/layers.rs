@@ -91,11 +91,15 @@ impl SegLayer {
     }
 
     fn pk_string(&self, doc: u32) -> String {
-        let mut out = String::new();
-        if let Some(ord) = self.pk.term_ords(doc).next() {
-            let _ = self.pk.ord_to_str(ord, &mut out);
+        self.with_pk(doc, str::to_string)
+    }
+
+    /// Calls `f` with the primary key of a document, without copying it.
+    fn with_pk<R>(&self, doc: u32, f: impl FnOnce(&str) -> R) -> R {
+        match self.pk.term_ords(doc).next() {
+            Some(ord) => super::pk_table::with_key(self.reader.segment_id(), &self.pk, ord, f),
+            None => f(""),
         }
-        out
     }
 
     /// The document id holding a primary key in this segment, if alive.
@@ -451,8 +455,7 @@ impl<'a> Snapshot<'a> {
                 if !self.mems.iter().any(|m| m.may_hide_hash(hash)) {
                     return true;
                 }
-                let pk = seg.pk_string(doc);
-                !self.mems.iter().any(|m| m.hides(&pk))
+                seg.with_pk(doc, |pk| !self.mems.iter().any(|m| m.hides(pk)))
             }
             Some(m) => {
                 let mem = &self.mems[m];

@@ -15,6 +15,7 @@ pub mod filter;
 pub mod format;
 pub mod layers;
 pub mod pipeline;
+pub mod pk_table;
 pub mod query;
 pub mod sort;
 pub mod values;
