@@ -647,11 +647,13 @@ impl IndexInstance {
         let _flush = self.flush_lock.lock();
         let searcher = self.segments.flush(&[], lsn, failpoint)?;
         let deleted = self.deleted_tokens(&searcher)?;
+        let segment_layers = SegmentLayers::prepared(&searcher, self.segments.fields(), &deleted)?;
         let _g = self.view_lock.lock();
         let current = self.view.load_full();
         self.view.store(Arc::new(View {
             searcher,
             deleted_tokens: deleted,
+            segment_layers,
             memtables: current.memtables.clone(),
         }));
         Ok(())
