@@ -316,11 +316,20 @@ fn search_phase(dir: &Path) -> Result<Value> {
             ..bench_config()
         },
     )?;
-    let queries = queries()?;
+    // EDDY_BENCH_QUERY_FILE: one query per line instead of the benchmark's queries.
+    let queries = match std::env::var_os("EDDY_BENCH_QUERY_FILE") {
+        Some(path) => std::fs::read_to_string(path)?
+            .lines()
+            .map(str::to_string)
+            .collect(),
+        None => queries()?,
+    };
     let rounds: usize = std::env::var("EDDY_BENCH_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(3);
+    // EDDY_BENCH_VERBOSE=1: every query's latency in µs on stderr, for finding slow ones.
+    let verbose = std::env::var_os("EDDY_BENCH_VERBOSE").is_some();
     let mut latencies = Vec::new();
     for _ in 0..rounds {
         for q in &queries {
@@ -333,7 +342,11 @@ fn search_phase(dir: &Path) -> Result<Value> {
                     ..SearchRequest::default()
                 },
             )?;
-            latencies.push(t.elapsed());
+            let elapsed = t.elapsed();
+            if verbose {
+                eprintln!("{}\t{q}", elapsed.as_micros());
+            }
+            latencies.push(elapsed);
         }
     }
     Ok(json!({

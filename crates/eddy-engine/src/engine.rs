@@ -713,7 +713,7 @@ impl Engine {
     /// Searches an index.
     pub fn search(&self, uid: &str, request: &SearchRequest) -> Result<SearchResults> {
         let instance = self.instance(uid)?;
-        let settings = instance.record().settings;
+        let (settings, primary_key) = instance.search_settings();
         instance.with_snapshot(|s| {
             let ranked = search::pipeline::execute(s, &settings, request)?;
             let mut hits = Vec::with_capacity(ranked.hits.len());
@@ -721,8 +721,14 @@ impl Engine {
                 let r = h.candidate.doc;
                 let document: Document = serde_json::from_slice(&s.json(r.layer, r.doc)?)
                     .map_err(|e| Error::Corrupt(e.to_string()))?;
+                // The id is in the document: reading it from a segment's `_pk` column would
+                // decompress a dictionary block per hit.
+                let id = match primary_key.as_deref().map(|pk| document_id(&document, pk)) {
+                    Some(Ok(id)) => id,
+                    _ => s.pk(r.layer, r.doc),
+                };
                 hits.push(SearchHit {
-                    id: s.pk(r.layer, r.doc),
+                    id,
                     document,
                     score: h.candidate.score,
                     ranking_score: h.ranking_score,

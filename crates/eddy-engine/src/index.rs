@@ -33,8 +33,9 @@ use crate::memory::MemoryBudget;
 use crate::memtable::{Memtable, OlderVersion, PreparedDoc};
 use crate::meta::IndexRecord;
 use crate::ops::Method;
-use crate::search::layers::{SegLayer, Snapshot};
+use crate::search::layers::{SegLayer, SegmentLayers, Snapshot};
 use crate::segments::{SegmentConfig, SegmentStore};
+use crate::settings::Settings;
 
 /// A memtable with its share of the memory budget.
 pub struct MemCell {
@@ -107,6 +108,9 @@ pub struct View {
     pub searcher: Searcher,
     /// Tokens of deleted documents per segment (same order as the searcher's segments).
     pub deleted_tokens: Vec<u64>,
+    /// The searcher's segments prepared for search, shared by the views that pin the same
+    /// searcher (a view with a new searcher starts with an empty one).
+    pub segment_layers: SegmentLayers,
     /// Memtables, oldest first; the last one is active.
     pub memtables: Vec<Arc<MemCell>>,
 }
@@ -247,6 +251,7 @@ impl IndexInstance {
             view: ArcSwap::from_pointee(View {
                 searcher: searcher.clone(),
                 deleted_tokens: Vec::new(),
+                segment_layers: SegmentLayers::default(),
                 memtables: vec![MemCell::new(Memtable::new(0, None), budget.clone())],
             }),
             view_lock: Mutex::new(()),
@@ -258,10 +263,13 @@ impl IndexInstance {
             touched: Mutex::new(None),
         };
         let deleted = instance.deleted_tokens(&searcher)?;
+        let segment_layers =
+            SegmentLayers::prepared(&searcher, instance.segments.fields(), &deleted)?;
         let view = instance.view.load_full();
         instance.view.store(Arc::new(View {
             searcher,
             deleted_tokens: deleted,
+            segment_layers,
             memtables: view.memtables.clone(),
         }));
         Ok(instance)
@@ -287,6 +295,13 @@ impl IndexInstance {
     /// Changes the registry record (primary key, settings, timestamps).
     pub fn update_record(&self, f: impl FnOnce(&mut IndexRecord)) {
         f(&mut self.record.write());
+    }
+
+    /// What a search reads of the record: the settings and the primary key (without
+    /// copying the field order).
+    pub fn search_settings(&self) -> (Settings, Option<String>) {
+        let r = self.record.read();
+        (r.settings.clone(), r.primary_key.clone())
     }
 
     /// Field order.
@@ -323,13 +338,10 @@ impl IndexInstance {
     ) -> Result<R> {
         let guards: Vec<_> = memtables.iter().map(|m| m.mem.read()).collect();
         let mems = guards.iter().map(|g| g.reader(g.visible_lsn())).collect();
-        let mut segs = Vec::with_capacity(view.searcher.segment_readers().len());
-        for i in 0..view.searcher.segment_readers().len() {
-            let deleted = view.deleted_tokens.get(i).copied().unwrap_or(0);
-            let ord = u32::try_from(i).map_err(|_| Error::Corrupt("too many segments".into()))?;
-            segs.push(SegLayer::open(&view.searcher, ord, fields, deleted)?);
-        }
-        let snapshot = Snapshot::new(segs, mems);
+        let segs = view
+            .segment_layers
+            .get(&view.searcher, fields, &view.deleted_tokens)?;
+        let snapshot = Snapshot::new(&view.searcher, &segs, mems);
         f(&snapshot)
     }
 
@@ -552,11 +564,13 @@ impl IndexInstance {
         let _flush = self.flush_lock.lock();
         let searcher = self.segments.flush(&[], lsn, failpoint)?;
         let deleted = self.deleted_tokens(&searcher)?;
+        let segment_layers = SegmentLayers::prepared(&searcher, self.segments.fields(), &deleted)?;
         let _g = self.view_lock.lock();
         let current = self.view.load_full();
         self.view.store(Arc::new(View {
             searcher,
             deleted_tokens: deleted,
+            segment_layers,
             memtables: current.memtables.clone(),
         }));
         Ok(())
@@ -702,6 +716,7 @@ impl IndexInstance {
         self.view.store(Arc::new(View {
             searcher: old.searcher.clone(),
             deleted_tokens: old.deleted_tokens.clone(),
+            segment_layers: old.segment_layers.clone(),
             memtables,
         }));
         true
@@ -755,6 +770,9 @@ impl IndexInstance {
         drop(guards);
         failpoint("flush.after_dir_sync")?;
         let deleted = self.deleted_tokens(&searcher)?;
+        // Prepared here, off the search path: the first search after the flush would
+        // otherwise pay for merging the segments' dictionaries.
+        let segment_layers = SegmentLayers::prepared(&searcher, self.segments.fields(), &deleted)?;
         {
             let _g = self.view_lock.lock();
             let current = self.view.load_full();
@@ -767,6 +785,7 @@ impl IndexInstance {
             self.view.store(Arc::new(View {
                 searcher,
                 deleted_tokens: deleted,
+                segment_layers,
                 memtables,
             }));
         }

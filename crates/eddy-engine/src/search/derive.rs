@@ -2,8 +2,11 @@
 //! words it is a prefix of), and with how many typos.
 //!
 //! A Levenshtein automaton (transpositions cost one) is run over each layer's term
-//! dictionary: Tantivy's FST intersects it natively; the memtable's sorted dictionary is
-//! walked with the automaton, skipping every key range the automaton has already rejected.
+//! dictionary. FSTs (the merged dictionary of a searcher's segments, a memtable's sealed
+//! dictionary) are walked node by node, asking the automaton before decoding a node; a
+//! segment's own dictionary (when no merged one exists) is intersected by Tantivy; the
+//! memtable's recent terms are walked in order, skipping every key range the automaton has
+//! already rejected.
 //!
 //! As in Meilisearch, a typo on the first letter costs two: with one typo allowed, the first
 //! letter must match.
@@ -17,6 +20,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use levenshtein_automata::{DFA, Distance, LevenshteinAutomatonBuilder, SINK_STATE};
+use tantivy_fst::raw::{Fst, Node};
 
 use super::query::WordTerm;
 
@@ -142,22 +146,19 @@ impl WordDfa {
         )
     }
 
-    /// Streams matches from an FST map (a memtable's sealed dictionary).
-    pub fn walk_map(
-        &self,
-        map: &tantivy_fst::Map<Vec<u8>>,
-        found: impl FnMut(&[u8], u8),
-    ) -> std::io::Result<()> {
-        self.walk_automaton(
-            |dfa, (lo, hi), f| {
-                match dfa {
-                    Some(dfa) => map_stream(map, FstAutomaton(dfa), lo, hi, f),
-                    None => map_stream(map, tantivy_fst::automaton::AlwaysMatch, lo, hi, f),
-                }
-                Ok(())
-            },
-            found,
-        )
+    /// Walks an FST (a memtable's sealed dictionary, the merged dictionary of a searcher's
+    /// segments) node by node: see [`walk_raw`].
+    pub fn walk_fst_raw(&self, fst: &Fst<Vec<u8>>, mut found: impl FnMut(&[u8], u8)) {
+        if let Some(prefix) = &self.prefix_only {
+            walk_raw(fst, None, prefix, None, &mut found);
+            return;
+        }
+        walk_raw(fst, Some(&self.same), &self.first, None, &mut found);
+        if let Some(other) = &self.other {
+            walk_raw(fst, Some(other), b"", Some(&self.first), &mut |t, d| {
+                found(t, d + 1)
+            });
+        }
     }
 
     /// The walk over an automaton-intersecting dictionary: `stream(dfa, lo, hi, f)` calls `f`
@@ -218,27 +219,6 @@ where
     Ok(())
 }
 
-fn map_stream<A: tantivy_fst::Automaton>(
-    map: &tantivy_fst::Map<Vec<u8>>,
-    aut: A,
-    lo: Option<&[u8]>,
-    hi: Option<&[u8]>,
-    f: &mut dyn FnMut(&[u8]),
-) {
-    use tantivy_fst::{IntoStreamer, Streamer};
-    let mut b = map.search(aut);
-    if let Some(lo) = lo {
-        b = b.ge(lo);
-    }
-    if let Some(hi) = hi {
-        b = b.lt(hi);
-    }
-    let mut stream = b.into_stream();
-    while let Some((term, _)) = stream.next() {
-        f(term);
-    }
-}
-
 /// A key range `[lo, hi)`; `None` bounds are open.
 type Bounds<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 
@@ -265,6 +245,104 @@ fn run(dfa: &DFA, term: &[u8]) -> Option<u8> {
     match dfa.distance(state) {
         Distance::Exact(d) => Some(d),
         Distance::AtLeast(_) => None,
+    }
+}
+
+/// One node of a depth-first walk: the node, its next transition to try, the automaton
+/// state on arriving there.
+struct Frame<'f> {
+    node: Node<'f>,
+    next: usize,
+    state: u32,
+}
+
+/// Calls `found` with every key of `fst` that starts with `start`, does not start with
+/// `skip`, and that `dfa` accepts (every such key, with 0 typos, when `dfa` is `None`),
+/// with its distance.
+///
+/// Tantivy's FST stream decodes the target node of every transition before asking the
+/// automaton whether it is worth visiting; this walk asks first, so a transition the
+/// automaton rejects costs one table lookup. That is most transitions of a typo walk.
+fn walk_raw(
+    fst: &Fst<Vec<u8>>,
+    dfa: Option<&DFA>,
+    start: &[u8],
+    skip: Option<&[u8]>,
+    found: &mut dyn FnMut(&[u8], u8),
+) {
+    let step = |state: u32, b: u8| -> Option<u32> {
+        match dfa {
+            Some(dfa) => {
+                let next = dfa.transition(state, b);
+                (next != SINK_STATE).then_some(next)
+            }
+            None => Some(state),
+        }
+    };
+    let distance = |state: u32| -> Option<u8> {
+        match dfa {
+            Some(dfa) => match dfa.distance(state) {
+                Distance::Exact(d) => Some(d),
+                Distance::AtLeast(_) => None,
+            },
+            None => Some(0),
+        }
+    };
+    let skipped = |key: &[u8]| skip.is_some_and(|s| !s.is_empty() && key == s);
+    let mut key: Vec<u8> = Vec::with_capacity(32);
+    let mut node = fst.root();
+    let mut state = dfa.map_or(0, DFA::initial_state);
+    for &b in start {
+        let Some(i) = node.find_input(b) else {
+            return;
+        };
+        let Some(next) = step(state, b) else {
+            return;
+        };
+        state = next;
+        key.push(b);
+        node = fst.node(node.transition_addr(i));
+    }
+    if skipped(&key) {
+        return;
+    }
+    if node.is_final()
+        && let Some(d) = distance(state)
+    {
+        found(&key, d);
+    }
+    let mut stack = vec![Frame {
+        node,
+        next: 0,
+        state,
+    }];
+    while let Some(top) = stack.last_mut() {
+        if top.next == top.node.len() {
+            stack.pop();
+            key.pop();
+            continue;
+        }
+        let t = top.node.transition(top.next);
+        top.next += 1;
+        let Some(next) = step(top.state, t.inp) else {
+            continue;
+        };
+        key.push(t.inp);
+        if skipped(&key) {
+            key.pop();
+            continue;
+        }
+        let child = fst.node(t.addr);
+        if child.is_final()
+            && let Some(d) = distance(next)
+        {
+            found(&key, d);
+        }
+        stack.push(Frame {
+            node: child,
+            next: 0,
+            state: next,
+        });
     }
 }
 
@@ -421,11 +499,26 @@ mod tests {
     #[test]
     fn sorted_walk_equals_brute_force() {
         let dict: Vec<&[u8]> = vec![
-            b"apple", b"appel", b"apply", b"banana", b"help", b"hello", b"hellos", b"helo",
-            b"jello", b"world", b"zzz",
+            b"apple",
+            b"appel",
+            b"apply",
+            b"banana",
+            b"help",
+            b"hello",
+            b"hellos",
+            b"helo",
+            b"jello",
+            b"world",
+            b"zzz",
+            "été".as_bytes(),
+            "étés".as_bytes(),
+            "eté".as_bytes(),
+            "fêter".as_bytes(),
         ];
         let mut sorted = dict.clone();
         sorted.sort();
+        let map = tantivy_fst::Map::from_iter(sorted.iter().map(|t| (*t, 0u64)))
+            .expect("sorted distinct keys");
         for (text, prefix, typos) in [
             ("hello", false, 1u8),
             ("hel", true, 0),
@@ -434,6 +527,10 @@ mod tests {
             ("zz", true, 0),
             ("helloworld", false, 2),
             ("ello", true, 2),
+            ("été", true, 0),
+            ("étés", false, 1),
+            ("fêtes", false, 2),
+            ("étaient", true, 2),
         ] {
             let w = word(text, prefix, typos);
             let mut brute: Vec<(&[u8], u8)> = sorted
@@ -453,6 +550,11 @@ mod tests {
             );
             walked.sort();
             assert_eq!(walked, brute, "{text}");
+            let mut raw: Vec<(Vec<u8>, u8)> = Vec::new();
+            w.walk_fst_raw(map.as_fst(), |t, d| raw.push((t.to_vec(), d)));
+            raw.sort();
+            let brute: Vec<(Vec<u8>, u8)> = brute.iter().map(|(t, d)| (t.to_vec(), *d)).collect();
+            assert_eq!(raw, brute, "{text} (FST walk)");
         }
     }
 

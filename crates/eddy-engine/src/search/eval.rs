@@ -213,10 +213,85 @@ impl TopK {
 }
 
 struct Slot<'a> {
-    cursor: Cursor<'a>,
+    cursor: SlotCursor<'a>,
     group: usize,
-    /// Index of the derivation within a word group, or of the word within a phrase.
+    /// Index of the derivation within a word group (0 for a phrase).
     member: usize,
+}
+
+/// What a slot walks: one derivation's postings, or the documents holding every word of a
+/// phrase (an intersection, leapfrogging with `seek`, so that a phrase of frequent words
+/// costs what its rarest word costs; positions are only read in those documents).
+enum SlotCursor<'a> {
+    One(Cursor<'a>),
+    /// The cursors of the words and the document they agree on ([`END`] once one of them is
+    /// exhausted; the others may then sit anywhere).
+    All(Vec<Cursor<'a>>, u32),
+}
+
+impl SlotCursor<'_> {
+    fn doc(&self) -> u32 {
+        match self {
+            SlotCursor::One(c) => c.doc(),
+            SlotCursor::All(_, doc) => *doc,
+        }
+    }
+
+    fn advance(&mut self) -> u32 {
+        match self {
+            SlotCursor::One(c) => c.advance(),
+            SlotCursor::All(cs, doc) => {
+                if *doc != END {
+                    let next = cs.first_mut().map_or(END, Cursor::advance);
+                    *doc = if next == END { END } else { align(cs) };
+                }
+                *doc
+            }
+        }
+    }
+}
+
+/// The intersection cursor of a phrase's words (with positions); `None` when a word is
+/// missing from the layer, so that no document of it holds the phrase.
+fn phrase_cursor<'a>(
+    snapshot: &Snapshot<'a>,
+    layer: u32,
+    words: &[String],
+) -> Result<Option<SlotCursor<'a>>> {
+    let mut cursors = Vec::with_capacity(words.len());
+    for w in words {
+        match snapshot.cursor(layer, w, true)? {
+            Some(c) => cursors.push(c),
+            None => return Ok(None),
+        }
+    }
+    if cursors.is_empty() {
+        return Ok(None);
+    }
+    let doc = align(&mut cursors);
+    Ok(Some(SlotCursor::All(cursors, doc)))
+}
+
+/// Moves every cursor to the first document all of them hold (or [`END`]).
+fn align(cursors: &mut [Cursor<'_>]) -> u32 {
+    let mut target = cursors.iter().map(Cursor::doc).max().unwrap_or(END);
+    loop {
+        if target == END {
+            return END;
+        }
+        let mut agreed = true;
+        for c in cursors.iter_mut() {
+            let d = c.seek(target);
+            if d != target {
+                target = d;
+                agreed = false;
+                break;
+            }
+        }
+        if agreed {
+            return target;
+        }
+    }
 }
 
 /// Evaluates a placeholder search: every visible document, in insertion order.
@@ -253,7 +328,7 @@ fn evaluate_layer(snapshot: &Snapshot<'_>, layer: u32, plan: &Plan, top: &mut To
                 for (i, d) in derivations.iter().enumerate() {
                     if let Some(cursor) = snapshot.cursor(layer, &d.term, false)? {
                         slots.push(Slot {
-                            cursor,
+                            cursor: SlotCursor::One(cursor),
                             group: g,
                             member: i,
                         });
@@ -261,14 +336,12 @@ fn evaluate_layer(snapshot: &Snapshot<'_>, layer: u32, plan: &Plan, top: &mut To
                 }
             }
             Group::Phrase { words, .. } => {
-                for (i, w) in words.iter().enumerate() {
-                    if let Some(cursor) = snapshot.cursor(layer, w, true)? {
-                        slots.push(Slot {
-                            cursor,
-                            group: g,
-                            member: i,
-                        });
-                    }
+                if let Some(cursor) = phrase_cursor(snapshot, layer, words)? {
+                    slots.push(Slot {
+                        cursor,
+                        group: g,
+                        member: 0,
+                    });
                 }
             }
         }
@@ -276,14 +349,16 @@ fn evaluate_layer(snapshot: &Snapshot<'_>, layer: u32, plan: &Plan, top: &mut To
     // Alternatives take the slot groups after the plan's groups.
     let n_groups = plan.groups.len();
     for (a, alt) in plan.alternatives.iter().enumerate() {
-        for (i, w) in alt.words.iter().enumerate() {
-            if let Some(cursor) = snapshot.cursor(layer, w, alt.words.len() > 1)? {
-                slots.push(Slot {
-                    cursor,
-                    group: n_groups + a,
-                    member: i,
-                });
-            }
+        let cursor = match alt.words.as_slice() {
+            [word] => snapshot.cursor(layer, word, false)?.map(SlotCursor::One),
+            words => phrase_cursor(snapshot, layer, words)?,
+        };
+        if let Some(cursor) = cursor {
+            slots.push(Slot {
+                cursor,
+                group: n_groups + a,
+                member: 0,
+            });
         }
     }
     if slots.is_empty() {
@@ -308,6 +383,7 @@ fn evaluate_layer(snapshot: &Snapshot<'_>, layer: u32, plan: &Plan, top: &mut To
     let mut best = vec![0f32; n_groups];
     let mut phrase_positions: Vec<Vec<u32>> = Vec::new();
     let mut scratch = Vec::new();
+    let all_visible = snapshot.all_visible(layer);
 
     while let Some(Reverse((doc, first))) = heap.pop() {
         if top.out_of_time() {
@@ -323,15 +399,17 @@ fn evaluate_layer(snapshot: &Snapshot<'_>, layer: u32, plan: &Plan, top: &mut To
             at_doc.push(i);
         }
 
-        if snapshot.visible(layer, doc) {
+        if all_visible || snapshot.visible(layer, doc) {
             let fieldnorm_id = snapshot.fieldnorm_id(layer, doc);
             let mut mask: u64 = 0;
             best.iter_mut().for_each(|b| *b = 0.0);
             for &i in &at_doc {
                 let slot = &slots[i];
-                if let Some(Group::Word(derivations)) = plan.groups.get(slot.group) {
+                if let (Some(Group::Word(derivations)), SlotCursor::One(cursor)) =
+                    (plan.groups.get(slot.group), &slot.cursor)
+                {
                     let d = &derivations[slot.member];
-                    let s = d.weight.score(fieldnorm_id, slot.cursor.term_freq())
+                    let s = d.weight.score(fieldnorm_id, cursor.term_freq())
                         / (1.0 + f32::from(d.typos));
                     mask |= 1 << slot.group;
                     if s > best[slot.group] {
@@ -340,15 +418,9 @@ fn evaluate_layer(snapshot: &Snapshot<'_>, layer: u32, plan: &Plan, top: &mut To
                 }
             }
             for (g, group) in plan.groups.iter().enumerate() {
-                if let Group::Phrase { words, weight } = group {
-                    let freq = phrase_freq(
-                        &mut slots,
-                        &at_doc,
-                        g,
-                        words.len(),
-                        &mut phrase_positions,
-                        &mut scratch,
-                    );
+                if let Group::Phrase { weight, .. } = group {
+                    let freq =
+                        phrase_freq(&mut slots, &at_doc, g, &mut phrase_positions, &mut scratch);
                     if freq > 0 {
                         mask |= 1 << g;
                         best[g] = weight.score(fieldnorm_id, freq);
@@ -356,20 +428,17 @@ fn evaluate_layer(snapshot: &Snapshot<'_>, layer: u32, plan: &Plan, top: &mut To
                 }
             }
             for (a, alt) in plan.alternatives.iter().enumerate() {
-                let freq = if alt.words.len() == 1 {
-                    at_doc
-                        .iter()
-                        .find(|&&i| slots[i].group == n_groups + a)
-                        .map_or(0, |&i| slots[i].cursor.term_freq())
-                } else {
-                    phrase_freq(
+                let slot = at_doc.iter().find(|&&i| slots[i].group == n_groups + a);
+                let freq = match slot.map(|&i| &slots[i].cursor) {
+                    None => 0,
+                    Some(SlotCursor::One(cursor)) => cursor.term_freq(),
+                    Some(SlotCursor::All(..)) => phrase_freq(
                         &mut slots,
                         &at_doc,
                         n_groups + a,
-                        alt.words.len(),
                         &mut phrase_positions,
                         &mut scratch,
-                    )
+                    ),
                 };
                 if freq == 0 || alt.groups.is_empty() {
                     continue;
@@ -413,30 +482,28 @@ fn evaluate_layer(snapshot: &Snapshot<'_>, layer: u32, plan: &Plan, top: &mut To
     Ok(())
 }
 
-/// Number of occurrences of a phrase in the current document.
+/// Number of occurrences of a phrase in the current document (its slot, when present, is
+/// on a document holding every word).
 fn phrase_freq(
     slots: &mut [Slot<'_>],
     at_doc: &[usize],
     group: usize,
-    len: usize,
     positions: &mut Vec<Vec<u32>>,
     scratch: &mut Vec<u32>,
 ) -> u32 {
-    positions.resize_with(len.max(positions.len()), Vec::new);
-    let mut present = 0usize;
-    for &i in at_doc {
-        if slots[i].group == group {
-            let m = slots[i].member;
-            slots[i].cursor.positions(scratch);
-            positions[m].clear();
-            positions[m].extend_from_slice(scratch);
-            present += 1;
-        }
-    }
-    if present < len {
+    let Some(&i) = at_doc.iter().find(|&&i| slots[i].group == group) else {
         return 0;
+    };
+    let SlotCursor::All(cursors, _) = &mut slots[i].cursor else {
+        return 0;
+    };
+    positions.resize_with(cursors.len().max(positions.len()), Vec::new);
+    for (k, c) in cursors.iter_mut().enumerate() {
+        c.positions(scratch);
+        positions[k].clear();
+        positions[k].extend_from_slice(scratch);
     }
-    count_consecutive(&positions[..len])
+    count_consecutive(&positions[..cursors.len()])
 }
 
 fn count_consecutive(positions: &[Vec<u32>]) -> u32 {

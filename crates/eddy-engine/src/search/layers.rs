@@ -6,7 +6,7 @@
 //! only, so BM25 gives a document the same score whichever layer holds it.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use eddy_wal::Lsn;
 use tantivy::columnar::{ColumnValues, StrColumn};
@@ -28,10 +28,10 @@ fn postings_error(e: std::io::Error) -> crate::error::Error {
 /// Sentinel doc id of an exhausted cursor.
 pub const END: u32 = u32::MAX;
 
-/// A segment prepared for reading.
-pub struct SegLayer<'a> {
-    reader: &'a SegmentReader,
-    searcher: &'a tantivy::Searcher,
+/// A segment prepared for reading: its readers and columns, opened once per published
+/// searcher (see [`SegmentLayers`]) rather than once per search.
+pub struct SegLayer {
+    reader: SegmentReader,
     ord: u32,
     fields: SegmentFields,
     text: Arc<InvertedIndexReader>,
@@ -44,24 +44,23 @@ pub struct SegLayer<'a> {
     deleted_tokens: u64,
 }
 
-impl<'a> SegLayer<'a> {
+impl SegLayer {
     /// Opens the readers of segment `ord` of a searcher. `deleted_tokens` is the token count
     /// of its deleted documents (computed once per segment and delete generation by the
     /// caller).
     pub fn open(
-        searcher: &'a tantivy::Searcher,
+        searcher: &tantivy::Searcher,
         ord: u32,
         fields: SegmentFields,
         deleted_tokens: u64,
-    ) -> Result<SegLayer<'a>> {
+    ) -> Result<SegLayer> {
         let reader = searcher.segment_reader(ord);
         let ff = reader.fast_fields();
         let pk = ff.str("_pk")?.ok_or_else(|| {
             crate::error::Error::Corrupt("segment without a _pk column".to_string())
         })?;
         Ok(SegLayer {
-            reader,
-            searcher,
+            reader: reader.clone(),
             ord,
             fields,
             text: reader.inverted_index(fields.text)?,
@@ -129,11 +128,11 @@ impl<'a> SegLayer<'a> {
         self.seq.get_val(doc)
     }
 
-    /// Stored JSON of a document.
-    pub fn json(&self, doc: u32) -> Result<Vec<u8>> {
-        // Through the searcher: its store readers are opened once and cache blocks.
+    /// Stored JSON of a document. Through the searcher the segment belongs to: its store
+    /// readers are opened once and cache blocks.
+    pub fn json(&self, searcher: &tantivy::Searcher, doc: u32) -> Result<Vec<u8>> {
         let stored: tantivy::TantivyDocument =
-            self.searcher.doc(tantivy::DocAddress::new(self.ord, doc))?;
+            searcher.doc(tantivy::DocAddress::new(self.ord, doc))?;
         use tantivy::schema::document::Value as _;
         Ok(tantivy::schema::Document::iter_fields_and_values(&stored)
             .find(|(f, _)| *f == self.fields.doc)
@@ -208,10 +207,171 @@ impl Cursor<'_> {
     }
 }
 
+/// Segments with more distinct terms than this (summed) keep no merged dictionary; their
+/// dictionaries are walked one by one.
+const MAX_MERGED_TERMS: usize = 4_000_000;
+
+/// A searcher's segments prepared for search: one [`SegLayer`] per segment and the union of
+/// their term dictionaries as one FST (so a typo or prefix derivation walks one dictionary
+/// instead of one per segment, node by node; see [`super::derive`]). Its size is bounded by
+/// the segments' vocabulary, like their own dictionaries.
+pub struct PreparedSegments {
+    layers: Vec<SegLayer>,
+    terms: Option<tantivy_fst::Map<Vec<u8>>>,
+}
+
+impl PreparedSegments {
+    /// Opens the layers of every segment of `searcher` and merges their dictionaries.
+    /// `deleted_tokens` holds, per segment, the tokens of its deleted documents.
+    pub fn open(
+        searcher: &tantivy::Searcher,
+        fields: SegmentFields,
+        deleted_tokens: &[u64],
+    ) -> Result<PreparedSegments> {
+        let layers = open_all(searcher, fields, deleted_tokens)?;
+        let terms = merged_terms(&layers)?;
+        Ok(PreparedSegments { layers, terms })
+    }
+}
+
+/// The union of the segments' text dictionaries, or `None` when it would be too large.
+fn merged_terms(layers: &[SegLayer]) -> Result<Option<tantivy_fst::Map<Vec<u8>>>> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let dict_error = |e| crate::error::Error::io("read term dictionary of", "a segment", e);
+    let total: usize = layers.iter().map(|l| l.text.terms().num_terms()).sum();
+    if total > MAX_MERGED_TERMS {
+        return Ok(None);
+    }
+    let mut streams = Vec::with_capacity(layers.len());
+    for l in layers {
+        streams.push(l.text.terms().stream().map_err(dict_error)?);
+    }
+    let mut heap = BinaryHeap::with_capacity(streams.len());
+    for (i, s) in streams.iter_mut().enumerate() {
+        if s.advance() {
+            heap.push(Reverse((s.key().to_vec(), i)));
+        }
+    }
+    let mut builder = tantivy_fst::MapBuilder::memory();
+    let mut last: Option<Vec<u8>> = None;
+    while let Some(Reverse((key, i))) = heap.pop() {
+        if last.as_deref() != Some(key.as_slice()) {
+            if builder.insert(&key, 0).is_err() {
+                return Ok(None);
+            }
+            last = Some(key);
+        }
+        if streams[i].advance() {
+            heap.push(Reverse((streams[i].key().to_vec(), i)));
+        }
+    }
+    let Ok(bytes) = builder.into_inner() else {
+        return Ok(None);
+    };
+    Ok(tantivy_fst::Map::from_bytes(bytes).ok())
+}
+
+/// The [`PreparedSegments`] of one searcher, prepared once (by the flusher before it
+/// publishes a view, or by the first search) and shared by every search of the views that
+/// pin the same searcher; dropped with the last such view. A searcher that does not hold the
+/// segments they were opened for (same ids, same deletes) gets freshly opened layers
+/// instead, so a stale cache can cost time but never change an answer.
+#[derive(Clone, Default)]
+pub struct SegmentLayers(Arc<OnceLock<PreparedSegments>>);
+
+/// What [`SegmentLayers::get`] hands out: the shared preparation, or layers opened for one
+/// search (without a merged dictionary).
+pub enum Layers<'c> {
+    /// Shared layers.
+    Cached(&'c PreparedSegments),
+    /// Layers opened for this search only.
+    Owned(Vec<SegLayer>),
+}
+
+impl Layers<'_> {
+    /// The segment layers.
+    pub fn layers(&self) -> &[SegLayer] {
+        match self {
+            Layers::Cached(p) => &p.layers,
+            Layers::Owned(l) => l,
+        }
+    }
+
+    /// The merged dictionary of the segments, if there is one.
+    pub fn terms(&self) -> Option<&tantivy_fst::Map<Vec<u8>>> {
+        match self {
+            Layers::Cached(p) => p.terms.as_ref(),
+            Layers::Owned(_) => None,
+        }
+    }
+}
+
+impl SegmentLayers {
+    /// Prepared segments for a searcher, already filled in (see [`PreparedSegments::open`]).
+    pub fn prepared(
+        searcher: &tantivy::Searcher,
+        fields: SegmentFields,
+        deleted_tokens: &[u64],
+    ) -> Result<SegmentLayers> {
+        let cell = OnceLock::new();
+        let _ = cell.set(PreparedSegments::open(searcher, fields, deleted_tokens)?);
+        Ok(SegmentLayers(Arc::new(cell)))
+    }
+
+    /// The layers of every segment of `searcher`. `deleted_tokens` holds, per segment, the
+    /// tokens of its deleted documents.
+    pub fn get(
+        &self,
+        searcher: &tantivy::Searcher,
+        fields: SegmentFields,
+        deleted_tokens: &[u64],
+    ) -> Result<Layers<'_>> {
+        if self.0.get().is_none() {
+            // A concurrent search may win the race; both prepared the same segments.
+            let _ = self
+                .0
+                .set(PreparedSegments::open(searcher, fields, deleted_tokens)?);
+        }
+        match self.0.get() {
+            Some(p) if same_segments(&p.layers, searcher) => Ok(Layers::Cached(p)),
+            _ => Ok(Layers::Owned(open_all(searcher, fields, deleted_tokens)?)),
+        }
+    }
+}
+
+fn same_segments(layers: &[SegLayer], searcher: &tantivy::Searcher) -> bool {
+    let readers = searcher.segment_readers();
+    layers.len() == readers.len()
+        && layers.iter().zip(readers).all(|(l, r)| {
+            l.reader.segment_id() == r.segment_id()
+                && l.reader.num_deleted_docs() == r.num_deleted_docs()
+        })
+}
+
+fn open_all(
+    searcher: &tantivy::Searcher,
+    fields: SegmentFields,
+    deleted_tokens: &[u64],
+) -> Result<Vec<SegLayer>> {
+    let n = searcher.segment_readers().len();
+    let mut layers = Vec::with_capacity(n);
+    for i in 0..n {
+        let ord = u32::try_from(i)
+            .map_err(|_| crate::error::Error::Corrupt("too many segments".into()))?;
+        let deleted = deleted_tokens.get(i).copied().unwrap_or(0);
+        layers.push(SegLayer::open(searcher, ord, fields, deleted)?);
+    }
+    Ok(layers)
+}
+
 /// Every layer of a view, read at one snapshot.
 pub struct Snapshot<'a> {
     lsn: Lsn,
-    segments: Vec<SegLayer<'a>>,
+    searcher: &'a tantivy::Searcher,
+    segments: &'a [SegLayer],
+    /// Union of the segments' dictionaries (`None`: walk each segment's own).
+    segment_terms: Option<&'a tantivy_fst::Map<Vec<u8>>>,
     mems: Vec<MemReader<'a>>,
     /// Whether any memtable may hide documents of older layers.
     any_hiding: bool,
@@ -227,19 +387,28 @@ pub struct DocRef {
 }
 
 impl<'a> Snapshot<'a> {
-    /// Builds a snapshot from segments and memtable readers (oldest first). Layers older than
-    /// the newest memtable that clears its predecessors are left out.
-    pub fn new(segments: Vec<SegLayer<'a>>, mut mems: Vec<MemReader<'a>>) -> Snapshot<'a> {
+    /// Builds a snapshot from the segments of a searcher and memtable readers (oldest
+    /// first). Layers older than the newest memtable that clears its predecessors are left
+    /// out.
+    pub fn new(
+        searcher: &'a tantivy::Searcher,
+        segments: &'a Layers<'a>,
+        mut mems: Vec<MemReader<'a>>,
+    ) -> Snapshot<'a> {
         let lsn = mems.iter().map(|m| m.lsn()).max().unwrap_or(0);
-        let mut segments = segments;
+        let mut segment_terms = segments.terms();
+        let mut segments = segments.layers();
         if let Some(i) = mems.iter().rposition(|m| m.clears_older()) {
             mems.drain(..i);
-            segments.clear();
+            segments = &[];
+            segment_terms = None;
         }
         let any_hiding = mems.iter().any(|m| m.hides_anything());
         Snapshot {
             lsn,
+            searcher,
             segments,
+            segment_terms,
             mems,
             any_hiding,
         }
@@ -308,7 +477,14 @@ impl<'a> Snapshot<'a> {
                 !self.segments[layer as usize].reader.has_deletes()
                     && !self.mems.iter().any(|m| m.hides_anything())
             }
-            Some(_) => false,
+            Some(m) => {
+                // Every slot is live at the snapshot (none replaced, deleted or written by
+                // an unfinished operation) and no newer memtable hides a key.
+                let mem = &self.mems[m];
+                mem.lsn() >= mem.memtable().visible_lsn()
+                    && mem.stats().live_docs == u64::from(mem.slot_count())
+                    && !self.mems[m + 1..].iter().any(|n| n.hides_anything())
+            }
         }
     }
 
@@ -386,7 +562,7 @@ impl<'a> Snapshot<'a> {
     pub fn corpus(&self) -> CorpusStats {
         let mut docs: i128 = 0;
         let mut tokens: i128 = 0;
-        for seg in &self.segments {
+        for seg in self.segments {
             docs += i128::from(seg.reader.num_docs());
             tokens += i128::from(seg.text.total_num_tokens()) - i128::from(seg.deleted_tokens);
         }
@@ -438,7 +614,9 @@ impl<'a> Snapshot<'a> {
     /// Stored JSON of a document.
     pub fn json(&self, layer: u32, doc: u32) -> Result<Arc<[u8]>> {
         match self.mem_index(layer) {
-            None => Ok(Arc::from(self.segments[layer as usize].json(doc)?)),
+            None => Ok(Arc::from(
+                self.segments[layer as usize].json(self.searcher, doc)?,
+            )),
             Some(m) => Ok(self.mems[m].json(doc).clone()),
         }
     }
@@ -469,18 +647,24 @@ impl<'a> Snapshot<'a> {
         dfa: &WordDfa,
         union: &mut BTreeMap<Vec<u8>, u8>,
     ) -> Result<()> {
-        for seg in &self.segments {
-            dfa.walk_fst(seg.text.terms(), |term, typos| {
+        match self.segment_terms {
+            Some(terms) => dfa.walk_fst_raw(terms.as_fst(), |term, typos| {
                 derive::add(union, term, typos)
-            })
-            .map_err(|e| crate::error::Error::io("read term dictionary of", "a segment", e))?;
+            }),
+            None => {
+                for seg in self.segments {
+                    dfa.walk_fst(seg.text.terms(), |term, typos| {
+                        derive::add(union, term, typos)
+                    })
+                    .map_err(|e| {
+                        crate::error::Error::io("read term dictionary of", "a segment", e)
+                    })?;
+                }
+            }
         }
         for mem in &self.mems {
             if let Some(map) = mem.sealed_terms() {
-                dfa.walk_map(map, |term, typos| derive::add(union, term, typos))
-                    .map_err(|e| {
-                        crate::error::Error::io("read term dictionary of", "a memtable", e)
-                    })?;
+                dfa.walk_fst_raw(map.as_fst(), |term, typos| derive::add(union, term, typos));
             }
             dfa.walk_sorted(
                 |lo, hi| mem.recent_terms_in(lo, hi),

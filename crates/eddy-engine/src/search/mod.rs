@@ -133,12 +133,12 @@ pub fn plan(
     for term in &parsed.terms {
         match term {
             QueryTerm::Word(word) => {
-                let dfa = WordDfa::new(word);
                 let mut union = BTreeMap::new();
                 if word.max_typos == 0 && !word.prefix {
+                    // Only the word itself: no automaton to build or walk.
                     derive::add(&mut union, word.text.as_bytes(), 0);
                 } else {
-                    snapshot.collect_derivations(&dfa, &mut union)?;
+                    snapshot.collect_derivations(&WordDfa::new(word), &mut union)?;
                 }
                 let mut live_error = None;
                 let derivations = derive::select(union, |t| match snapshot.term_is_live(t) {
