@@ -151,6 +151,9 @@ pub struct SearchResults {
     pub facet_distribution: Option<Value>,
     /// `facetStats`, when facets were asked.
     pub facet_stats: Option<Value>,
+    /// Whether the search ran out of its time budget (`searchCutoffMs`) and the results
+    /// cover only the documents evaluated until then.
+    pub degraded: bool,
 }
 
 /// A page of tasks.
@@ -742,6 +745,7 @@ impl Engine {
                 total: ranked.total,
                 facet_distribution: ranked.facet_distribution,
                 facet_stats: ranked.facet_stats,
+                degraded: ranked.degraded,
             })
         })
     }

@@ -669,3 +669,204 @@ fn typos_are_refused_in_disabled_attributes() {
         engine.flush().unwrap();
     }
 }
+
+/// An engine over `docs`, with `settings`; `layout` 0 keeps everything in memtables, 1
+/// flushes everything into a segment, 2 flushes the first half and keeps the rest in a
+/// memtable.
+fn engine_with(
+    dir: &std::path::Path,
+    uid: &str,
+    docs: &[Value],
+    settings: Value,
+    layout: u8,
+) -> Engine {
+    let engine = Engine::open(dir, manual()).unwrap();
+    let Value::Object(patch) = settings else {
+        unreachable!()
+    };
+    engine.update_settings(uid, patch).unwrap();
+    let half = if layout == 2 {
+        docs.len() / 2
+    } else {
+        docs.len()
+    };
+    for (i, part) in [&docs[..half], &docs[half..]].into_iter().enumerate() {
+        if part.is_empty() {
+            continue;
+        }
+        let body = serde_json::to_vec(part).unwrap();
+        engine
+            .add_documents(uid, &body, PayloadFormat::Json, Method::Replace, None)
+            .unwrap();
+        // Layout 2 keeps the second half in the memtable.
+        if layout == 1 || (layout == 2 && i == 0) {
+            engine.flush().unwrap();
+        }
+    }
+    engine
+}
+
+#[test]
+fn multi_word_synonyms_agree_in_memtables_segments_and_mixed() {
+    let docs: Vec<Value> = [
+        (1, "the golden gate in san francisco", ""),
+        (2, "a weekend in sf", ""),
+        (3, "new york at night", ""),
+        (4, "the big apple", ""),
+        (5, "nyc subway", ""),
+        (6, "san diego francisco", ""),
+        (7, "york new", ""),
+        (8, "big red apple", ""),
+        (9, "other", "new york"),
+        (10, "paris metro", ""),
+    ]
+    .into_iter()
+    .map(|(id, title, body)| json!({"id": id, "title": title, "body": body}))
+    .collect();
+    let settings = json!({"synonyms": {
+        "San Francisco": ["sf"],
+        "sf": ["san francisco"],
+        "nyc": ["New York", "big apple"],
+        "subway": ["metro"],
+    }});
+    let mut answers = Vec::new();
+    for layout in [0u8, 1, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine_with(dir.path(), "s", &docs, settings.clone(), layout);
+        let search = |q: &str, strategy: eddy_engine::MatchingStrategy, on: Option<&[&str]>| {
+            let r = engine
+                .search(
+                    "s",
+                    &SearchRequest {
+                        q: Some(q.into()),
+                        strategy,
+                        limit: 100,
+                        attributes_to_search_on: on
+                            .map(|a| a.iter().map(|s| s.to_string()).collect()),
+                        ..SearchRequest::default()
+                    },
+                )
+                .unwrap();
+            assert_eq!(r.total as usize, r.hits.len());
+            r.hits
+                .into_iter()
+                .map(|h| (h.id, h.ranking_score))
+                .collect::<Vec<_>>()
+        };
+        let set = |hits: &[(String, f64)]| {
+            let mut ids: Vec<u32> = hits.iter().map(|(id, _)| id.parse().unwrap()).collect();
+            ids.sort_unstable();
+            ids
+        };
+        use eddy_engine::MatchingStrategy::{All, Last};
+        let mut answer = Vec::new();
+        let mut check = |q: &str, strategy, on: Option<&[&str]>, want: &[u32]| {
+            let hits = search(q, strategy, on);
+            assert_eq!(
+                set(&hits),
+                want,
+                "{q:?} {strategy:?} {on:?} layout {layout}"
+            );
+            answer.push(hits);
+        };
+        // A two-word key matches its one-word value, and the words themselves.
+        check("san francisco", Last, None, &[1, 2, 6]);
+        check("san francisco", All, None, &[1, 2, 6]);
+        // A one-word key matches its two-word value as a phrase only.
+        check("sf", Last, None, &[1, 2]);
+        // Several alternatives, one-way: the values do not lead back to the key.
+        check("nyc", Last, None, &[3, 4, 5, 9]);
+        check("big apple", All, None, &[4, 8]);
+        check("new york", All, None, &[3, 7, 9]);
+        // A key inside a longer query counts for each word it stands for.
+        check("in san francisco", All, None, &[1, 2]);
+        check("weekend sf", All, None, &[2]);
+        check("golden sf", All, None, &[1]);
+        // Single-word synonyms still work; restricting attributes applies to alternatives.
+        check("subway", Last, None, &[5, 10]);
+        check("nyc", Last, Some(&["title"]), &[3, 4, 5]);
+        check("nyc", Last, Some(&["body"]), &[9]);
+        // A quoted phrase gets no synonyms.
+        check("\"san francisco\"", Last, None, &[1]);
+        answers.push(answer);
+    }
+    // Same order and scores whichever layer holds each document.
+    for other in &answers[1..] {
+        for (a, b) in answers[0].iter().zip(other) {
+            let ids_a: Vec<&String> = a.iter().map(|h| &h.0).collect();
+            let ids_b: Vec<&String> = b.iter().map(|h| &h.0).collect();
+            assert_eq!(ids_a, ids_b);
+            for (x, y) in a.iter().zip(b) {
+                assert!((x.1 - y.1).abs() < 1e-9, "{a:?} vs {b:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn search_cutoff_returns_partial_results_without_error() {
+    let docs: Vec<Value> = (0..3000)
+        .map(|i| json!({"id": i, "title": format!("common word{} tag{}", i % 7, i % 3), "n": i}))
+        .collect();
+    for layout in [0u8, 1, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine_with(
+            dir.path(),
+            "c",
+            &docs,
+            json!({"filterableAttributes": ["n"], "sortableAttributes": ["n"]}),
+            layout,
+        );
+        let requests = [
+            SearchRequest {
+                q: Some("common".into()),
+                ..SearchRequest::default()
+            },
+            SearchRequest::default(),
+            SearchRequest {
+                q: Some("common tag1".into()),
+                filter: Some(json!("n >= 10")),
+                sort: vec!["n:desc".into()],
+                ..SearchRequest::default()
+            },
+            SearchRequest {
+                filter: Some(json!("n >= 10")),
+                ..SearchRequest::default()
+            },
+        ];
+        // Default budget (1500 ms): complete.
+        let complete: Vec<_> = requests
+            .iter()
+            .map(|r| engine.search("c", r).unwrap())
+            .collect();
+        assert!(complete.iter().all(|r| !r.degraded));
+        assert_eq!(complete[0].total, 3000);
+        assert_eq!(complete[1].total, 3000);
+        assert_eq!(complete[2].total, 2990);
+        assert_eq!(complete[3].total, 2990);
+        // No budget at all: a valid, partial answer, never an error.
+        let Value::Object(patch) = json!({"searchCutoffMs": 0}) else {
+            unreachable!()
+        };
+        engine.update_settings("c", patch).unwrap();
+        for (r, full) in requests.iter().zip(&complete) {
+            let got = engine.search("c", r).unwrap();
+            assert!(got.degraded, "{r:?}");
+            assert!(got.total < full.total, "{r:?}");
+            assert!(!got.hits.is_empty(), "{r:?}");
+            assert!(got.hits.len() <= r.limit);
+            for h in &got.hits {
+                let n = h.document["n"].as_u64().unwrap();
+                if r.filter.is_some() {
+                    assert!(n >= 10);
+                }
+            }
+        }
+        // Reset: complete again.
+        let Value::Object(patch) = json!({"searchCutoffMs": null}) else {
+            unreachable!()
+        };
+        engine.update_settings("c", patch).unwrap();
+        assert_eq!(engine.search("c", &requests[0]).unwrap().total, 3000);
+    }
+}

@@ -622,3 +622,92 @@ fn ranking_score_details_follow_the_ranking_rules() {
     )
     .assert_error(400, "invalid_search_show_ranking_score_details");
 }
+
+#[test]
+fn multi_word_synonyms_and_search_cutoff() {
+    let (s, _dir) = Server::start(&[]);
+    let docs = json!([
+        {"id": 1, "title": "the golden gate in San Francisco"},
+        {"id": 2, "title": "a weekend in SF"},
+        {"id": 3, "title": "New York at night"},
+        {"id": 4, "title": "the big apple"},
+        {"id": 5, "title": "NYC subway"},
+        {"id": 6, "title": "san diego francisco"},
+        {"id": 7, "title": "big red apple"},
+    ]);
+    succeeded(&s, &s.post_json("/indexes/syn/documents", &docs));
+    let r = s.send(
+        "PUT",
+        "/indexes/syn/settings/synonyms",
+        "application/json",
+        json!({"san francisco": ["sf"], "sf": ["san francisco"], "nyc": ["new york", "big apple"]})
+            .to_string()
+            .as_bytes(),
+    );
+    succeeded(&s, &r);
+    let found = |q: &str, strategy: &str| -> Vec<u64> {
+        let r = s.post_json(
+            "/indexes/syn/search",
+            &json!({"q": q, "matchingStrategy": strategy}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        let mut ids: Vec<u64> = r.body["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["id"].as_u64().unwrap())
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    assert_eq!(found("san francisco", "all"), [1, 2, 6]);
+    assert_eq!(found("sf", "last"), [1, 2]);
+    assert_eq!(found("nyc", "last"), [3, 4, 5]);
+    // One-way: `big apple` and `new york` are not keys.
+    assert_eq!(found("big apple", "all"), [4, 7]);
+    assert_eq!(found("new york", "all"), [3]);
+    assert_eq!(found("weekend sf", "all"), [2]);
+
+    // searchCutoffMs: 0 on an index larger than one clock check (below maxTotalHits) still answers (possibly partially), never fails.
+    let many: Vec<Value> = (0..900)
+        .map(|i| json!({"id": i, "title": format!("common item {i}"), "n": i}))
+        .collect();
+    succeeded(
+        &s,
+        &s.post_json("/indexes/big/documents", &Value::Array(many)),
+    );
+    let search = || {
+        let r = s.post_json(
+            "/indexes/big/search",
+            &json!({"q": "common", "facets": ["n"], "limit": 5}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body
+    };
+    let r = s.send(
+        "PATCH",
+        "/indexes/big/settings",
+        "application/json",
+        br#"{"filterableAttributes": ["n"]}"#,
+    );
+    succeeded(&s, &r);
+    let full = search();
+    assert_eq!(full["estimatedTotalHits"], 900, "{full}");
+    let r = s.send(
+        "PUT",
+        "/indexes/big/settings/search-cutoff-ms",
+        "application/json",
+        b"0",
+    );
+    succeeded(&s, &r);
+    let partial = search();
+    let total = partial["estimatedTotalHits"].as_u64().unwrap();
+    assert!(total < 900, "{partial}");
+    let hits = partial["hits"].as_array().unwrap();
+    assert!(!hits.is_empty() && hits.len() <= 5, "{partial}");
+    assert!(partial["facetDistribution"]["n"].is_object(), "{partial}");
+    assert_eq!(
+        s.get("/indexes/big/settings/search-cutoff-ms").body,
+        json!(0)
+    );
+}

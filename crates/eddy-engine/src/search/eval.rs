@@ -12,12 +12,20 @@
 //!   with `t` typos counts `1 / (1 + t)` of its score); a phrase scores like Tantivy's phrase
 //!   query: summed idf, phrase frequency.
 //! - Ties keep insertion order (`seq`), which does not depend on layers either.
+//! - *Alternatives* (multi-word synonyms) stand for a run of consecutive query terms: a
+//!   document containing an alternative's words at consecutive positions matches every
+//!   term of the run, each scoring an equal share of the alternative's BM25 score.
+//! - *Time budget*: a [`TopK`] may carry a deadline (`searchCutoffMs`), checked every
+//!   [`CHECK_EVERY`] documents; once it has passed, evaluation stops and the collector keeps
+//!   what was ranked so far, marked `degraded`.
 //!
 //! Every input of the ranking key is layer-independent, so results are the same whichever
 //! layer holds each document.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
+use std::ops::Range;
+use std::time::Instant;
 
 use super::layers::{Cursor, DocRef, END, Snapshot};
 use crate::bm25::TermWeight;
@@ -58,10 +66,23 @@ pub enum Group {
     },
 }
 
+/// Words that stand for a run of consecutive query terms (a synonym of one word or of
+/// several consecutive words); several words match as a phrase.
+pub struct Alternative {
+    /// The query terms (indices into [`Plan::groups`]) a match counts for.
+    pub groups: Range<usize>,
+    /// Words in order (one word, or a phrase).
+    pub words: Vec<String>,
+    /// BM25 weight (summed idf for a phrase).
+    pub weight: TermWeight,
+}
+
 /// What to evaluate.
 pub struct Plan {
     /// Terms in query order.
     pub groups: Vec<Group>,
+    /// Alternatives of runs of terms (multi-word synonyms).
+    pub alternatives: Vec<Alternative>,
     /// Excluded words or phrases.
     pub excluded: Vec<Vec<String>>,
     /// Matching strategy.
@@ -113,12 +134,19 @@ impl Ord for Worst {
     }
 }
 
+/// Documents examined between two looks at the clock.
+pub const CHECK_EVERY: u32 = 256;
+
 /// Keeps the best `k` candidates and counts all of them.
 pub struct TopK {
     k: usize,
     heap: BinaryHeap<Worst>,
     /// Number of candidates offered.
     pub count: u64,
+    deadline: Option<Instant>,
+    ticks: u32,
+    /// Whether evaluation stopped at the deadline (results are partial).
+    pub degraded: bool,
 }
 
 impl TopK {
@@ -128,7 +156,36 @@ impl TopK {
             k,
             heap: BinaryHeap::with_capacity(k.min(4096) + 1),
             count: 0,
+            deadline: None,
+            ticks: 0,
+            degraded: false,
         }
+    }
+
+    /// A collector of the best `k` whose evaluation stops at `deadline`.
+    pub fn with_deadline(k: usize, deadline: Option<Instant>) -> TopK {
+        TopK {
+            deadline,
+            ..TopK::new(k)
+        }
+    }
+
+    /// Counts one examined document; whether the time budget is spent. The clock is read
+    /// every [`CHECK_EVERY`] documents, so at least that many are always examined.
+    pub fn out_of_time(&mut self) -> bool {
+        if self.degraded {
+            return true;
+        }
+        let Some(deadline) = self.deadline else {
+            return false;
+        };
+        self.ticks += 1;
+        if self.ticks < CHECK_EVERY {
+            return false;
+        }
+        self.ticks = 0;
+        self.degraded = Instant::now() >= deadline;
+        self.degraded
     }
 
     /// Offers a candidate.
@@ -194,6 +251,27 @@ impl SlotCursor<'_> {
     }
 }
 
+/// The intersection cursor of a phrase's words (with positions); `None` when a word is
+/// missing from the layer, so that no document of it holds the phrase.
+fn phrase_cursor<'a>(
+    snapshot: &Snapshot<'a>,
+    layer: u32,
+    words: &[String],
+) -> Result<Option<SlotCursor<'a>>> {
+    let mut cursors = Vec::with_capacity(words.len());
+    for w in words {
+        match snapshot.cursor(layer, w, true)? {
+            Some(c) => cursors.push(c),
+            None => return Ok(None),
+        }
+    }
+    if cursors.is_empty() {
+        return Ok(None);
+    }
+    let doc = align(&mut cursors);
+    Ok(Some(SlotCursor::All(cursors, doc)))
+}
+
 /// Moves every cursor to the first document all of them hold (or [`END`]).
 fn align(cursors: &mut [Cursor<'_>]) -> u32 {
     let mut target = cursors.iter().map(Cursor::doc).max().unwrap_or(END);
@@ -219,6 +297,9 @@ fn align(cursors: &mut [Cursor<'_>]) -> u32 {
 /// Evaluates a placeholder search: every visible document, in insertion order.
 pub fn placeholder(snapshot: &Snapshot<'_>, top: &mut TopK) {
     snapshot.for_each_visible(|doc| {
+        if top.out_of_time() {
+            return;
+        }
         top.push(Candidate {
             bucket: 0,
             score: 0.0,
@@ -231,6 +312,9 @@ pub fn placeholder(snapshot: &Snapshot<'_>, top: &mut TopK) {
 /// Evaluates a plan over every layer of a snapshot.
 pub fn evaluate(snapshot: &Snapshot<'_>, plan: &Plan, top: &mut TopK) -> Result<()> {
     for layer in 0..snapshot.layer_count() {
+        if top.degraded {
+            break;
+        }
         evaluate_layer(snapshot, layer, plan, top)?;
     }
     Ok(())
@@ -252,26 +336,29 @@ fn evaluate_layer(snapshot: &Snapshot<'_>, layer: u32, plan: &Plan, top: &mut To
                 }
             }
             Group::Phrase { words, .. } => {
-                let mut cursors = Vec::with_capacity(words.len());
-                for w in words {
-                    match snapshot.cursor(layer, w, true)? {
-                        Some(c) => cursors.push(c),
-                        // A missing word: no document of this layer holds the phrase.
-                        None => {
-                            cursors.clear();
-                            break;
-                        }
-                    }
-                }
-                if !cursors.is_empty() {
-                    let doc = align(&mut cursors);
+                if let Some(cursor) = phrase_cursor(snapshot, layer, words)? {
                     slots.push(Slot {
-                        cursor: SlotCursor::All(cursors, doc),
+                        cursor,
                         group: g,
                         member: 0,
                     });
                 }
             }
+        }
+    }
+    // Alternatives take the slot groups after the plan's groups.
+    let n_groups = plan.groups.len();
+    for (a, alt) in plan.alternatives.iter().enumerate() {
+        let cursor = match alt.words.as_slice() {
+            [word] => snapshot.cursor(layer, word, false)?.map(SlotCursor::One),
+            words => phrase_cursor(snapshot, layer, words)?,
+        };
+        if let Some(cursor) = cursor {
+            slots.push(Slot {
+                cursor,
+                group: n_groups + a,
+                member: 0,
+            });
         }
     }
     if slots.is_empty() {
@@ -286,7 +373,6 @@ fn evaluate_layer(snapshot: &Snapshot<'_>, layer: u32, plan: &Plan, top: &mut To
         excluded.push(cs);
     }
 
-    let n_groups = plan.groups.len();
     let mut heap: BinaryHeap<Reverse<(u32, usize)>> = slots
         .iter()
         .enumerate()
@@ -300,6 +386,9 @@ fn evaluate_layer(snapshot: &Snapshot<'_>, layer: u32, plan: &Plan, top: &mut To
     let all_visible = snapshot.all_visible(layer);
 
     while let Some(Reverse((doc, first))) = heap.pop() {
+        if top.out_of_time() {
+            break;
+        }
         at_doc.clear();
         at_doc.push(first);
         while let Some(Reverse((d, i))) = heap.peek().copied() {
@@ -316,8 +405,8 @@ fn evaluate_layer(snapshot: &Snapshot<'_>, layer: u32, plan: &Plan, top: &mut To
             best.iter_mut().for_each(|b| *b = 0.0);
             for &i in &at_doc {
                 let slot = &slots[i];
-                if let (Group::Word(derivations), SlotCursor::One(cursor)) =
-                    (&plan.groups[slot.group], &slot.cursor)
+                if let (Some(Group::Word(derivations)), SlotCursor::One(cursor)) =
+                    (plan.groups.get(slot.group), &slot.cursor)
                 {
                     let d = &derivations[slot.member];
                     let s = d.weight.score(fieldnorm_id, cursor.term_freq())
@@ -335,6 +424,30 @@ fn evaluate_layer(snapshot: &Snapshot<'_>, layer: u32, plan: &Plan, top: &mut To
                     if freq > 0 {
                         mask |= 1 << g;
                         best[g] = weight.score(fieldnorm_id, freq);
+                    }
+                }
+            }
+            for (a, alt) in plan.alternatives.iter().enumerate() {
+                let slot = at_doc.iter().find(|&&i| slots[i].group == n_groups + a);
+                let freq = match slot.map(|&i| &slots[i].cursor) {
+                    None => 0,
+                    Some(SlotCursor::One(cursor)) => cursor.term_freq(),
+                    Some(SlotCursor::All(..)) => phrase_freq(
+                        &mut slots,
+                        &at_doc,
+                        n_groups + a,
+                        &mut phrase_positions,
+                        &mut scratch,
+                    ),
+                };
+                if freq == 0 || alt.groups.is_empty() {
+                    continue;
+                }
+                let share = alt.weight.score(fieldnorm_id, freq) / alt.groups.len() as f32;
+                for g in alt.groups.clone() {
+                    mask |= 1 << g;
+                    if share > best[g] {
+                        best[g] = share;
                     }
                 }
             }

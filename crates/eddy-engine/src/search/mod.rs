@@ -21,6 +21,7 @@ pub mod sort;
 pub mod values;
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use crate::bm25::{Bm25Params, TermWeight, idf};
 use crate::error::Result;
@@ -93,6 +94,19 @@ pub struct Ranked {
     pub hits: Vec<RankedHit>,
     /// Every matching document.
     pub total: u64,
+    /// Whether the time budget ran out (hits and total are partial).
+    pub degraded: bool,
+}
+
+/// Meilisearch's search time budget when `searchCutoffMs` is not set.
+pub const DEFAULT_SEARCH_CUTOFF_MS: u64 = 1500;
+
+/// When a search starting now must stop evaluating (`searchCutoffMs`).
+pub fn deadline(settings: &Settings) -> Option<Instant> {
+    let ms = settings
+        .search_cutoff_ms
+        .unwrap_or(DEFAULT_SEARCH_CUTOFF_MS);
+    Instant::now().checked_add(Duration::from_millis(ms))
 }
 
 /// Parses the query of a request with an index's settings.
@@ -166,6 +180,7 @@ pub fn plan(
     }
     Ok(Plan {
         groups,
+        alternatives: Vec::new(),
         excluded: parsed.excluded.clone(),
         strategy: request.strategy,
     })
@@ -179,7 +194,7 @@ pub fn rank(
 ) -> Result<Ranked> {
     let parsed = parse(request, settings);
     let k = request.offset.saturating_add(request.limit);
-    let mut top = TopK::new(k);
+    let mut top = TopK::with_deadline(k, deadline(settings));
     let n_groups = parsed.terms.len().max(1);
     if parsed.is_placeholder() {
         eval::placeholder(snapshot, &mut top);
@@ -188,6 +203,7 @@ pub fn rank(
         eval::evaluate(snapshot, &plan, &mut top)?;
     }
     let total = top.count;
+    let degraded = top.degraded;
     let hits = top
         .into_sorted()
         .into_iter()
@@ -197,7 +213,11 @@ pub fn rank(
             candidate,
         })
         .collect();
-    Ok(Ranked { hits, total })
+    Ok(Ranked {
+        hits,
+        total,
+        degraded,
+    })
 }
 
 /// Maps the ranking key into `0..=1`, monotonically: the words bucket first, then BM25.

@@ -16,11 +16,14 @@
 
 use std::cmp::Ordering;
 use std::collections::HashSet;
+use std::time::Instant;
 
 use eddy_filter::{FacetValue, FieldFacets, Filter};
 use serde_json::Value;
 
-use super::eval::{self, Candidate, Group, Plan, Strategy, TopK, WeightedTerm};
+use super::eval::{
+    self, Alternative, CHECK_EVERY, Candidate, Group, Plan, Strategy, TopK, WeightedTerm,
+};
 use super::facets::{FacetCounter, resolve_facets};
 use super::filter::{compile, filterable_patterns, pattern_matches};
 use super::layers::{DocRef, Snapshot};
@@ -56,6 +59,9 @@ pub struct Executed {
     pub facet_distribution: Option<Value>,
     /// `facetStats`, when facets were asked.
     pub facet_stats: Option<Value>,
+    /// Whether the time budget (`searchCutoffMs`) ran out: hits, total and facets cover the
+    /// documents evaluated until then.
+    pub degraded: bool,
 }
 
 /// One step of the ranking key.
@@ -158,6 +164,16 @@ fn allowed_mask(
             };
             if hit {
                 mask |= 1 << g;
+            }
+        }
+        for alt in &plan.alternatives {
+            if field_words
+                .windows(alt.words.len())
+                .any(|win| win == alt.words.as_slice())
+            {
+                for g in alt.groups.clone() {
+                    mask |= 1 << g;
+                }
             }
         }
     });
@@ -311,6 +327,7 @@ pub fn execute(
     settings: &Settings,
     request: &SearchRequest,
 ) -> Result<Executed> {
+    let deadline = super::deadline(settings);
     let resolved = resolve(request, settings)?;
     let mut effective = request.clone();
     effective.strategy = resolved.strategy;
@@ -324,7 +341,11 @@ pub fn execute(
         && settings.typo_tolerance.disable_on_attributes.is_empty()
         && !bm25_before_words(settings);
     if simple {
-        let Ranked { hits, total } = super::rank(snapshot, settings, &effective)?;
+        let Ranked {
+            hits,
+            total,
+            degraded,
+        } = super::rank(snapshot, settings, &effective)?;
         return Ok(Executed {
             hits: hits
                 .into_iter()
@@ -337,6 +358,7 @@ pub fn execute(
             total,
             facet_distribution: None,
             facet_stats: None,
+            degraded,
         });
     }
 
@@ -344,6 +366,7 @@ pub fn execute(
     let placeholder = parsed.is_placeholder();
     let n_groups = parsed.terms.len().max(1);
     let mut the_plan = None;
+    let mut degraded = false;
     // Unordered: entries are ordered once filtered.
     let candidates: Vec<Candidate> = if placeholder {
         let mut v = Vec::new();
@@ -358,10 +381,11 @@ pub fn execute(
         });
         v
     } else {
-        let mut all = TopK::new(usize::MAX);
+        let mut all = TopK::with_deadline(usize::MAX, deadline);
         let mut p = plan(snapshot, &parsed, &effective)?;
         add_synonyms(snapshot, &mut p, &parsed, settings, &effective)?;
         eval::evaluate(snapshot, &p, &mut all)?;
+        degraded = all.degraded;
         the_plan = Some(p);
         all.into_sorted()
     };
@@ -415,7 +439,12 @@ pub fn execute(
     // Facets are counted after distinct; without distinct they are counted in this pass.
     let count_now = resolved.distinct.is_none();
     let mut entries = Vec::with_capacity(candidates.len());
-    for mut candidate in candidates {
+    for (i, mut candidate) in candidates.into_iter().enumerate() {
+        // Reading documents is the costly part: the time budget is checked here too.
+        if i > 0 && i % CHECK_EVERY as usize == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
+            degraded = true;
+            break;
+        }
         if let Some((allowed, p)) = restrict {
             let doc = doc_json(snapshot, candidate.doc)?;
             let mask = allowed_mask(&doc, p, allowed, no_typo, &tok);
@@ -510,12 +539,15 @@ pub fn execute(
         total,
         facet_distribution,
         facet_stats,
+        degraded,
     })
 }
 
-/// Adds the single-word synonyms of each query word (`synonyms` setting, keys and values
-/// normalized like document words) as extra exact derivations of that word. Multi-word
-/// synonyms are not applied yet.
+/// Applies the `synonyms` setting (keys and values normalized like document words): a
+/// query word, or a run of consecutive query words, equal to a key also matches each of the
+/// key's values. A one-word value of a one-word key is one more exact derivation of the
+/// word; any other value is an [`Alternative`] for the run, its words matching as a phrase.
+/// Synonyms apply in the declared direction only; quoted phrases get none.
 fn add_synonyms(
     snapshot: &Snapshot<'_>,
     plan: &mut Plan,
@@ -526,35 +558,82 @@ fn add_synonyms(
     if settings.synonyms.is_empty() {
         return Ok(());
     }
-    let single = |s: &str| -> Option<String> {
-        let mut words = crate::analysis::words(s).map(|w| w.term);
-        let first = words.next()?;
-        words.next().is_none().then_some(first)
+    let tok = crate::analysis::Tokenization::from_settings(settings);
+    let split = |s: &str| -> Vec<String> {
+        crate::analysis::words_with(s, &tok)
+            .into_iter()
+            .map(|w| w.term)
+            .collect()
     };
+    let query: Vec<Option<&str>> = parsed
+        .terms
+        .iter()
+        .map(|t| match t {
+            QueryTerm::Word(w) => Some(w.text.as_str()),
+            QueryTerm::Phrase(_) => None,
+        })
+        .collect();
     let corpus = snapshot.corpus();
-    for (term, group) in parsed.terms.iter().zip(plan.groups.iter_mut()) {
-        let (QueryTerm::Word(word), Group::Word(derivations)) = (term, group) else {
+    for (key, values) in &settings.synonyms {
+        let key = split(key);
+        if key.is_empty() || key.len() > query.len() {
             continue;
-        };
-        for (key, values) in &settings.synonyms {
-            if single(key).as_deref() != Some(word.text.as_str()) {
+        }
+        for start in 0..=query.len() - key.len() {
+            let run = start..start + key.len();
+            if !key
+                .iter()
+                .zip(&query[run.clone()])
+                .all(|(k, q)| *q == Some(k.as_str()))
+            {
                 continue;
             }
             for value in values {
-                let Some(syn) = single(value) else {
-                    continue;
-                };
-                if derivations.iter().any(|d| d.term == syn) {
+                let words = split(value);
+                if words.is_empty() {
                     continue;
                 }
-                let df = snapshot.doc_freq(&syn)?;
-                if df == 0 {
+                if let ([word], 1) = (words.as_slice(), key.len())
+                    && let Some(Group::Word(derivations)) = plan.groups.get_mut(start)
+                {
+                    if derivations.iter().any(|d| &d.term == word) {
+                        continue;
+                    }
+                    let df = snapshot.doc_freq(word)?;
+                    if df == 0 {
+                        continue;
+                    }
+                    derivations.push(WeightedTerm {
+                        weight: TermWeight::new(idf(df, corpus.docs), corpus, request.bm25),
+                        term: word.clone(),
+                        typos: 0,
+                    });
                     continue;
                 }
-                derivations.push(WeightedTerm {
-                    weight: TermWeight::new(idf(df, corpus.docs), corpus, request.bm25),
-                    term: syn,
-                    typos: 0,
+                if plan
+                    .alternatives
+                    .iter()
+                    .any(|a| a.groups == run && a.words == words)
+                {
+                    continue;
+                }
+                let mut idf_sum = 0.0;
+                let mut absent = false;
+                for w in &words {
+                    let df = snapshot.doc_freq(w)?;
+                    if df == 0 {
+                        absent = true;
+                        break;
+                    }
+                    idf_sum += idf(df, corpus.docs);
+                }
+                if absent {
+                    continue;
+                }
+                plan.alternatives.push(Alternative {
+                    groups: run.clone(),
+                    words,
+                    weight: TermWeight::new(idf_sum, corpus, request.bm25),
                 });
             }
         }
