@@ -198,7 +198,10 @@ pub fn evaluate(
     if let Some(s) = settings {
         server.update_settings(index, s)?;
     }
+    let started = std::time::Instant::now();
     server.add_ndjson(index, c.primary_key, &c.docs, 1000)?;
+    let load_s = started.elapsed().as_secs_f64();
+    let started = std::time::Instant::now();
     let mut runs = Vec::with_capacity(c.queries.len());
     for (id, q) in &c.queries {
         runs.push((id, server.search_ids(index, c.primary_key, q, 100)?));
@@ -208,8 +211,13 @@ pub fn evaluate(
             .filter_map(|(id, ranked)| Some((ranked.as_slice(), c.qrels.get(*id)?))),
     );
     eprintln!(
-        "[relevance] {index}: {} queries, nDCG@10 {:.4}, Recall@100 {:.4}, MRR@10 {:.4}",
-        s.queries, s.ndcg10, s.recall100, s.mrr10
+        "[relevance] {index}: loaded in {load_s:.1} s, {} queries in {:.1} s: nDCG@10 {:.4}, \
+         Recall@100 {:.4}, MRR@10 {:.4}",
+        s.queries,
+        started.elapsed().as_secs_f64(),
+        s.ndcg10,
+        s.recall100,
+        s.mrr10
     );
     Ok(s)
 }
@@ -226,10 +234,12 @@ pub struct Options {
     pub settings: Value,
     /// Whether to evaluate default settings too.
     pub defaults: bool,
+    /// Only this collection (`scifact` or `cranfield`).
+    pub only: Option<String>,
 }
 
 impl Options {
-    /// Parses `--split train|test`, `--settings JSON`, `--no-defaults`.
+    /// Parses `--split train|test`, `--settings JSON`, `--no-defaults`, `--only NAME`.
     ///
     /// # Errors
     /// Unknown arguments.
@@ -238,6 +248,7 @@ impl Options {
             split: Split::Test,
             settings: bm25_settings(),
             defaults: true,
+            only: None,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -254,6 +265,7 @@ impl Options {
                     o.settings = serde_json::from_str(s).context("--settings JSON")?;
                 }
                 "--no-defaults" => o.defaults = false,
+                "--only" => o.only = Some(it.next().context("--only scifact|cranfield")?.clone()),
                 other => bail!("unknown argument {other}"),
             }
         }
@@ -272,7 +284,15 @@ pub fn run(options: &Options) -> Result<Value> {
     if options.split == Split::Train {
         out.insert("scifact_split".into(), json!("train"));
     }
-    for c in [scifact(options.split)?, cranfield()?] {
+    for name in ["scifact", "cranfield"] {
+        if options.only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
+        let c = if name == "scifact" {
+            scifact(options.split)?
+        } else {
+            cranfield()?
+        };
         let s = evaluate(&server, &c, c.name, Some(&options.settings))?;
         out.insert(format!("{}_ndcg10", c.name), json!(r4(s.ndcg10)));
         out.insert(format!("{}_recall100", c.name), json!(r4(s.recall100)));
