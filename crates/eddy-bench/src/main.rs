@@ -3,12 +3,16 @@
 //!
 //! ```text
 //! eddy-bench ingest [wordnet|scifact|synthetic ...]   # all corpora when none is named
-//! eddy-bench search                                   # search features on geonames
+//! eddy-bench search                                   # search features on geonames, wordnet
+//! eddy-bench relevance [--split train|test] [--settings JSON] [--no-defaults]
 //! ```
 
 mod corpus;
 mod ingest;
+mod metrics;
+mod relevance;
 mod search;
+mod server;
 mod stats;
 
 use std::path::Path;
@@ -62,6 +66,11 @@ fn main() -> Result<()> {
             println!("{}", search::run()?);
             Ok(())
         }
+        Some("relevance") => {
+            let options = relevance::Options::parse(&args[1..])?;
+            println!("{}", relevance::run(&options)?);
+            Ok(())
+        }
         Some("phase") if args.len() == 4 => {
             let value = match args[1].as_str() {
                 p @ ("tantivy" | "eddy" | "recovery" | "search") => {
@@ -72,6 +81,8 @@ fn main() -> Result<()> {
             println!("{value}");
             Ok(())
         }
-        _ => bail!("usage: eddy-bench ingest [corpus ...] | eddy-bench search"),
+        _ => bail!(
+            "usage: eddy-bench ingest [corpus ...] | eddy-bench search | eddy-bench relevance"
+        ),
     }
 }

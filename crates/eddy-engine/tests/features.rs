@@ -870,3 +870,47 @@ fn search_cutoff_returns_partial_results_without_error() {
         assert_eq!(engine.search("c", &requests[0]).unwrap().total, 3000);
     }
 }
+
+#[test]
+fn bm25_rule_keeps_every_word_of_long_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), manual()).unwrap();
+    engine
+        .add_documents(
+            "b",
+            br#"[{"id":1,"text":"alpha"},{"id":2,"text":"omega omega"},{"id":3,"text":"nothing"}]"#,
+            PayloadFormat::Json,
+            Method::Replace,
+            None,
+        )
+        .unwrap();
+    // Twelve words: "omega" is the eleventh, past Meilisearch's ten.
+    let q = "alpha w2 w3 w4 w5 w6 w7 w8 w9 w10 omega w12";
+    let search = |engine: &Engine| -> Vec<String> {
+        engine
+            .search(
+                "b",
+                &SearchRequest {
+                    q: Some(q.into()),
+                    ..SearchRequest::default()
+                },
+            )
+            .unwrap()
+            .hits
+            .into_iter()
+            .map(|h| h.id)
+            .collect()
+    };
+    // Default rules: the words after the tenth are ignored.
+    assert_eq!(search(&engine), ["1"]);
+    let Value::Object(patch) = json!({"rankingRules": ["bm25"]}) else {
+        unreachable!()
+    };
+    engine.update_settings("b", patch).unwrap();
+    for _ in 0..2 {
+        // `bm25`: any word matches and every word counts; both words are equally rare, and
+        // "omega" occurs twice, so BM25 ranks document 2 first.
+        assert_eq!(search(&engine), ["2", "1"]);
+        engine.flush().unwrap();
+    }
+}

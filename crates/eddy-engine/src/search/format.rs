@@ -126,10 +126,13 @@ impl Matcher {
 
     /// The matcher of a query string under an index's settings.
     pub fn for_query(q: Option<&str>, settings: &crate::settings::Settings) -> Matcher {
-        let request = super::SearchRequest {
+        let mut request = super::SearchRequest {
             q: q.map(str::to_string),
             ..super::SearchRequest::default()
         };
+        if super::bm25_matching(settings) {
+            request.strategy = super::MatchingStrategy::Any;
+        }
         let mut m = Matcher::new(&super::parse(&request, settings));
         m.tokenization = Tokenization::from_settings(settings);
         m
@@ -385,6 +388,7 @@ mod tests {
                 prefix_search: true,
                 stop_words: &[],
                 tokenization: &Tokenization::default(),
+                max_terms: crate::search::query::MAX_QUERY_TERMS,
             },
         ))
     }

@@ -109,6 +109,14 @@ pub fn deadline(settings: &Settings) -> Option<Instant> {
     Instant::now().checked_add(Duration::from_millis(ms))
 }
 
+/// Whether eddy's `bm25` rule decides matching: the ranking rules name `bm25` and not
+/// `words`. Any query word then matches (strategy `any`), every word of the query counts (up
+/// to [`query::MAX_BM25_QUERY_TERMS`]) and documents rank by BM25.
+pub fn bm25_matching(settings: &Settings) -> bool {
+    settings.ranking_rules.iter().any(|r| r == "bm25")
+        && !settings.ranking_rules.iter().any(|r| r == "words")
+}
+
 /// Parses the query of a request with an index's settings.
 pub fn parse(request: &SearchRequest, settings: &Settings) -> ParsedQuery {
     let q = request.q.as_deref().unwrap_or("");
@@ -119,6 +127,13 @@ pub fn parse(request: &SearchRequest, settings: &Settings) -> ParsedQuery {
             prefix_search: settings.prefix_search != "disabled",
             stop_words: &settings.stop_words,
             tokenization: &crate::analysis::Tokenization::from_settings(settings),
+            // The `bm25` rule (matching strategy `any`) is for long natural-language queries:
+            // it keeps every word, where Meilisearch's rules stop at ten.
+            max_terms: if request.strategy == Strategy::Any {
+                query::MAX_BM25_QUERY_TERMS
+            } else {
+                query::MAX_QUERY_TERMS
+            },
         },
     )
 }

@@ -121,13 +121,57 @@ fn search_on(request: &SearchRequest, settings: &Settings) -> Result<Option<Vec<
     Ok(Some(asked.clone()))
 }
 
+/// The query groups each derived term stands for, so that [`allowed_mask`] looks every word
+/// of a document up once instead of comparing it with every derivation of every group (long
+/// `bm25` queries have dozens of groups).
+struct TermGroups<'p> {
+    /// Term → (groups it matches without typos, groups it matches with or without).
+    words: std::collections::HashMap<&'p str, (u64, u64)>,
+    /// Phrase groups: index and words.
+    phrases: Vec<(usize, &'p [String])>,
+    /// Synonym alternatives: the groups a match counts for, and its words in order.
+    alternatives: Vec<(std::ops::Range<usize>, &'p [String])>,
+}
+
+impl<'p> TermGroups<'p> {
+    fn new(plan: &'p Plan) -> TermGroups<'p> {
+        let mut words: std::collections::HashMap<&'p str, (u64, u64)> =
+            std::collections::HashMap::new();
+        let mut phrases = Vec::new();
+        for (g, group) in plan.groups.iter().enumerate() {
+            match group {
+                Group::Word(derivations) => {
+                    for d in derivations {
+                        let e = words.entry(d.term.as_str()).or_default();
+                        if d.typos == 0 {
+                            e.0 |= 1 << g;
+                        }
+                        e.1 |= 1 << g;
+                    }
+                }
+                Group::Phrase { words, .. } => phrases.push((g, words.as_slice())),
+            }
+        }
+        let alternatives = plan
+            .alternatives
+            .iter()
+            .map(|a| (a.groups.clone(), a.words.as_slice()))
+            .collect();
+        TermGroups {
+            words,
+            phrases,
+            alternatives,
+        }
+    }
+}
+
 /// Which query groups a document matches within the allowed attributes (`None` = all),
 /// from the exact terms the plan derived (so it agrees with the index on every layer).
 /// Derivations with typos do not count in `no_typo` attributes
 /// (`typoTolerance.disableOnAttributes`).
 fn allowed_mask(
     doc: &Value,
-    plan: &Plan,
+    terms: &TermGroups<'_>,
     allowed: Option<&[String]>,
     no_typo: &[String],
     tok: &crate::analysis::Tokenization,
@@ -148,30 +192,19 @@ fn allowed_mask(
                 .into_iter()
                 .map(|w| w.term),
         );
-        for (g, group) in plan.groups.iter().enumerate() {
-            let hit = match group {
-                Group::Word(derivations) => field_words.iter().any(|w| {
-                    derivations
-                        .iter()
-                        .any(|d| &d.term == w && (typos_ok || d.typos == 0))
-                }),
-                Group::Phrase { words, .. } => {
-                    !words.is_empty()
-                        && field_words
-                            .windows(words.len())
-                            .any(|win| win == words.as_slice())
-                }
-            };
-            if hit {
+        for w in &field_words {
+            if let Some((exact, any)) = terms.words.get(w.as_str()) {
+                mask |= if typos_ok { *any } else { *exact };
+            }
+        }
+        for (g, words) in &terms.phrases {
+            if !words.is_empty() && field_words.windows(words.len()).any(|win| win == *words) {
                 mask |= 1 << g;
             }
         }
-        for alt in &plan.alternatives {
-            if field_words
-                .windows(alt.words.len())
-                .any(|win| win == alt.words.as_slice())
-            {
-                for g in alt.groups.clone() {
+        for (groups, words) in &terms.alternatives {
+            if !words.is_empty() && field_words.windows(words.len()).any(|win| win == *words) {
+                for g in groups.clone() {
                     mask |= 1 << g;
                 }
             }
@@ -260,8 +293,6 @@ fn resolve(request: &SearchRequest, settings: &Settings) -> Result<Resolved> {
     let geo_criterion = criteria
         .iter()
         .position(|c| matches!(c.field, SortField::Geo { .. }));
-    let bm25_only = settings.ranking_rules.iter().any(|r| r == "bm25")
-        && !settings.ranking_rules.iter().any(|r| r == "words");
     Ok(Resolved {
         search_on: search_on(request, settings)?,
         filter,
@@ -270,7 +301,7 @@ fn resolve(request: &SearchRequest, settings: &Settings) -> Result<Resolved> {
         distinct,
         facets,
         geo_criterion,
-        strategy: if bm25_only {
+        strategy: if super::bm25_matching(settings) {
             Strategy::Any
         } else {
             request.strategy
@@ -392,9 +423,11 @@ pub fn execute(
     let tok = crate::analysis::Tokenization::from_settings(settings);
     let no_typo = &settings.typo_tolerance.disable_on_attributes;
     let restrict = match &the_plan {
-        Some(p) if resolved.search_on.is_some() || !no_typo.is_empty() => {
-            Some((resolved.search_on.as_deref(), p))
-        }
+        Some(p) if resolved.search_on.is_some() || !no_typo.is_empty() => Some((
+            resolved.search_on.as_deref(),
+            TermGroups::new(p),
+            p.groups.len(),
+        )),
         _ => None,
     };
 
@@ -445,10 +478,10 @@ pub fn execute(
             degraded = true;
             break;
         }
-        if let Some((allowed, p)) = restrict {
+        if let Some((allowed, terms, n_groups)) = &restrict {
             let doc = doc_json(snapshot, candidate.doc)?;
-            let mask = allowed_mask(&doc, p, allowed, no_typo, &tok);
-            candidate.bucket = bucket_of(mask, p.groups.len(), resolved.strategy);
+            let mask = allowed_mask(&doc, terms, *allowed, no_typo, &tok);
+            candidate.bucket = bucket_of(mask, *n_groups, resolved.strategy);
             if candidate.bucket == 0 {
                 continue;
             }

@@ -6,13 +6,16 @@
 //!   `-"a phrase"` excludes documents containing the phrase.
 //! - The last word matches as a prefix unless the query ends with a separator.
 //! - At most [`MAX_QUERY_TERMS`] words and phrases count, as in Meilisearch; the rest is
-//!   ignored.
+//!   ignored. Under eddy's `bm25` rule, [`MAX_BM25_QUERY_TERMS`].
 
 use crate::analysis::{Tokenization, normalize_word, words_with};
 use crate::settings::TypoTolerance;
 
 /// Meilisearch considers at most ten words of a query.
 pub const MAX_QUERY_TERMS: usize = 10;
+/// Words of a query eddy's `bm25` rule considers: long natural-language queries are what the
+/// rule is for (the matching mask has one bit per term, so 64 at most).
+pub const MAX_BM25_QUERY_TERMS: usize = 64;
 
 /// One term of a query.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +64,8 @@ pub struct ParseOptions<'a> {
     pub stop_words: &'a [String],
     /// How the index's settings split words.
     pub tokenization: &'a Tokenization,
+    /// Most words and phrases kept ([`MAX_QUERY_TERMS`], or [`MAX_BM25_QUERY_TERMS`]).
+    pub max_terms: usize,
 }
 
 /// Typos allowed for a word of this many characters.
@@ -146,7 +151,7 @@ pub fn parse_query(q: &str, options: &ParseOptions<'_>) -> ParsedQuery {
             (true, Piece::Word(w)) => parsed.excluded.push(vec![w]),
             (true, Piece::Phrase(p)) => parsed.excluded.push(p),
             (false, Piece::Phrase(p)) => {
-                if parsed.terms.len() < MAX_QUERY_TERMS {
+                if parsed.terms.len() < options.max_terms {
                     parsed.terms.push(QueryTerm::Phrase(p));
                 }
             }
@@ -154,7 +159,7 @@ pub fn parse_query(q: &str, options: &ParseOptions<'_>) -> ParsedQuery {
                 if options.stop_words.iter().any(|s| s == &w) {
                     continue;
                 }
-                if parsed.terms.len() >= MAX_QUERY_TERMS {
+                if parsed.terms.len() >= options.max_terms {
                     continue;
                 }
                 let is_last = Some(i) == last_positive_word && last_positive == Some(i);
@@ -184,6 +189,7 @@ mod tests {
                 prefix_search: true,
                 stop_words: &[],
                 tokenization: &Tokenization::default(),
+                max_terms: MAX_QUERY_TERMS,
             },
         )
     }
