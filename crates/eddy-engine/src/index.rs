@@ -66,6 +66,16 @@ impl MemCell {
         })
     }
 
+    /// Marks the operation at `lsn` applied in full and charges the budget for its growth.
+    fn finish(&self, lsn: Lsn) {
+        let bytes = {
+            let mut mem = self.mem.write();
+            mem.finish(lsn);
+            mem.bytes()
+        };
+        self.sync_charge(bytes);
+    }
+
     /// Charges the budget for growth since the last call.
     fn sync_charge(&self, bytes: usize) {
         let before = self.charged.swap(bytes, Ordering::AcqRel);
@@ -502,11 +512,7 @@ impl IndexInstance {
             self.insert_chunk(&active, lsn, &mut prepared);
             Ok(())
         })?;
-        let mut mem = active.mem.write();
-        mem.finish(lsn);
-        let bytes = mem.bytes();
-        drop(mem);
-        active.sync_charge(bytes);
+        active.finish(lsn);
         if let Some(ids) = touched {
             self.note_touched(lsn, ids, false);
         }
@@ -624,11 +630,7 @@ impl IndexInstance {
             self.insert_chunk(&active, lsn, &mut prepared);
             Ok(())
         })?;
-        let mut mem = active.mem.write();
-        mem.finish(lsn);
-        let bytes = mem.bytes();
-        drop(mem);
-        active.sync_charge(bytes);
+        active.finish(lsn);
         Ok(())
     }
 
@@ -745,11 +747,7 @@ impl IndexInstance {
             }
             Ok(deleted)
         })?;
-        let mut mem = active.mem.write();
-        mem.finish(lsn);
-        let bytes = mem.bytes();
-        drop(mem);
-        active.sync_charge(bytes);
+        active.finish(lsn);
         if self.touched.lock().is_some() {
             let ids = ids.iter().map(|id| Arc::from(id.as_str())).collect();
             self.note_touched(lsn, ids, false);
