@@ -804,9 +804,14 @@ fn multi_word_synonyms_agree_in_memtables_segments_and_mixed() {
 }
 
 #[test]
-fn search_cutoff_returns_partial_results_without_error() {
+fn search_cutoff_returns_a_full_page_of_partial_results() {
+    // The last 30 documents also hold `late`: with no budget, matching and filtering must go
+    // on past the first clock check to fill a page.
     let docs: Vec<Value> = (0..3000)
-        .map(|i| json!({"id": i, "title": format!("common word{} tag{}", i % 7, i % 3), "n": i}))
+        .map(|i| {
+            let late = if i >= 2970 { " late" } else { "" };
+            json!({"id": i, "title": format!("common word{} tag{}{late}", i % 7, i % 3), "n": i})
+        })
         .collect();
     for layout in [0u8, 1, 2] {
         let dir = tempfile::tempdir().unwrap();
@@ -833,6 +838,21 @@ fn search_cutoff_returns_partial_results_without_error() {
                 filter: Some(json!("n >= 10")),
                 ..SearchRequest::default()
             },
+            // Few matches, all past the first clock check.
+            SearchRequest {
+                q: Some("common late".into()),
+                strategy: eddy_engine::MatchingStrategy::All,
+                ..SearchRequest::default()
+            },
+            SearchRequest {
+                q: Some("common".into()),
+                filter: Some(json!("n >= 2980")),
+                ..SearchRequest::default()
+            },
+            SearchRequest {
+                filter: Some(json!("n >= 2980")),
+                ..SearchRequest::default()
+            },
         ];
         // Default budget (1500 ms): complete.
         let complete: Vec<_> = requests
@@ -844,21 +864,34 @@ fn search_cutoff_returns_partial_results_without_error() {
         assert_eq!(complete[1].total, 3000);
         assert_eq!(complete[2].total, 2990);
         assert_eq!(complete[3].total, 2990);
-        // No budget at all: a valid, partial answer, never an error.
+        assert_eq!(complete[4].total, 30);
+        assert_eq!(complete[5].total, 20);
+        assert_eq!(complete[6].total, 20);
+        // No budget at all: a valid, degraded answer, never an error: a full page of
+        // matching documents, the rest of the ranking skipped.
         let Value::Object(patch) = json!({"searchCutoffMs": 0}) else {
             unreachable!()
         };
         engine.update_settings("c", patch).unwrap();
-        for (r, full) in requests.iter().zip(&complete) {
+        for (i, (r, full)) in requests.iter().zip(&complete).enumerate() {
             let got = engine.search("c", r).unwrap();
             assert!(got.degraded, "{r:?}");
-            assert!(got.total < full.total, "{r:?}");
-            assert!(!got.hits.is_empty(), "{r:?}");
-            assert!(got.hits.len() <= r.limit);
+            if i < 4 {
+                assert!(got.total < full.total, "{r:?}");
+            }
+            assert!(got.total <= full.total, "{r:?}");
+            assert_eq!(got.hits.len(), r.limit, "{r:?} layout {layout}");
+            let mut ids: Vec<&str> = got.hits.iter().map(|h| h.id.as_str()).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            assert_eq!(ids.len(), r.limit, "{r:?}");
             for h in &got.hits {
                 let n = h.document["n"].as_u64().unwrap();
-                if r.filter.is_some() {
-                    assert!(n >= 10);
+                match i {
+                    2 | 3 => assert!(n >= 10),
+                    4 => assert!(n >= 2970),
+                    5 | 6 => assert!(n >= 2980),
+                    _ => {}
                 }
             }
         }

@@ -16,8 +16,9 @@
 //!   document containing an alternative's words at consecutive positions matches every
 //!   term of the run, each scoring an equal share of the alternative's BM25 score.
 //! - *Time budget*: a [`TopK`] may carry a deadline (`searchCutoffMs`), checked every
-//!   [`CHECK_EVERY`] documents; once it has passed, evaluation stops and the collector keeps
-//!   what was ranked so far, marked `degraded`.
+//!   [`CHECK_EVERY`] documents; once it has passed, the collector is marked `degraded` and
+//!   evaluation goes on only until it holds a full page (Meilisearch's degraded search:
+//!   the best documents found so far, up to `limit`, the rest of the ranking skipped).
 //!
 //! Every input of the ranking key is layer-independent, so results are the same whichever
 //! layer holds each document.
@@ -144,8 +145,10 @@ pub struct TopK {
     /// Number of candidates offered.
     pub count: u64,
     deadline: Option<Instant>,
+    /// Matches evaluation still collects once the deadline has passed (a full page).
+    fill: usize,
     ticks: u32,
-    /// Whether evaluation stopped at the deadline (results are partial).
+    /// Whether the deadline passed (results are partial).
     pub degraded: bool,
 }
 
@@ -157,35 +160,49 @@ impl TopK {
             heap: BinaryHeap::with_capacity(k.min(4096) + 1),
             count: 0,
             deadline: None,
+            fill: k,
             ticks: 0,
             degraded: false,
         }
     }
 
-    /// A collector of the best `k` whose evaluation stops at `deadline`.
+    /// A collector of the best `k` whose evaluation stops once `deadline` has passed and
+    /// `k` documents matched.
     pub fn with_deadline(k: usize, deadline: Option<Instant>) -> TopK {
+        TopK::with_deadline_fill(k, deadline, k)
+    }
+
+    /// A collector of the best `k` whose evaluation stops once `deadline` has passed and
+    /// `fill` documents matched.
+    pub fn with_deadline_fill(k: usize, deadline: Option<Instant>, fill: usize) -> TopK {
         TopK {
             deadline,
+            fill,
             ..TopK::new(k)
         }
     }
 
-    /// Counts one examined document; whether the time budget is spent. The clock is read
-    /// every [`CHECK_EVERY`] documents, so at least that many are always examined.
+    /// Counts one examined document; whether evaluation should stop: the time budget is
+    /// spent and a full page matched. The clock is read every [`CHECK_EVERY`] documents, so
+    /// at least that many are always examined.
     pub fn out_of_time(&mut self) -> bool {
-        if self.degraded {
-            return true;
+        if !self.degraded {
+            let Some(deadline) = self.deadline else {
+                return false;
+            };
+            self.ticks += 1;
+            if self.ticks < CHECK_EVERY {
+                return false;
+            }
+            self.ticks = 0;
+            self.degraded = Instant::now() >= deadline;
         }
-        let Some(deadline) = self.deadline else {
-            return false;
-        };
-        self.ticks += 1;
-        if self.ticks < CHECK_EVERY {
-            return false;
-        }
-        self.ticks = 0;
-        self.degraded = Instant::now() >= deadline;
-        self.degraded
+        self.degraded && self.count >= self.fill as u64
+    }
+
+    /// Whether evaluation stopped early (the deadline passed and the page is full).
+    pub fn stopped(&self) -> bool {
+        self.degraded && self.count >= self.fill as u64
     }
 
     /// Offers a candidate.
@@ -312,7 +329,7 @@ pub fn placeholder(snapshot: &Snapshot<'_>, top: &mut TopK) {
 /// Evaluates a plan over every layer of a snapshot.
 pub fn evaluate(snapshot: &Snapshot<'_>, plan: &Plan, top: &mut TopK) -> Result<()> {
     for layer in 0..snapshot.layer_count() {
-        if top.degraded {
+        if top.stopped() {
             break;
         }
         evaluate_layer(snapshot, layer, plan, top)?;

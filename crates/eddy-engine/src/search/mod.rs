@@ -94,7 +94,8 @@ pub struct Ranked {
     pub hits: Vec<RankedHit>,
     /// Every matching document.
     pub total: u64,
-    /// Whether the time budget ran out (hits and total are partial).
+    /// Whether the time budget ran out: hits (still a full page when enough documents
+    /// match) and total cover the documents evaluated until then.
     pub degraded: bool,
 }
 

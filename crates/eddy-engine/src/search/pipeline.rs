@@ -59,8 +59,9 @@ pub struct Executed {
     pub facet_distribution: Option<Value>,
     /// `facetStats`, when facets were asked.
     pub facet_stats: Option<Value>,
-    /// Whether the time budget (`searchCutoffMs`) ran out: hits, total and facets cover the
-    /// documents evaluated until then.
+    /// Whether the time budget (`searchCutoffMs`) ran out: hits are the best of the
+    /// documents evaluated until then (still a full page when enough match); total and
+    /// facets cover those documents.
     pub degraded: bool,
 }
 
@@ -398,6 +399,12 @@ pub fn execute(
     let n_groups = parsed.terms.len().max(1);
     let mut the_plan = None;
     let mut degraded = false;
+    // Under the time budget, a degraded search still answers a full page (Meilisearch skips
+    // the remaining ranking rules but fills `limit`): matching goes on until `page`
+    // documents matched, and reading documents until `page` passed the filter.
+    let page = request.offset.saturating_add(request.limit);
+    // Whether matching stopped at the deadline (more documents may match).
+    let mut matching_cut = false;
     // Unordered: entries are ordered once filtered.
     let candidates: Vec<Candidate> = if placeholder {
         let mut v = Vec::new();
@@ -412,11 +419,12 @@ pub fn execute(
         });
         v
     } else {
-        let mut all = TopK::with_deadline(usize::MAX, deadline);
+        let mut all = TopK::with_deadline_fill(usize::MAX, deadline, page);
         let mut p = plan(snapshot, &parsed, &effective)?;
         add_synonyms(snapshot, &mut p, &parsed, settings, &effective)?;
         eval::evaluate(snapshot, &p, &mut all)?;
         degraded = all.degraded;
+        matching_cut = all.stopped();
         the_plan = Some(p);
         all.into_sorted()
     };
@@ -472,47 +480,80 @@ pub fn execute(
     // Facets are counted after distinct; without distinct they are counted in this pass.
     let count_now = resolved.distinct.is_none();
     let mut entries = Vec::with_capacity(candidates.len());
-    for (i, mut candidate) in candidates.into_iter().enumerate() {
-        // Reading documents is the costly part: the time budget is checked here too.
-        if i > 0 && i % CHECK_EVERY as usize == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
-            degraded = true;
-            break;
+    // Documents read in the first round, when a second may follow.
+    let mut read: HashSet<DocRef> = HashSet::new();
+    let mut round = candidates;
+    let mut second_round = false;
+    loop {
+        for (i, mut candidate) in round.into_iter().enumerate() {
+            // Reading documents is the costly part: the time budget is checked here too.
+            if !degraded
+                && i > 0
+                && i % CHECK_EVERY as usize == 0
+                && deadline.is_some_and(|d| Instant::now() >= d)
+            {
+                degraded = true;
+            }
+            if degraded && entries.len() >= page {
+                break;
+            }
+            if matching_cut {
+                if second_round {
+                    if read.contains(&candidate.doc) {
+                        continue;
+                    }
+                } else {
+                    read.insert(candidate.doc);
+                }
+            }
+            if let Some((allowed, terms, n_groups)) = &restrict {
+                let doc = doc_json(snapshot, candidate.doc)?;
+                let mask = allowed_mask(&doc, terms, *allowed, no_typo, &tok);
+                candidate.bucket = bucket_of(mask, *n_groups, resolved.strategy);
+                if candidate.bucket == 0 {
+                    continue;
+                }
+            }
+            let values = reader.read(candidate.doc)?;
+            if let Some(f) = &resolved.filter
+                && !reader.matches(f, &values)
+            {
+                continue;
+            }
+            if placeholder {
+                candidate.seq = snapshot.seq(candidate.doc.layer, candidate.doc.doc);
+            }
+            let keys = resolved
+                .criteria
+                .iter()
+                .zip(&criteria_pos)
+                .map(|(c, &i)| key_of_values(values.facets(i), values.geo(), c))
+                .collect();
+            let distinct = match distinct_pos {
+                Some(i) => distinct_keys(values.facets(i)),
+                None => Vec::new(),
+            };
+            if count_now && let Some(f) = facets.as_mut() {
+                f.add_values(|k| values.facets(facet_pos[k]));
+            }
+            entries.push(Entry {
+                candidate,
+                keys,
+                distinct,
+            });
         }
-        if let Some((allowed, terms, n_groups)) = &restrict {
-            let doc = doc_json(snapshot, candidate.doc)?;
-            let mask = allowed_mask(&doc, terms, *allowed, no_typo, &tok);
-            candidate.bucket = bucket_of(mask, *n_groups, resolved.strategy);
-            if candidate.bucket == 0 {
+        // Matching stopped at the deadline and too few of its documents passed the filter:
+        // match the rest (without a deadline) to fill the page.
+        if matching_cut && !second_round && entries.len() < page {
+            if let Some(p) = &the_plan {
+                let mut all = TopK::new(usize::MAX);
+                eval::evaluate(snapshot, p, &mut all)?;
+                round = all.into_sorted();
+                second_round = true;
                 continue;
             }
         }
-        let values = reader.read(candidate.doc)?;
-        if let Some(f) = &resolved.filter
-            && !reader.matches(f, &values)
-        {
-            continue;
-        }
-        if placeholder {
-            candidate.seq = snapshot.seq(candidate.doc.layer, candidate.doc.doc);
-        }
-        let keys = resolved
-            .criteria
-            .iter()
-            .zip(&criteria_pos)
-            .map(|(c, &i)| key_of_values(values.facets(i), values.geo(), c))
-            .collect();
-        let distinct = match distinct_pos {
-            Some(i) => distinct_keys(values.facets(i)),
-            None => Vec::new(),
-        };
-        if count_now && let Some(f) = facets.as_mut() {
-            f.add_values(|k| values.facets(facet_pos[k]));
-        }
-        entries.push(Entry {
-            candidate,
-            keys,
-            distinct,
-        });
+        break;
     }
     let cmp = |a: &Entry, b: &Entry| compare_entries(a, b, &resolved.rules, placeholder);
     if resolved.distinct.is_some() {
