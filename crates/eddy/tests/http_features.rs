@@ -667,6 +667,53 @@ fn multi_word_synonyms_and_search_cutoff() {
     assert_eq!(found("big apple", "all"), [4, 7]);
     assert_eq!(found("new york", "all"), [3]);
     assert_eq!(found("weekend sf", "all"), [2]);
+    // Words matched through synonyms are highlighted, positioned and cropped around, in the
+    // declared direction only.
+    let formatted = |q: &str| -> BTreeMap<u64, (Value, Value)> {
+        let r = s.post_json(
+            "/indexes/syn/search",
+            &json!({"q": q, "attributesToHighlight": ["title"], "showMatchesPosition": true}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h["id"].as_u64().unwrap(),
+                    (h["_formatted"]["title"].clone(), h["_matchesPosition"].clone()),
+                )
+            })
+            .collect()
+    };
+    let nyc = formatted("nyc");
+    assert_eq!(nyc[&3].0, "<em>New</em> <em>York</em> at night");
+    assert_eq!(
+        nyc[&3].1,
+        json!({"title": [{"start": 0, "length": 3}, {"start": 4, "length": 4}]})
+    );
+    assert_eq!(nyc[&4].0, "the <em>big</em> <em>apple</em>");
+    assert_eq!(nyc[&5].0, "<em>NYC</em> subway");
+    let sf = formatted("sf");
+    assert_eq!(sf[&1].0, "the golden gate in <em>San</em> <em>Francisco</em>");
+    assert_eq!(sf[&2].0, "a weekend in <em>SF</em>");
+    assert_eq!(formatted("san francisco")[&2].0, "a weekend in <em>SF</em>");
+    // `big apple` is not a key: `NYC` is not a match of it.
+    assert!(!formatted("big apple").contains_key(&5));
+    assert_eq!(formatted("big apple")[&4].0, "the <em>big</em> <em>apple</em>");
+    let r = s.post_json(
+        "/indexes/syn/search",
+        &json!({"q": "nyc", "attributesToCrop": ["title:2"]}),
+    );
+    let cropped: Vec<&str> = r.body["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["id"] == 4)
+        .map(|h| h["_formatted"]["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(cropped, ["…big apple"]);
 
     // searchCutoffMs: 0 on an index larger than one clock check (below maxTotalHits) still
     // answers, never fails.

@@ -4,6 +4,9 @@
 //! word's typo budget of it (optimal string alignment distance, a transposition counts one),
 //! or — for the last query word — starts with it. Phrase words match exactly. A prefix match
 //! highlights the matched prefix only, as Meilisearch does; other matches the whole word.
+//! Words matched through the `synonyms` setting count too, in the direction it declares: a
+//! one-word synonym matches exactly, a multi-word one where its words follow each other
+//! (each of them is highlighted).
 //!
 //! Cropping keeps `cropLength` words around the best window (the one holding the most
 //! distinct matched words, the earliest among ties), and adds `cropMarker` where text was cut.
@@ -55,11 +58,16 @@ struct QueryWord {
     text: Vec<char>,
     prefix: bool,
     max_typos: u8,
+    /// The query word a match counts for (cropping counts distinct ones).
+    group: usize,
 }
 
 /// Decides which words of a text match a query.
 pub struct Matcher {
     words: Vec<QueryWord>,
+    /// Multi-word synonyms: words that match where they follow each other, and the query
+    /// word they count for.
+    sequences: Vec<(Vec<String>, usize)>,
     tokenization: Tokenization,
 }
 
@@ -103,23 +111,57 @@ pub(crate) fn osa_distance(a: &[char], b: &[char], limit: usize) -> usize {
 impl Matcher {
     /// The matcher of a parsed query.
     pub fn new(parsed: &ParsedQuery) -> Matcher {
+        Matcher::with_synonyms(parsed, &[])
+    }
+
+    /// The matcher of a parsed query and its synonyms (runs of term indices, value words).
+    fn with_synonyms(
+        parsed: &ParsedQuery,
+        synonyms: &[(std::ops::Range<usize>, Vec<String>)],
+    ) -> Matcher {
         let mut words = Vec::new();
+        // Index in `words` of each term's first word.
+        let mut first_word = Vec::with_capacity(parsed.terms.len());
         for term in &parsed.terms {
+            first_word.push(words.len());
             match term {
                 QueryTerm::Word(w) => words.push(QueryWord {
                     text: w.text.chars().collect(),
                     prefix: w.prefix,
                     max_typos: w.max_typos,
+                    group: words.len(),
                 }),
-                QueryTerm::Phrase(p) => words.extend(p.iter().map(|w| QueryWord {
-                    text: w.chars().collect(),
+                QueryTerm::Phrase(p) => {
+                    for w in p {
+                        words.push(QueryWord {
+                            text: w.chars().collect(),
+                            prefix: false,
+                            max_typos: 0,
+                            group: words.len(),
+                        });
+                    }
+                }
+            }
+        }
+        let mut sequences = Vec::new();
+        for (run, value) in synonyms {
+            let Some(&group) = first_word.get(run.start) else {
+                continue;
+            };
+            match value.as_slice() {
+                [word] => words.push(QueryWord {
+                    text: word.chars().collect(),
                     prefix: false,
                     max_typos: 0,
-                })),
+                    group,
+                }),
+                [] => {}
+                several => sequences.push((several.to_vec(), group)),
             }
         }
         Matcher {
             words,
+            sequences,
             tokenization: Tokenization::default(),
         }
     }
@@ -133,7 +175,9 @@ impl Matcher {
         if super::bm25_matching(settings) {
             request.strategy = super::MatchingStrategy::Any;
         }
-        let mut m = Matcher::new(&super::parse(&request, settings));
+        let parsed = super::parse(&request, settings);
+        let synonyms = super::pipeline::synonyms_of(&parsed, settings);
+        let mut m = Matcher::with_synonyms(&parsed, &synonyms);
         m.tokenization = Tokenization::from_settings(settings);
         m
     }
@@ -147,46 +191,68 @@ impl Matcher {
     /// to highlight (`None` = all).
     fn match_word(&self, term: &str) -> Option<(usize, Option<usize>)> {
         let chars: Vec<char> = term.chars().collect();
-        for (i, q) in self.words.iter().enumerate() {
+        for q in &self.words {
             if chars == q.text {
-                return Some((i, None));
+                return Some((q.group, None));
             }
         }
-        for (i, q) in self.words.iter().enumerate() {
+        for q in &self.words {
             let max = usize::from(q.max_typos);
             if max > 0 && osa_distance(&chars, &q.text, max) <= max {
-                return Some((i, None));
+                return Some((q.group, None));
             }
         }
-        for (i, q) in self.words.iter().enumerate() {
+        for q in &self.words {
             if q.prefix && chars.len() > q.text.len() && chars.starts_with(&q.text) {
-                return Some((i, Some(q.text.len())));
+                return Some((q.group, Some(q.text.len())));
             }
         }
         None
     }
 
     fn hits(&self, text: &str) -> (Vec<(usize, usize)>, Vec<Hit>) {
-        let mut spans = Vec::new();
-        let mut hits = Vec::new();
-        for (index, w) in words_with(text, &self.tokenization).into_iter().enumerate() {
-            spans.push((w.start, w.end));
-            if let Some((query_word, chars)) = self.match_word(&w.term) {
-                let highlight_end = match chars {
-                    None => w.end,
-                    Some(n) => text[w.start..w.end]
-                        .char_indices()
-                        .nth(n)
-                        .map_or(w.end, |(b, _)| w.start + b),
-                };
-                hits.push(Hit {
-                    start: w.start,
-                    end: w.end,
-                    highlight_end,
-                    word_index: index,
-                    query_word,
-                });
+        let words = words_with(text, &self.tokenization);
+        let spans: Vec<(usize, usize)> = words.iter().map(|w| (w.start, w.end)).collect();
+        let mut matched: Vec<Option<(usize, Option<usize>)>> =
+            words.iter().map(|w| self.match_word(&w.term)).collect();
+        for (sequence, group) in &self.sequences {
+            let n = sequence.len();
+            if n == 0 || n > words.len() {
+                continue;
             }
+            for start in 0..=words.len() - n {
+                if words[start..start + n]
+                    .iter()
+                    .zip(sequence)
+                    .all(|(w, s)| &w.term == s)
+                {
+                    for m in &mut matched[start..start + n] {
+                        if m.is_none_or(|(_, chars)| chars.is_some()) {
+                            *m = Some((*group, None));
+                        }
+                    }
+                }
+            }
+        }
+        let mut hits = Vec::new();
+        for (index, (w, m)) in words.iter().zip(matched).enumerate() {
+            let Some((query_word, chars)) = m else {
+                continue;
+            };
+            let highlight_end = match chars {
+                None => w.end,
+                Some(n) => text[w.start..w.end]
+                    .char_indices()
+                    .nth(n)
+                    .map_or(w.end, |(b, _)| w.start + b),
+            };
+            hits.push(Hit {
+                start: w.start,
+                end: w.end,
+                highlight_end,
+                word_index: index,
+                query_word,
+            });
         }
         (spans, hits)
     }
@@ -437,6 +503,72 @@ mod tests {
         assert_eq!(
             matches_position(&doc, &m),
             json!({"title": [{"start": 0, "length": 4}], "overview": [{"start": 2, "length": 4}]})
+        );
+    }
+}
+
+#[cfg(test)]
+mod synonym_tests {
+    use super::*;
+    use crate::settings::Settings;
+
+    fn with_synonyms(synonyms: Value) -> Settings {
+        let mut s = Settings::default();
+        s.synonyms = serde_json::from_value(synonyms).unwrap();
+        s
+    }
+
+    #[test]
+    fn highlights_and_positions_synonym_matches_in_the_declared_direction() {
+        let settings = with_synonyms(json!({
+            "nyc": ["new york", "big apple"],
+            "san francisco": ["sf"],
+            "couch": ["sofa"],
+        }));
+        let o = FormatOptions::default();
+        let text = "From New York to the big apple, not a new city in York";
+        // A one-word key: each multi-word value is highlighted where its words follow each
+        // other, word by word; scattered words are not.
+        let m = Matcher::for_query(Some("nyc"), &settings);
+        assert_eq!(
+            m.format_text(text, true, None, &o),
+            "From <em>New</em> <em>York</em> to the <em>big</em> <em>apple</em>, not a new city in York"
+        );
+        assert_eq!(m.positions(text), vec![(5, 3), (9, 4), (21, 3), (25, 5)]);
+        // A two-word key, one-word value.
+        let m = Matcher::for_query(Some("in san francisco"), &settings);
+        assert_eq!(
+            m.format_text("a weekend in SF", true, None, &o),
+            "a weekend <em>in</em> <em>SF</em>"
+        );
+        // One-word synonyms, with the query word itself.
+        let m = Matcher::for_query(Some("couch"), &settings);
+        assert_eq!(
+            m.format_text("a sofa is a couch", true, None, &o),
+            "a <em>sofa</em> is a <em>couch</em>"
+        );
+        // One-way: the values do not lead back to the key.
+        let m = Matcher::for_query(Some("sofa"), &settings);
+        assert_eq!(
+            m.format_text("a sofa is a couch", true, None, &o),
+            "a <em>sofa</em> is a couch"
+        );
+        let m = Matcher::for_query(Some("new york"), &settings);
+        assert_eq!(m.format_text("NYC", true, None, &o), "NYC");
+        // No synonyms setting: only the query words.
+        let m = Matcher::for_query(Some("nyc"), &Settings::default());
+        assert_eq!(m.format_text(text, true, None, &o), text);
+    }
+
+    #[test]
+    fn cropping_centres_on_synonym_matches() {
+        let settings = with_synonyms(json!({"nyc": ["new york"]}));
+        let o = FormatOptions::default();
+        let text = "one two three four five six seven eight nine ten new york eleven twelve thirteen";
+        let m = Matcher::for_query(Some("nyc"), &settings);
+        assert_eq!(
+            m.format_text(text, true, Some(4), &o),
+            "…ten <em>new</em> <em>york</em> eleven…"
         );
     }
 }

@@ -617,20 +617,17 @@ pub fn execute(
     })
 }
 
-/// Applies the `synonyms` setting (keys and values normalized like document words): a
-/// query word, or a run of consecutive query words, equal to a key also matches each of the
-/// key's values. A one-word value of a one-word key is one more exact derivation of the
-/// word; any other value is an [`Alternative`] for the run, its words matching as a phrase.
-/// Synonyms apply in the declared direction only; quoted phrases get none.
-fn add_synonyms(
-    snapshot: &Snapshot<'_>,
-    plan: &mut Plan,
+/// The synonyms a query gets from the `synonyms` setting (keys and values normalized like
+/// document words): for each run of consecutive query words equal to a key, the run (term
+/// indices) and each of the key's values, as words. Synonyms apply in the declared direction
+/// only; quoted phrases get none.
+pub(crate) fn synonyms_of(
     parsed: &ParsedQuery,
     settings: &Settings,
-    request: &SearchRequest,
-) -> Result<()> {
+) -> Vec<(std::ops::Range<usize>, Vec<String>)> {
+    let mut out = Vec::new();
     if settings.synonyms.is_empty() {
-        return Ok(());
+        return out;
     }
     let tok = crate::analysis::Tokenization::from_settings(settings);
     let split = |s: &str| -> Vec<String> {
@@ -647,7 +644,6 @@ fn add_synonyms(
             QueryTerm::Phrase(_) => None,
         })
         .collect();
-    let corpus = snapshot.corpus();
     for (key, values) in &settings.synonyms {
         let key = split(key);
         if key.is_empty() || key.len() > query.len() {
@@ -664,53 +660,70 @@ fn add_synonyms(
             }
             for value in values {
                 let words = split(value);
-                if words.is_empty() {
-                    continue;
+                if !words.is_empty() {
+                    out.push((run.clone(), words));
                 }
-                if let ([word], 1) = (words.as_slice(), key.len())
-                    && let Some(Group::Word(derivations)) = plan.groups.get_mut(start)
-                {
-                    if derivations.iter().any(|d| &d.term == word) {
-                        continue;
-                    }
-                    let df = snapshot.doc_freq(word)?;
-                    if df == 0 {
-                        continue;
-                    }
-                    derivations.push(WeightedTerm {
-                        weight: TermWeight::new(idf(df, corpus.docs), corpus, request.bm25),
-                        term: word.clone(),
-                        typos: 0,
-                    });
-                    continue;
-                }
-                if plan
-                    .alternatives
-                    .iter()
-                    .any(|a| a.groups == run && a.words == words)
-                {
-                    continue;
-                }
-                let mut idf_sum = 0.0;
-                let mut absent = false;
-                for w in &words {
-                    let df = snapshot.doc_freq(w)?;
-                    if df == 0 {
-                        absent = true;
-                        break;
-                    }
-                    idf_sum += idf(df, corpus.docs);
-                }
-                if absent {
-                    continue;
-                }
-                plan.alternatives.push(Alternative {
-                    groups: run.clone(),
-                    words,
-                    weight: TermWeight::new(idf_sum, corpus, request.bm25),
-                });
             }
         }
+    }
+    out
+}
+
+/// Applies the `synonyms` setting ([`synonyms_of`]): a query word, or a run of consecutive
+/// query words, equal to a key also matches each of the key's values. A one-word value of a
+/// one-word key is one more exact derivation of the word; any other value is an
+/// [`Alternative`] for the run, its words matching as a phrase.
+fn add_synonyms(
+    snapshot: &Snapshot<'_>,
+    plan: &mut Plan,
+    parsed: &ParsedQuery,
+    settings: &Settings,
+    request: &SearchRequest,
+) -> Result<()> {
+    let corpus = snapshot.corpus();
+    for (run, words) in synonyms_of(parsed, settings) {
+        if let ([word], 1) = (words.as_slice(), run.len())
+            && let Some(Group::Word(derivations)) = plan.groups.get_mut(run.start)
+        {
+            if derivations.iter().any(|d| &d.term == word) {
+                continue;
+            }
+            let df = snapshot.doc_freq(word)?;
+            if df == 0 {
+                continue;
+            }
+            derivations.push(WeightedTerm {
+                weight: TermWeight::new(idf(df, corpus.docs), corpus, request.bm25),
+                term: word.clone(),
+                typos: 0,
+            });
+            continue;
+        }
+        if plan
+            .alternatives
+            .iter()
+            .any(|a| a.groups == run && a.words == words)
+        {
+            continue;
+        }
+        let mut idf_sum = 0.0;
+        let mut absent = false;
+        for w in &words {
+            let df = snapshot.doc_freq(w)?;
+            if df == 0 {
+                absent = true;
+                break;
+            }
+            idf_sum += idf(df, corpus.docs);
+        }
+        if absent {
+            continue;
+        }
+        plan.alternatives.push(Alternative {
+            groups: run,
+            words,
+            weight: TermWeight::new(idf_sum, corpus, request.bm25),
+        });
     }
     Ok(())
 }
