@@ -82,6 +82,23 @@ def test_highlight_crop_matches_position(client, index_uid, movies):
     assert hit["_matchesPosition"]["title"] == [{"start": 0, "length": 6}]
 
 
+def test_synonym_matches_are_highlighted(client, index_uid):
+    index = client.index(index_uid)
+    done(client, index.add_documents([
+        {"id": 1, "title": "New York at night"},
+        {"id": 2, "title": "NYC subway"},
+    ], primary_key="id"))
+    done(client, index.update_synonyms({"nyc": ["new york"]}))
+    r = index.search("nyc", {"attributesToHighlight": ["title"], "showMatchesPosition": True})
+    got = {h["id"]: h for h in r["hits"]}
+    assert got[1]["_formatted"]["title"] == "<em>New</em> <em>York</em> at night"
+    assert got[1]["_matchesPosition"]["title"] == [{"start": 0, "length": 3}, {"start": 4, "length": 4}]
+    assert got[2]["_formatted"]["title"] == "<em>NYC</em> subway"
+    # One-way: `new york` does not lead back to `nyc`.
+    r = index.search("new york", {"attributesToHighlight": ["title"]})
+    assert [h["_formatted"]["title"] for h in r["hits"]] == ["<em>New</em> <em>York</em> at night"]
+
+
 def test_settings_round_trips_and_resets(client, index_uid):
     index = client.index(index_uid)
     done(client, client.create_index(index_uid))
