@@ -567,8 +567,10 @@ impl Engine {
         self.simple_write(Some(uid), Op::UpdateSettings { patch })
     }
 
-    /// Cancels tasks matching a filter (eddy's tasks are finished when created, so nothing
-    /// is ever canceled; the cancelation task records what matched).
+    /// Cancels tasks matching a filter. eddy's tasks are finished when created, except a
+    /// settings task waiting for its rebuild: canceling it abandons the rebuild (see
+    /// `Inner::apply_cancel`). The cancelation task records what matched and what was
+    /// canceled.
     pub fn cancel_tasks(&self, filter: TaskFilter, original_filter: String) -> Result<Task> {
         let query = serde_json::to_value(&filter).map_err(Error::meta)?;
         self.simple_write(
@@ -1308,7 +1310,7 @@ impl Inner {
             Op::CancelTasks {
                 query,
                 original_filter,
-            } => self.apply_cancel(lsn, query, original_filter)?,
+            } => self.apply_cancel(lsn, query, original_filter, mode, batch)?,
             Op::DeleteTasks {
                 query,
                 original_filter,
@@ -1843,21 +1845,140 @@ impl Inner {
         Ok(())
     }
 
-    fn apply_cancel(&self, lsn: Lsn, query: &Value, original: &str) -> Result<Outcome> {
+    /// Cancels the tasks a filter matches. eddy's tasks are finished when created, except
+    /// settings tasks waiting for a rebuild (`processing`): those are canceled, and their
+    /// rebuild abandoned — the index keeps serving as it is, with its settings unchanged; a
+    /// running rebuild stops and its files are removed. Tasks of the same rebuild the filter
+    /// does not match run again, in order, on the serving settings (as Meilisearch re-runs the
+    /// rest of an interrupted batch): the rebuild restarts for them, or they succeed at once
+    /// when they do not alter indexing.
+    ///
+    /// The cancelation is durable when it answers (one synced metadata commit, made with the
+    /// index's writes and its rebuild's swap held off), so that a restart never resumes a
+    /// canceled rebuild and a replay of the log never redoes what it undid.
+    fn apply_cancel(
+        &self,
+        lsn: Lsn,
+        query: &Value,
+        original: &str,
+        mode: Mode,
+        batch: &mut MetaBatch,
+    ) -> Result<Outcome> {
         let filter: TaskFilter = serde_json::from_value(query.clone())
             .map_err(|e| Error::Corrupt(format!("task filter does not decode: {e}")))?;
+        let own = uid_of_lsn(lsn);
+        let details = |matched: u64, canceled: u64| {
+            json!({"matchedTasks": matched, "canceledTasks": canceled, "originalFilter": format!("?{original}")})
+        };
+        if mode.skip_meta(lsn) {
+            // Its effects are stored (and so is its task, whose details stand).
+            return Ok(Outcome::ok(TaskKind::TaskCancelation, details(0, 0)));
+        }
+        // Tasks applied earlier in this drain (or replay) must be visible to the scan.
+        self.meta.commit(&std::mem::take(batch))?;
         let mut matched = 0u64;
-        self.meta
-            .scan_tasks(Some(uid_of_lsn(lsn).saturating_sub(1)), false, |t| {
-                if t.uid < uid_of_lsn(lsn) && filter.matches(&t) {
-                    matched += 1;
+        let mut canceled = 0u64;
+        // Per index: the processing settings tasks to cancel.
+        let mut targets: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        self.meta.scan_tasks(Some(own.saturating_sub(1)), false, |t| {
+            if t.uid >= own {
+                return true;
+            }
+            if t.canceled_by == Some(own) {
+                // Canceled by this very operation before a crash (its effects are durable,
+                // its own record was not yet).
+                matched += 1;
+                canceled += 1;
+            } else if filter.matches(&t) {
+                matched += 1;
+                if t.status == TaskStatus::Processing
+                    && t.kind == TaskKind::SettingsUpdate
+                    && let Some(index) = &t.index_uid
+                {
+                    targets.entry(index.clone()).or_default().push(t.uid);
                 }
-                true
-            })?;
+            }
+            true
+        })?;
+        for (index, uids) in targets {
+            canceled += self.cancel_rebuild(&index, &uids, own, lsn, mode)?;
+        }
         Ok(Outcome::ok(
             TaskKind::TaskCancelation,
-            json!({"matchedTasks": matched, "canceledTasks": 0, "originalFilter": format!("?{original}")}),
+            details(matched, canceled),
         ))
+    }
+
+    /// Cancels the tasks `uids` of the pending rebuild of `index` (see
+    /// [`Inner::apply_cancel`]). Returns how many were canceled.
+    fn cancel_rebuild(
+        &self,
+        index: &str,
+        uids: &[u64],
+        by: u64,
+        lsn: Lsn,
+        mode: Mode,
+    ) -> Result<u64> {
+        let Some(slot) = self.slot(index, false) else {
+            return Ok(0);
+        };
+        // Held until the commit: the index's writes and the rebuild's swap wait.
+        let _queue = slot.queue.lock();
+        let Some(instance) = slot.instance() else {
+            return Ok(0);
+        };
+        let record = instance.record();
+        let Some(pending) = record.rebuild.clone() else {
+            return Ok(0);
+        };
+        let (cancel, keep): (Vec<u64>, Vec<u64>) =
+            pending.tasks.iter().partition(|t| uids.contains(t));
+        if cancel.is_empty() {
+            return Ok(0);
+        }
+        let mut batch = MetaBatch::default();
+        self.finish_tasks(&cancel, TaskStatus::Canceled, Some(by), &mut batch)?;
+        // The tasks left run again, in order, on the serving settings.
+        let mut target = record.settings.clone();
+        for uid in &keep {
+            if let Some(patch) = self.meta.task(*uid)?.and_then(|t| t.details)
+                && let Ok(patched) = target.patched(&patch)
+            {
+                target = patched;
+            }
+        }
+        let tokenization = crate::analysis::Tokenization::from_settings;
+        let now = OffsetDateTime::now_utc();
+        let restart = !keep.is_empty() && tokenization(&target) != tokenization(&record.settings);
+        if restart {
+            // A new rebuild (a new directory, named by this operation): the running one
+            // stops, as its pending record changed.
+            instance.update_record(|r| {
+                r.rebuild = Some(crate::meta::PendingRebuild {
+                    lsn,
+                    settings: target,
+                    tasks: keep,
+                });
+                r.updated_at = now;
+            });
+        } else {
+            self.finish_tasks(&keep, TaskStatus::Succeeded, None, &mut batch)?;
+            instance.update_record(|r| {
+                r.settings = target;
+                r.rebuild = None;
+                r.updated_at = now;
+            });
+        }
+        batch.put_indexes.push(instance.record());
+        self.meta.commit_durable(&batch)?;
+        if restart && matches!(mode, Mode::Live) {
+            self.enqueue_rebuild(index);
+        }
+        tracing::info!(index, canceled = ?cancel, restarted = restart, "rebuild canceled");
+        let (lock, cv) = &self.task_events;
+        *lock.lock() += 1;
+        cv.notify_all();
+        Ok(cancel.len() as u64)
     }
 
     fn apply_delete_tasks(

@@ -590,3 +590,117 @@ fn the_rebuilt_index_holds_the_log_until_its_catch_up_is_flushed() {
     assert_eq!(all_docs(&engine), expected);
     assert_eq!(total(&engine, "\"bar\""), expected.len() as u64);
 }
+
+fn cancel(engine: &Engine, filter: TaskFilter) -> Task {
+    let t = engine.cancel_tasks(filter, "test".into()).unwrap();
+    assert_eq!(t.status, TaskStatus::Succeeded, "{t:?}");
+    t
+}
+
+#[test]
+fn canceling_a_processing_rebuild_keeps_the_old_index_settings_and_writes() {
+    let mut canceler = None;
+    let (dir, engine, task) = rebuild_interrupted_by(|engine| {
+        add(engine, &[json!({"id": 1000, "t": "newzzbar"})]);
+        let t = cancel(
+            engine,
+            TaskFilter {
+                statuses: Some(vec![TaskStatus::Processing]),
+                ..TaskFilter::default()
+            },
+        );
+        let details = t.details.clone().unwrap();
+        assert_eq!(details["matchedTasks"], 1, "{t:?}");
+        assert_eq!(details["canceledTasks"], 1, "{t:?}");
+        // Canceled at once, before the rebuilder moves on.
+        let s = engine.task(task_uid(engine)).unwrap();
+        assert_eq!(s.status, TaskStatus::Canceled);
+        canceler = Some(t);
+        add(engine, &[json!({"id": 1001, "t": "laterzzbar"})]);
+    });
+    let canceler = canceler.unwrap();
+    let t = engine.wait_for_task(task.uid, WAIT).unwrap();
+    assert_eq!(t.status, TaskStatus::Canceled, "{t:?}");
+    assert_eq!(t.canceled_by, Some(canceler.uid));
+    assert!(t.finished_at.is_some() && t.duration.is_some());
+    let check = |engine: &Engine| {
+        // The old index serves with the old settings: nothing split on `zz`.
+        assert!(engine.settings("r").unwrap().separator_tokens.is_empty());
+        assert_eq!(total(engine, "\"bar\""), 0);
+        assert_eq!(total(engine, ""), 502);
+        let docs = all_docs(engine);
+        assert!(docs.contains_key("1000") && docs.contains_key("1001"));
+        assert!(!engine.index_stats("r", false).unwrap().rebuilding);
+        let t = engine.task(task.uid).unwrap();
+        assert_eq!(t.status, TaskStatus::Canceled);
+        assert_eq!(t.canceled_by, Some(canceler.uid));
+    };
+    check(&engine);
+    // Nothing resumes it: neither a crash (no clean close) nor a clean restart.
+    drop(engine);
+    let engine = Engine::open(dir.path(), manual()).unwrap();
+    check(&engine);
+    // A cancelation matching nothing processing cancels nothing.
+    let t = cancel(
+        &engine,
+        TaskFilter {
+            uids: Some(vec![task.uid]),
+            ..TaskFilter::default()
+        },
+    );
+    assert_eq!(t.details.unwrap()["canceledTasks"], 0);
+    engine.close().unwrap();
+    let engine = Engine::open(dir.path(), manual()).unwrap();
+    check(&engine);
+    engine.close().unwrap();
+    let dirs = std::fs::read_dir(dir.path().join("indexes"))
+        .unwrap()
+        .count();
+    assert_eq!(dirs, 1, "leftover index directories");
+}
+
+/// The uid of the (only) settings task.
+fn task_uid(engine: &Engine) -> u64 {
+    engine
+        .tasks(
+            &TaskFilter {
+                types: Some(vec![eddy_engine::TaskKind::SettingsUpdate]),
+                ..TaskFilter::default()
+            },
+            None,
+            1,
+            false,
+        )
+        .unwrap()
+        .results[0]
+        .uid
+}
+
+#[test]
+fn canceling_one_of_two_waiting_settings_tasks_rebuilds_for_the_other() {
+    let mut second = None;
+    let (_dir, engine, first) = rebuild_interrupted_by(|engine| {
+        let t = settings_async(engine, json!({"nonSeparatorTokens": ["-"]}));
+        assert_eq!(t.status, TaskStatus::Processing);
+        let c = cancel(
+            engine,
+            TaskFilter {
+                uids: Some(vec![t.uid]),
+                ..TaskFilter::default()
+            },
+        );
+        assert_eq!(c.details.unwrap()["canceledTasks"], 1);
+        second = Some(t);
+    });
+    let second = second.unwrap();
+    let t = engine.wait_for_task(second.uid, WAIT).unwrap();
+    assert_eq!(t.status, TaskStatus::Canceled, "{t:?}");
+    let t = engine.wait_for_task(first.uid, WAIT).unwrap();
+    assert_eq!(t.status, TaskStatus::Succeeded, "{t:?}");
+    let s = engine.settings("r").unwrap();
+    assert_eq!(s.separator_tokens, ["zz"]);
+    assert!(s.non_separator_tokens.is_empty());
+    assert_eq!(total(&engine, "\"bar\""), 500);
+    assert_eq!(total(&engine, "\"a-b\""), 500);
+    assert_eq!(total(&engine, "\"b\""), 500);
+}

@@ -13,6 +13,10 @@
 //!   every document is analyzed with the new tokenization;
 //! - exactly one index directory is left once the engine is closed.
 //!
+//! A second workload cancels the rebuild (`POST /tasks/cancel`) while it is held before its
+//! swap: once the cancelation is acknowledged, no cut may bring the rebuild back — the
+//! settings task stays canceled, the settings unchanged, nothing is rebuilt after reopening.
+//!
 //! `EDDY_POWER_CUTS=all` runs every cut point; a number runs that many (default 40).
 
 #![allow(clippy::unwrap_used)]
@@ -24,8 +28,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eddy_engine::{
-    Engine, EngineConfig, MergeStrategy, Method, PayloadFormat, SearchRequest, TaskStatus,
+    Engine, EngineConfig, MergeStrategy, Method, PayloadFormat, SearchRequest, TaskFilter,
+    TaskStatus,
 };
+use parking_lot::{Condvar, Mutex};
 use serde_json::{Value, json};
 use sim::SimDisk;
 
@@ -91,13 +97,59 @@ struct Outcome {
     in_doubt: Option<Write>,
     /// The settings task, if its write was acknowledged.
     settings_task: Option<u64>,
+    /// Whether a cancelation of the rebuild was attempted.
+    cancel_sent: bool,
+    /// The cancelation task, if it was acknowledged (and canceled the settings task).
+    cancel_task: Option<u64>,
 }
 
-fn run(disk: &SimDisk) -> Outcome {
+/// Holds rebuilds before their catch-up (at `rebuild.after_copy`) until opened.
+#[derive(Default)]
+struct Hold {
+    open: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Hold {
+    fn wait(&self) {
+        let mut open = self.open.lock();
+        while !*open {
+            self.cv.wait(&mut open);
+        }
+    }
+
+    fn open(&self) {
+        *self.open.lock() = true;
+        self.cv.notify_all();
+    }
+}
+
+/// Opens the hold when dropped (before the engine, which waits for its rebuilder).
+struct Opener(Arc<Hold>);
+
+impl Drop for Opener {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
+fn run(disk: &SimDisk, cancel: bool) -> Outcome {
     let mut out = Outcome::default();
-    let Ok(engine) = Engine::open(DATA, config(disk, MergeStrategy::Immediate)) else {
+    let hold = Arc::new(Hold::default());
+    let mut cfg = config(disk, MergeStrategy::Immediate);
+    if cancel {
+        let h = hold.clone();
+        cfg.failpoint = Some(Arc::new(move |name| {
+            if name == "rebuild.after_copy" {
+                h.wait();
+            }
+            Ok(())
+        }));
+    }
+    let Ok(engine) = Engine::open(DATA, cfg) else {
         return out;
     };
+    let opener = Opener(hold);
     let mut writes: Vec<Write> = (0..150).map(|i| Write::Add(doc(i, "w"))).collect();
     let mut during = Vec::new();
     for i in 0..60 {
@@ -130,7 +182,23 @@ fn run(disk: &SimDisk) -> Outcome {
         Ok(t) => out.settings_task = Some(t.uid),
         Err(_) => return out,
     }
-    for w in during {
+    for (i, w) in during.into_iter().enumerate() {
+        if cancel && i == 30 {
+            // The rebuild cannot swap before this: it is held before its catch-up.
+            out.cancel_sent = true;
+            let filter = TaskFilter {
+                statuses: Some(vec![TaskStatus::Processing]),
+                ..TaskFilter::default()
+            };
+            match engine.cancel_tasks(filter, "statuses=processing".into()) {
+                Ok(t) => {
+                    assert_eq!(t.details.as_ref().unwrap()["canceledTasks"], 1, "{t:?}");
+                    out.cancel_task = Some(t.uid);
+                }
+                Err(_) => return out,
+            }
+            opener.0.open();
+        }
         if !step(&engine, w, &mut out) {
             return out;
         }
@@ -155,9 +223,28 @@ fn all_docs(engine: &Engine) -> Docs {
 fn verify(image: &SimDisk, out: &Outcome, what: &str) {
     let engine = Engine::open(DATA, config(image, MergeStrategy::Manual))
         .unwrap_or_else(|e| panic!("{what}: reopening failed: {e}"));
+    // Whether the rebuild was swapped in (else it was canceled).
+    let mut rebuilt = out.settings_task.is_some();
     if let Some(uid) = out.settings_task {
         let t = engine.wait_for_task(uid, WAIT).unwrap();
-        assert_eq!(t.status, TaskStatus::Succeeded, "{what}: {t:?}");
+        if let Some(by) = out.cancel_task {
+            assert_eq!(t.status, TaskStatus::Canceled, "{what}: {t:?}");
+            assert_eq!(t.canceled_by, Some(by), "{what}: {t:?}");
+        } else if out.cancel_sent {
+            // A cancelation in doubt: either outcome, but a finished one.
+            assert!(
+                matches!(t.status, TaskStatus::Canceled | TaskStatus::Succeeded),
+                "{what}: {t:?}"
+            );
+        } else {
+            assert_eq!(t.status, TaskStatus::Succeeded, "{what}: {t:?}");
+        }
+        rebuilt = t.status == TaskStatus::Succeeded;
+        if !rebuilt {
+            let s = engine.settings("r").unwrap();
+            assert!(s.separator_tokens.is_empty(), "{what}: {s:?}");
+            assert!(!engine.index_stats("r", false).unwrap().rebuilding, "{what}");
+        }
     }
     let found = if engine.index("r").is_ok() {
         all_docs(&engine)
@@ -179,6 +266,7 @@ fn verify(image: &SimDisk, out: &Outcome, what: &str) {
             .or_else(|| found.iter().find(|(k, _)| !with_doubt.contains_key(*k)))
     );
     if out.settings_task.is_some() {
+        let expected = if rebuilt { found.len() as u64 } else { 0 };
         let bar = engine
             .search(
                 "r",
@@ -190,7 +278,7 @@ fn verify(image: &SimDisk, out: &Outcome, what: &str) {
             )
             .unwrap()
             .total;
-        assert_eq!(bar, found.len() as u64, "{what}: not all rebuilt");
+        assert_eq!(bar, expected, "{what}: rebuilt {rebuilt}");
     }
     engine.close().unwrap();
     let tree = image.tree();
@@ -203,9 +291,19 @@ fn verify(image: &SimDisk, out: &Outcome, what: &str) {
 
 #[test]
 fn a_power_cut_at_any_sync_point_of_a_rebuild_loses_nothing() {
+    power_cuts(false);
+}
+
+#[test]
+fn a_power_cut_at_any_sync_point_never_resumes_a_canceled_rebuild() {
+    power_cuts(true);
+}
+
+fn power_cuts(cancel: bool) {
     let disk = SimDisk::new();
-    let out = run(&disk);
+    let out = run(&disk, cancel);
     assert!(out.in_doubt.is_none() && out.settings_task.is_some());
+    assert_eq!(out.cancel_task.is_some(), cancel);
     let n = disk.sync_points();
     verify(&disk.crash(None), &out, "power cut after the run");
     let wanted: u64 = match std::env::var("EDDY_POWER_CUTS").ok().as_deref() {
@@ -221,7 +319,7 @@ fn a_power_cut_at_any_sync_point_of_a_rebuild_loses_nothing() {
         let disk = SimDisk::new();
         let seed = (i % 3 == 2).then_some(k);
         disk.crash_at_sync(k, seed);
-        let out = run(&disk);
+        let out = run(&disk, cancel);
         let image = match disk.take_crash_image() {
             Some(image) => {
                 cut += 1;
