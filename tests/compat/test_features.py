@@ -138,12 +138,31 @@ def test_tokenization_change_rebuilds_in_the_background(client, index_uid):
     done(client, index.add_documents(docs, primary_key="id"))
     assert index.search('"omega"')["estimatedTotalHits"] == 0
     info = index.update_separator_tokens(["zz"])
+    # Like every Meilisearch 202: the summarized task of unfinished work is `enqueued`.
+    assert info.status == "enqueued"
     task = client.wait_for_task(info.task_uid, timeout_in_ms=120_000)
     assert task.status == "succeeded", task
     assert task.type == "settingsUpdate"
     assert index.get_separator_tokens() == ["zz"]
     assert index.search('"omega"')["estimatedTotalHits"] == 800
     assert index.get_stats().is_indexing is False
+
+
+def test_a_rebuilding_settings_task_can_be_canceled(client, index_uid):
+    index = client.index(index_uid)
+    docs = [{"id": i, "text": f"alpha{i % 10}zzomega"} for i in range(30_000)]
+    done(client, index.add_documents(docs, primary_key="id"))
+    info = index.update_separator_tokens(["zz"])
+    cancel = done(client, client.cancel_tasks({"uids": [str(info.task_uid)]}))
+    assert cancel.type == "taskCancelation" and cancel.details["matchedTasks"] == 1
+    task = client.wait_for_task(info.task_uid, timeout_in_ms=120_000)
+    if cancel.details["canceledTasks"] == 1:
+        assert task.status == "canceled" and task.canceled_by == cancel.uid
+        assert index.get_separator_tokens() == []
+        assert index.search('"omega"')["estimatedTotalHits"] == 0
+    else:  # the rebuild finished before the cancelation arrived
+        assert task.status == "succeeded"
+    assert index.get_stats().number_of_documents == 30_000
 
 
 def test_multi_search_and_federation(client, index_uid, movies):

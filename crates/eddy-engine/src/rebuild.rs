@@ -50,8 +50,10 @@
 //! query-time settings applies at once to both the serving and the target settings and
 //! succeeds. Returning to the serving tokenization, or no documents left, finishes the
 //! pending tasks at once. Deleting the index cancels the waiting tasks. Clearing the index
-//! restarts the rebuild (the new snapshot is small). An engine that stops leaves the
-//! pending record for the next open.
+//! restarts the rebuild (the new snapshot is small). Canceling its tasks (`POST
+//! /tasks/cancel`) abandons it: the pending record goes, durably, the serving settings stay
+//! (tasks of the rebuild the cancelation did not match run again). An engine that stops
+//! leaves the pending record for the next open.
 //!
 //! # Logs written before live rebuilds
 //!

@@ -153,12 +153,20 @@ pub struct Task {
 }
 
 impl Task {
-    /// The summarized form a write route answers with (HTTP 202).
+    /// The summarized form a write route answers with (HTTP 202). A finished task answers
+    /// its final status (eddy applies writes before answering, as every write route
+    /// shows); one still running (a settings change waiting for its rebuild) answers
+    /// `enqueued`, the status Meilisearch's summarized tasks carry: a summarized task is never
+    /// `processing`. `GET /tasks/{uid}` tells the rest.
     pub fn summary(&self) -> Value {
+        let status = match self.status {
+            TaskStatus::Processing => TaskStatus::Enqueued,
+            other => other,
+        };
         serde_json::json!({
             "taskUid": self.uid,
             "indexUid": self.index_uid,
-            "status": self.status.as_str(),
+            "status": status.as_str(),
             "type": self.kind.as_str(),
             "enqueuedAt": format_time(self.enqueued_at),
         })
@@ -277,6 +285,12 @@ mod tests {
         let back: Task = serde_json::from_value(json).unwrap();
         assert_eq!(back, t);
         assert_eq!(t.summary()["taskUid"], 4);
+        assert_eq!(t.summary()["status"], "succeeded");
+        let running = Task {
+            status: TaskStatus::Processing,
+            ..t
+        };
+        assert_eq!(running.summary()["status"], "enqueued");
     }
 }
 

@@ -774,3 +774,75 @@ fn multi_word_synonyms_and_search_cutoff() {
         json!(0)
     );
 }
+
+#[test]
+fn a_rebuilding_settings_task_answers_enqueued_and_can_be_canceled() {
+    let (s, _dir) = Server::start(&[]);
+    const N: u64 = 30_000;
+    let docs: Vec<Value> = (0..N)
+        .map(|i| json!({"id": i, "t": format!("w{}zzbar", i % 50)}))
+        .collect();
+    succeeded(
+        &s,
+        &s.post_json("/indexes/rb/documents?primaryKey=id", &Value::Array(docs)),
+    );
+    // Every other write answers its final status; a settings change that rebuilds answers
+    // `enqueued` (never `processing`, which no Meilisearch 202 carries).
+    let r = s.send(
+        "PATCH",
+        "/indexes/rb/settings",
+        "application/json",
+        br#"{"separatorTokens": ["zz"]}"#,
+    );
+    assert_eq!(r.status, 202, "{}", r.text);
+    assert_eq!(r.body["status"], "enqueued", "{}", r.body);
+    assert_eq!(r.body["type"], "settingsUpdate", "{}", r.body);
+    let uid = r.task_uid();
+    let written = s.post_json("/indexes/rb/documents", &json!([{"id": N, "t": "newzzbar"}]));
+    assert_eq!(written.status, 202);
+    assert_eq!(written.body["status"], "succeeded", "{}", written.body);
+    // Cancel it (the rebuild of 30,000 documents is normally still running).
+    let r = s.send(
+        "POST",
+        &format!("/tasks/cancel?uids={uid}"),
+        "application/json",
+        b"",
+    );
+    assert_eq!(r.status, 202, "{}", r.text);
+    assert_eq!(r.body["type"], "taskCancelation");
+    let cancel_uid = r.task_uid();
+    let cancel = s.get(&format!("/tasks/{cancel_uid}")).body;
+    assert_eq!(cancel["status"], "succeeded", "{cancel}");
+    assert_eq!(cancel["details"]["matchedTasks"], 1, "{cancel}");
+    let task = s.get(&format!("/tasks/{uid}")).body;
+    let bar = |s: &Server| {
+        s.post_json("/indexes/rb/search", &json!({"q": "\"bar\"", "limit": 0}))
+            .body["estimatedTotalHits"]
+            .clone()
+    };
+    if cancel["details"]["canceledTasks"] == 1 {
+        assert_eq!(task["status"], "canceled", "{task}");
+        assert_eq!(task["canceledBy"], cancel_uid, "{task}");
+        assert!(task["finishedAt"].is_string(), "{task}");
+        assert_eq!(s.get("/indexes/rb/settings/separator-tokens").body, json!([]));
+        assert_eq!(bar(&s), 0);
+        assert_eq!(
+            s.get("/indexes/rb/stats").body["isIndexing"],
+            false,
+            "the rebuild is abandoned"
+        );
+    } else {
+        // The rebuild won the race: it finished before the cancelation arrived.
+        eprintln!("the rebuild finished before its cancelation: {task}");
+        assert_eq!(cancel["details"]["canceledTasks"], 0, "{cancel}");
+        assert_ne!(task["status"], "canceled", "{task}");
+    }
+    assert_eq!(
+        s.get("/indexes/rb/stats").body["numberOfDocuments"],
+        N + 1
+    );
+    assert_eq!(
+        s.get(&format!("/indexes/rb/documents/{N}")).body["t"],
+        "newzzbar"
+    );
+}

@@ -138,8 +138,10 @@ pub fn check_write(query: Option<&str>, uid: &str) -> Result<(), ApiError> {
 }
 
 /// The answer of every write route: 202 with the summarized task. The engine returns only
-/// after the operation is durable and applied, so the task is already finished (except a
-/// settings change that rebuilds the index: `processing` until the rebuild is swapped in).
+/// after the operation is durable and applied, so the task is already finished and answers
+/// its final status — except a settings change that rebuilds the index, which answers
+/// `enqueued` like every Meilisearch 202 (`processing` on `GET /tasks/{uid}` until the
+/// rebuild is swapped in).
 pub fn accepted(task: &Task) -> Response {
     (StatusCode::ACCEPTED, axum::Json(task.summary())).into_response()
 }
