@@ -52,6 +52,57 @@ def test_filters_facets_sort_distinct(client, index_uid, movies):
     assert index.get_stats().number_of_documents == len(movies) - genres["action"]
 
 
+def test_songs_filters_facets_facet_search_sort_distinct_highlight(client, index_uid, data_dir):
+    songs = [json.loads(line) for line in (data_dir / "songs.ndjson").read_text().splitlines() if line]
+    index = client.index(index_uid)
+    done(client, index.add_documents_ndjson((data_dir / "songs.ndjson").read_bytes(), primary_key="id"))
+    done(client, index.update_settings({
+        "filterableAttributes": ["genre", "country", "released-timestamp", "duration-float", "artist"],
+        "sortableAttributes": ["released-timestamp", "title"],
+    }))
+    assert sorted(index.get_filterable_attributes()) == ["artist", "country", "duration-float", "genre", "released-timestamp"]
+
+    # Filters: equality, numeric range, IN, NOT, AND / OR.
+    lo, hi = 1_300_000_000, 1_500_000_000
+    r = index.search("", {"filter": f"released-timestamp {lo} TO {hi} AND NOT country = US", "limit": 1000})
+    # (Songs lacking an attribute fail the range; `NOT` keeps those lacking `country`.)
+    want = {s["id"] for s in songs if lo <= s.get("released-timestamp", -1) <= hi and s.get("country") != "US"}
+    assert {h["id"] for h in r["hits"]} == want and r["estimatedTotalHits"] == len(want)
+    genres = Counter(s["genre"] for s in songs if "genre" in s)
+    top2 = [g for g, _ in genres.most_common(2)]
+    quoted = ", ".join(json.dumps(g) for g in top2)
+    r = index.search("", {"filter": f"genre IN [{quoted}]", "limit": 0})
+    assert r["estimatedTotalHits"] == sum(genres[g] for g in top2)
+
+    # Facets: distribution and numeric stats.
+    r = index.search("", {"facets": ["genre", "duration-float"], "limit": 0})
+    assert r["facetDistribution"]["genre"] == dict(genres)
+    durations = [s["duration-float"] for s in songs if "duration-float" in s]
+    assert r["facetStats"]["duration-float"] == {"min": min(durations), "max": max(durations)}
+
+    # Facet search: a prefix of a genre, case-insensitive.
+    name = top2[0]
+    r = index.facet_search("genre", name[:3].lower())
+    assert {"value": name, "count": genres[name]} in r["facetHits"]
+
+    # Sort: newest first, ties broken stably.
+    r = index.search("", {"sort": ["released-timestamp:desc"], "limit": 50})
+    got = [h["released-timestamp"] for h in r["hits"]]
+    assert got == sorted((s["released-timestamp"] for s in songs if "released-timestamp" in s), reverse=True)[:50]
+
+    # Distinct: one song per artist, and every song without one.
+    r = index.search("", {"distinct": "artist", "limit": 1000})
+    artists = [h["artist"] for h in r["hits"] if "artist" in h]
+    assert len(artists) == len(set(artists)) == len({s["artist"] for s in songs if "artist" in s})
+    assert len(r["hits"]) - len(artists) == sum(1 for s in songs if "artist" not in s)
+
+    # Highlighting and cropping.
+    r = index.search("beethoven", {"attributesToHighlight": ["title"], "attributesToCrop": ["album"], "cropLength": 2})
+    hit = next(h for h in r["hits"] if h["id"] == "412559401")
+    assert hit["_formatted"]["title"] == "<em>BEETHOVEN</em>"
+    assert hit["_formatted"]["album"] == "Trousers Are…"
+
+
 def test_geo_radius_and_sort(client, index_uid, data_dir):
     index = client.index(index_uid)
     cities = json.loads((data_dir / "world-cities.json").read_text())
