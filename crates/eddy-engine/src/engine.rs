@@ -720,8 +720,10 @@ impl Engine {
     pub fn search(&self, uid: &str, request: &SearchRequest) -> Result<SearchResults> {
         let instance = self.instance(uid)?;
         let (settings, primary_key) = instance.search_settings();
+        let field_order = || instance.fields().order().to_vec();
         instance.with_snapshot(|s| {
-            let ranked = search::pipeline::execute(s, &settings, request)?;
+            // Field ids are only ever added: read after the snapshot, they cover it.
+            let ranked = search::pipeline::execute(s, &settings, request, &field_order)?;
             let mut hits = Vec::with_capacity(ranked.hits.len());
             for h in ranked.hits {
                 let r = h.candidate.doc;
@@ -804,8 +806,12 @@ impl Engine {
         request.facets = Some(vec![facet_name.to_string()]);
         request.limit = 0;
         request.offset = 0;
+        let field_order = || instance.fields().order().to_vec();
         let dist = instance.with_snapshot(|s| {
-            Ok(search::pipeline::execute(s, &unlimited, &request)?.facet_distribution)
+            Ok(
+                search::pipeline::execute(s, &unlimited, &request, &field_order)?
+                    .facet_distribution,
+            )
         })?;
         let mut out = Vec::new();
         if let Some(Value::Object(facets)) = dist
@@ -1867,9 +1873,7 @@ impl Inner {
         let filter: TaskFilter = serde_json::from_value(query.clone())
             .map_err(|e| Error::Corrupt(format!("task filter does not decode: {e}")))?;
         let own = uid_of_lsn(lsn);
-        let details = |matched: u64, canceled: u64| {
-            json!({"matchedTasks": matched, "canceledTasks": canceled, "originalFilter": format!("?{original}")})
-        };
+        let details = |matched: u64, canceled: u64| json!({"matchedTasks": matched, "canceledTasks": canceled, "originalFilter": format!("?{original}")});
         if mode.skip_meta(lsn) {
             // Its effects are stored (and so is its task, whose details stand).
             return Ok(Outcome::ok(TaskKind::TaskCancelation, details(0, 0)));
@@ -1880,26 +1884,27 @@ impl Inner {
         let mut canceled = 0u64;
         // Per index: the processing settings tasks to cancel.
         let mut targets: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-        self.meta.scan_tasks(Some(own.saturating_sub(1)), false, |t| {
-            if t.uid >= own {
-                return true;
-            }
-            if t.canceled_by == Some(own) {
-                // Canceled by this very operation before a crash (its effects are durable,
-                // its own record was not yet).
-                matched += 1;
-                canceled += 1;
-            } else if filter.matches(&t) {
-                matched += 1;
-                if t.status == TaskStatus::Processing
-                    && t.kind == TaskKind::SettingsUpdate
-                    && let Some(index) = &t.index_uid
-                {
-                    targets.entry(index.clone()).or_default().push(t.uid);
+        self.meta
+            .scan_tasks(Some(own.saturating_sub(1)), false, |t| {
+                if t.uid >= own {
+                    return true;
                 }
-            }
-            true
-        })?;
+                if t.canceled_by == Some(own) {
+                    // Canceled by this very operation before a crash (its effects are durable,
+                    // its own record was not yet).
+                    matched += 1;
+                    canceled += 1;
+                } else if filter.matches(&t) {
+                    matched += 1;
+                    if t.status == TaskStatus::Processing
+                        && t.kind == TaskKind::SettingsUpdate
+                        && let Some(index) = &t.index_uid
+                    {
+                        targets.entry(index.clone()).or_default().push(t.uid);
+                    }
+                }
+                true
+            })?;
         for (index, uids) in targets {
             canceled += self.cancel_rebuild(&index, &uids, own, lsn, mode)?;
         }

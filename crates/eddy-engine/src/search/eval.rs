@@ -20,6 +20,12 @@
 //!   evaluation goes on only until it holds a full page (Meilisearch's degraded search:
 //!   the best documents found so far, up to `limit`, the rest of the ranking skipped).
 //!
+//! - *Restricted matching* (`searchableAttributes`, `attributesToSearchOn`,
+//!   `typoTolerance.disableOnAttributes`): with a [`Restriction`], a term counts toward the
+//!   words bucket only where it occurs in an allowed attribute (and, for a derivation with
+//!   typos, one where typos are allowed) — read from the attribute rank its positions
+//!   encode. BM25 still scores every attribute.
+//!
 //! Every input of the ranking key is layer-independent, so results are the same whichever
 //! layer holds each document.
 
@@ -78,6 +84,26 @@ pub struct Alternative {
     pub weight: TermWeight,
 }
 
+/// Where matches count, per attribute rank (the index's field ids, which positions
+/// encode: see [`crate::analysis::encode_position`]).
+#[derive(Debug, Clone, Default)]
+pub struct Restriction {
+    /// Per rank: whether matches there count (ranks past the end do not).
+    pub allowed: Vec<bool>,
+    /// Per rank: whether matches with typos count there.
+    pub typos_ok: Vec<bool>,
+}
+
+impl Restriction {
+    /// Whether a match at an encoded position counts.
+    #[inline]
+    fn counts(&self, position: u32, typos: bool) -> bool {
+        let rank = crate::analysis::position_rank(position) as usize;
+        self.allowed.get(rank).copied().unwrap_or(false)
+            && (!typos || self.typos_ok.get(rank).copied().unwrap_or(false))
+    }
+}
+
 /// What to evaluate.
 pub struct Plan {
     /// Terms in query order.
@@ -88,6 +114,8 @@ pub struct Plan {
     pub excluded: Vec<Vec<String>>,
     /// Matching strategy.
     pub strategy: Strategy,
+    /// Attributes where matches count toward the words bucket (`None` = all).
+    pub restrict: Option<Restriction>,
 }
 
 /// A matched document with its ranking key.
@@ -338,12 +366,13 @@ pub fn evaluate(snapshot: &Snapshot<'_>, plan: &Plan, top: &mut TopK) -> Result<
 }
 
 fn evaluate_layer(snapshot: &Snapshot<'_>, layer: u32, plan: &Plan, top: &mut TopK) -> Result<()> {
+    let restrict = plan.restrict.as_ref();
     let mut slots: Vec<Slot<'_>> = Vec::new();
     for (g, group) in plan.groups.iter().enumerate() {
         match group {
             Group::Word(derivations) => {
                 for (i, d) in derivations.iter().enumerate() {
-                    if let Some(cursor) = snapshot.cursor(layer, &d.term, false)? {
+                    if let Some(cursor) = snapshot.cursor(layer, &d.term, restrict.is_some())? {
                         slots.push(Slot {
                             cursor: SlotCursor::One(cursor),
                             group: g,
@@ -367,7 +396,9 @@ fn evaluate_layer(snapshot: &Snapshot<'_>, layer: u32, plan: &Plan, top: &mut To
     let n_groups = plan.groups.len();
     for (a, alt) in plan.alternatives.iter().enumerate() {
         let cursor = match alt.words.as_slice() {
-            [word] => snapshot.cursor(layer, word, false)?.map(SlotCursor::One),
+            [word] => snapshot
+                .cursor(layer, word, restrict.is_some())?
+                .map(SlotCursor::One),
             words => phrase_cursor(snapshot, layer, words)?,
         };
         if let Some(cursor) = cursor {
@@ -419,11 +450,13 @@ fn evaluate_layer(snapshot: &Snapshot<'_>, layer: u32, plan: &Plan, top: &mut To
         if all_visible || snapshot.visible(layer, doc) {
             let fieldnorm_id = snapshot.fieldnorm_id(layer, doc);
             let mut mask: u64 = 0;
+            // With a restriction: the groups matched where matches count.
+            let mut counted: u64 = 0;
             best.iter_mut().for_each(|b| *b = 0.0);
             for &i in &at_doc {
-                let slot = &slots[i];
+                let slot = &mut slots[i];
                 if let (Some(Group::Word(derivations)), SlotCursor::One(cursor)) =
-                    (plan.groups.get(slot.group), &slot.cursor)
+                    (plan.groups.get(slot.group), &mut slot.cursor)
                 {
                     let d = &derivations[slot.member];
                     let s = d.weight.score(fieldnorm_id, cursor.term_freq())
@@ -432,30 +465,65 @@ fn evaluate_layer(snapshot: &Snapshot<'_>, layer: u32, plan: &Plan, top: &mut To
                     if s > best[slot.group] {
                         best[slot.group] = s;
                     }
+                    if let Some(r) = restrict
+                        && counted & (1 << slot.group) == 0
+                    {
+                        cursor.positions(&mut scratch);
+                        if scratch.iter().any(|&p| r.counts(p, d.typos > 0)) {
+                            counted |= 1 << slot.group;
+                        }
+                    }
                 }
             }
             for (g, group) in plan.groups.iter().enumerate() {
-                if let Group::Phrase { weight, .. } = group {
+                if let Group::Phrase { weight, words } = group {
                     let freq =
                         phrase_freq(&mut slots, &at_doc, g, &mut phrase_positions, &mut scratch);
                     if freq > 0 {
                         mask |= 1 << g;
                         best[g] = weight.score(fieldnorm_id, freq);
+                        if let Some(r) = restrict
+                            && any_consecutive(&phrase_positions[..words.len()], |p| {
+                                r.counts(p, false)
+                            })
+                        {
+                            counted |= 1 << g;
+                        }
                     }
                 }
             }
             for (a, alt) in plan.alternatives.iter().enumerate() {
                 let slot = at_doc.iter().find(|&&i| slots[i].group == n_groups + a);
-                let freq = match slot.map(|&i| &slots[i].cursor) {
-                    None => 0,
-                    Some(SlotCursor::One(cursor)) => cursor.term_freq(),
-                    Some(SlotCursor::All(..)) => phrase_freq(
-                        &mut slots,
-                        &at_doc,
-                        n_groups + a,
-                        &mut phrase_positions,
-                        &mut scratch,
-                    ),
+                let one = slot.is_some_and(|&i| matches!(slots[i].cursor, SlotCursor::One(_)));
+                let (freq, counts) = match slot.copied() {
+                    None => (0, false),
+                    Some(i) if one => match &mut slots[i].cursor {
+                        SlotCursor::One(cursor) => {
+                            let freq = cursor.term_freq();
+                            let counts = restrict.is_some_and(|r| {
+                                cursor.positions(&mut scratch);
+                                scratch.iter().any(|&p| r.counts(p, false))
+                            });
+                            (freq, counts)
+                        }
+                        SlotCursor::All(..) => (0, false),
+                    },
+                    Some(_) => {
+                        let freq = phrase_freq(
+                            &mut slots,
+                            &at_doc,
+                            n_groups + a,
+                            &mut phrase_positions,
+                            &mut scratch,
+                        );
+                        let counts = freq > 0
+                            && restrict.is_some_and(|r| {
+                                any_consecutive(&phrase_positions[..alt.words.len()], |p| {
+                                    r.counts(p, false)
+                                })
+                            });
+                        (freq, counts)
+                    }
                 };
                 if freq == 0 || alt.groups.is_empty() {
                     continue;
@@ -463,10 +531,16 @@ fn evaluate_layer(snapshot: &Snapshot<'_>, layer: u32, plan: &Plan, top: &mut To
                 let share = alt.weight.score(fieldnorm_id, freq) / alt.groups.len() as f32;
                 for g in alt.groups.clone() {
                     mask |= 1 << g;
+                    if counts {
+                        counted |= 1 << g;
+                    }
                     if share > best[g] {
                         best[g] = share;
                     }
                 }
+            }
+            if restrict.is_some() {
+                mask = counted;
             }
             let bucket = match plan.strategy {
                 Strategy::Last => mask.trailing_ones(),
@@ -521,6 +595,20 @@ fn phrase_freq(
         positions[k].extend_from_slice(scratch);
     }
     count_consecutive(&positions[..cursors.len()])
+}
+
+/// Whether a run of consecutive positions (one per list) starts at a position `counts`.
+fn any_consecutive(positions: &[Vec<u32>], counts: impl Fn(u32) -> bool) -> bool {
+    let Some((first, rest)) = positions.split_first() else {
+        return false;
+    };
+    first.iter().any(|&p| {
+        counts(p)
+            && rest
+                .iter()
+                .enumerate()
+                .all(|(i, ps)| ps.binary_search(&(p + 1 + i as u32)).is_ok())
+    })
 }
 
 fn count_consecutive(positions: &[Vec<u32>]) -> u32 {

@@ -199,6 +199,7 @@ pub fn plan(
         alternatives: Vec::new(),
         excluded: parsed.excluded.clone(),
         strategy: request.strategy,
+        restrict: None,
     })
 }
 

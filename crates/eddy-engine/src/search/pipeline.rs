@@ -22,7 +22,8 @@ use eddy_filter::{FacetValue, FieldFacets, Filter};
 use serde_json::Value;
 
 use super::eval::{
-    self, Alternative, CHECK_EVERY, Candidate, Group, Plan, Strategy, TopK, WeightedTerm,
+    self, Alternative, CHECK_EVERY, Candidate, Group, Plan, Restriction, Strategy, TopK,
+    WeightedTerm,
 };
 use super::facets::{FacetCounter, resolve_facets};
 use super::filter::{compile, filterable_patterns, pattern_matches};
@@ -122,116 +123,29 @@ fn search_on(request: &SearchRequest, settings: &Settings) -> Result<Option<Vec<
     Ok(Some(asked.clone()))
 }
 
-/// The query groups each derived term stands for, so that [`allowed_mask`] looks every word
-/// of a document up once instead of comparing it with every derivation of every group (long
-/// `bm25` queries have dozens of groups).
-struct TermGroups<'p> {
-    /// Term → (groups it matches without typos, groups it matches with or without).
-    words: std::collections::HashMap<&'p str, (u64, u64)>,
-    /// Phrase groups: index and words.
-    phrases: Vec<(usize, &'p [String])>,
-    /// Synonym alternatives: the groups a match counts for, and its words in order.
-    alternatives: Vec<(std::ops::Range<usize>, &'p [String])>,
-}
-
-impl<'p> TermGroups<'p> {
-    fn new(plan: &'p Plan) -> TermGroups<'p> {
-        let mut words: std::collections::HashMap<&'p str, (u64, u64)> =
-            std::collections::HashMap::new();
-        let mut phrases = Vec::new();
-        for (g, group) in plan.groups.iter().enumerate() {
-            match group {
-                Group::Word(derivations) => {
-                    for d in derivations {
-                        let e = words.entry(d.term.as_str()).or_default();
-                        if d.typos == 0 {
-                            e.0 |= 1 << g;
-                        }
-                        e.1 |= 1 << g;
-                    }
-                }
-                Group::Phrase { words, .. } => phrases.push((g, words.as_slice())),
-            }
-        }
-        let alternatives = plan
-            .alternatives
-            .iter()
-            .map(|a| (a.groups.clone(), a.words.as_slice()))
-            .collect();
-        TermGroups {
-            words,
-            phrases,
-            alternatives,
-        }
-    }
-}
-
-/// Which query groups a document matches within the allowed attributes (`None` = all),
-/// from the exact terms the plan derived (so it agrees with the index on every layer).
-/// Derivations with typos do not count in `no_typo` attributes
-/// (`typoTolerance.disableOnAttributes`).
-fn allowed_mask(
-    doc: &Value,
-    terms: &TermGroups<'_>,
+/// Where matches count, per attribute rank of the index (`field_order[rank]` is the path):
+/// in the allowed attributes (`None` = all), with typos only outside `no_typo`.
+fn restriction(
+    field_order: &[String],
     allowed: Option<&[String]>,
     no_typo: &[String],
-    tok: &crate::analysis::Tokenization,
-) -> u64 {
-    let Value::Object(map) = doc else {
-        return 0;
-    };
-    let mut mask = 0u64;
-    let mut field_words: Vec<String> = Vec::new();
-    crate::analysis::for_each_leaf(map, |path, text, _| {
-        if allowed.is_some_and(|a| !covers(a, path)) {
-            return;
-        }
-        let typos_ok = !covers(no_typo, path);
-        field_words.clear();
-        field_words.extend(
-            crate::analysis::words_with(text, tok)
-                .into_iter()
-                .map(|w| w.term),
-        );
-        for w in &field_words {
-            if let Some((exact, any)) = terms.words.get(w.as_str()) {
-                mask |= if typos_ok { *any } else { *exact };
-            }
-        }
-        for (g, words) in &terms.phrases {
-            if !words.is_empty() && field_words.windows(words.len()).any(|win| win == *words) {
-                mask |= 1 << g;
-            }
-        }
-        for (groups, words) in &terms.alternatives {
-            if !words.is_empty() && field_words.windows(words.len()).any(|win| win == *words) {
-                for g in groups.clone() {
-                    mask |= 1 << g;
-                }
-            }
-        }
-    });
-    mask
+) -> Restriction {
+    Restriction {
+        allowed: field_order
+            .iter()
+            .map(|path| allowed.is_none_or(|a| covers(a, path)))
+            .collect(),
+        typos_ok: field_order
+            .iter()
+            .map(|path| !covers(no_typo, path))
+            .collect(),
+    }
 }
 
 /// Whether the `bm25` rule comes before `words` (the top-k path ranks words first).
 fn bm25_before_words(settings: &Settings) -> bool {
     let at = |name: &str| settings.ranking_rules.iter().position(|r| r == name);
     matches!((at("bm25"), at("words")), (Some(b), Some(w)) if b < w)
-}
-
-fn bucket_of(mask: u64, n_groups: usize, strategy: Strategy) -> u32 {
-    match strategy {
-        Strategy::Last => mask.trailing_ones(),
-        Strategy::All => {
-            if mask.count_ones() as usize == n_groups {
-                n_groups as u32
-            } else {
-                0
-            }
-        }
-        Strategy::Any => u32::from(mask != 0),
-    }
 }
 
 fn resolve(request: &SearchRequest, settings: &Settings) -> Result<Resolved> {
@@ -350,7 +264,9 @@ fn compare_entries(a: &Entry, b: &Entry, rules: &[Rule], placeholder: bool) -> O
     a.candidate.rank_cmp(&b.candidate)
 }
 
-/// Runs a search request over a snapshot.
+/// Runs a search request over a snapshot. `field_order` gives the index's attribute paths
+/// by field id (called only when matching is restricted to some attributes; it must cover
+/// every field of the snapshot).
 ///
 /// # Errors
 /// `invalid_search_*` errors for filters, sort, distinct and facets; storage errors.
@@ -358,6 +274,7 @@ pub fn execute(
     snapshot: &Snapshot<'_>,
     settings: &Settings,
     request: &SearchRequest,
+    field_order: &dyn Fn() -> Vec<String>,
 ) -> Result<Executed> {
     let deadline = super::deadline(settings);
     let resolved = resolve(request, settings)?;
@@ -422,23 +339,20 @@ pub fn execute(
         let mut all = TopK::with_deadline_fill(usize::MAX, deadline, page);
         let mut p = plan(snapshot, &parsed, &effective)?;
         add_synonyms(snapshot, &mut p, &parsed, settings, &effective)?;
+        let no_typo = &settings.typo_tolerance.disable_on_attributes;
+        if resolved.search_on.is_some() || !no_typo.is_empty() {
+            p.restrict = Some(restriction(
+                &field_order(),
+                resolved.search_on.as_deref(),
+                no_typo,
+            ));
+        }
         eval::evaluate(snapshot, &p, &mut all)?;
         degraded = all.degraded;
         matching_cut = all.stopped();
         the_plan = Some(p);
         all.into_sorted()
     };
-    let tok = crate::analysis::Tokenization::from_settings(settings);
-    let no_typo = &settings.typo_tolerance.disable_on_attributes;
-    let restrict = match &the_plan {
-        Some(p) if resolved.search_on.is_some() || !no_typo.is_empty() => Some((
-            resolved.search_on.as_deref(),
-            TermGroups::new(p),
-            p.groups.len(),
-        )),
-        _ => None,
-    };
-
     // Every attribute the stages read, through one reader (segment columns are cached).
     let mut attrs: Vec<String> = Vec::new();
     let mut need = |a: &str| {
@@ -504,14 +418,6 @@ pub fn execute(
                     }
                 } else {
                     read.insert(candidate.doc);
-                }
-            }
-            if let Some((allowed, terms, n_groups)) = &restrict {
-                let doc = doc_json(snapshot, candidate.doc)?;
-                let mask = allowed_mask(&doc, terms, *allowed, no_typo, &tok);
-                candidate.bucket = bucket_of(mask, *n_groups, resolved.strategy);
-                if candidate.bucket == 0 {
-                    continue;
                 }
             }
             let values = reader.read(candidate.doc)?;
