@@ -243,7 +243,10 @@ fn verify(image: &SimDisk, out: &Outcome, what: &str) {
         if !rebuilt {
             let s = engine.settings("r").unwrap();
             assert!(s.separator_tokens.is_empty(), "{what}: {s:?}");
-            assert!(!engine.index_stats("r", false).unwrap().rebuilding, "{what}");
+            assert!(
+                !engine.index_stats("r", false).unwrap().rebuilding,
+                "{what}"
+            );
         }
     }
     let found = if engine.index("r").is_ok() {

@@ -682,7 +682,10 @@ fn multi_word_synonyms_and_search_cutoff() {
             .map(|h| {
                 (
                     h["id"].as_u64().unwrap(),
-                    (h["_formatted"]["title"].clone(), h["_matchesPosition"].clone()),
+                    (
+                        h["_formatted"]["title"].clone(),
+                        h["_matchesPosition"].clone(),
+                    ),
                 )
             })
             .collect()
@@ -696,12 +699,18 @@ fn multi_word_synonyms_and_search_cutoff() {
     assert_eq!(nyc[&4].0, "the <em>big</em> <em>apple</em>");
     assert_eq!(nyc[&5].0, "<em>NYC</em> subway");
     let sf = formatted("sf");
-    assert_eq!(sf[&1].0, "the golden gate in <em>San</em> <em>Francisco</em>");
+    assert_eq!(
+        sf[&1].0,
+        "the golden gate in <em>San</em> <em>Francisco</em>"
+    );
     assert_eq!(sf[&2].0, "a weekend in <em>SF</em>");
     assert_eq!(formatted("san francisco")[&2].0, "a weekend in <em>SF</em>");
     // `big apple` is not a key: `NYC` is not a match of it.
     assert!(!formatted("big apple").contains_key(&5));
-    assert_eq!(formatted("big apple")[&4].0, "the <em>big</em> <em>apple</em>");
+    assert_eq!(
+        formatted("big apple")[&4].0,
+        "the <em>big</em> <em>apple</em>"
+    );
     let r = s.post_json(
         "/indexes/syn/search",
         &json!({"q": "nyc", "attributesToCrop": ["title:2"]}),
@@ -798,7 +807,10 @@ fn a_rebuilding_settings_task_answers_enqueued_and_can_be_canceled() {
     assert_eq!(r.body["status"], "enqueued", "{}", r.body);
     assert_eq!(r.body["type"], "settingsUpdate", "{}", r.body);
     let uid = r.task_uid();
-    let written = s.post_json("/indexes/rb/documents", &json!([{"id": N, "t": "newzzbar"}]));
+    let written = s.post_json(
+        "/indexes/rb/documents",
+        &json!([{"id": N, "t": "newzzbar"}]),
+    );
     assert_eq!(written.status, 202);
     assert_eq!(written.body["status"], "succeeded", "{}", written.body);
     // Cancel it (the rebuild of 30,000 documents is normally still running).
@@ -824,7 +836,10 @@ fn a_rebuilding_settings_task_answers_enqueued_and_can_be_canceled() {
         assert_eq!(task["status"], "canceled", "{task}");
         assert_eq!(task["canceledBy"], cancel_uid, "{task}");
         assert!(task["finishedAt"].is_string(), "{task}");
-        assert_eq!(s.get("/indexes/rb/settings/separator-tokens").body, json!([]));
+        assert_eq!(
+            s.get("/indexes/rb/settings/separator-tokens").body,
+            json!([])
+        );
         assert_eq!(bar(&s), 0);
         assert_eq!(
             s.get("/indexes/rb/stats").body["isIndexing"],
@@ -837,10 +852,7 @@ fn a_rebuilding_settings_task_answers_enqueued_and_can_be_canceled() {
         assert_eq!(cancel["details"]["canceledTasks"], 0, "{cancel}");
         assert_ne!(task["status"], "canceled", "{task}");
     }
-    assert_eq!(
-        s.get("/indexes/rb/stats").body["numberOfDocuments"],
-        N + 1
-    );
+    assert_eq!(s.get("/indexes/rb/stats").body["numberOfDocuments"], N + 1);
     assert_eq!(
         s.get(&format!("/indexes/rb/documents/{N}")).body["t"],
         "newzzbar"

@@ -564,7 +564,8 @@ mod synonym_tests {
     fn cropping_centres_on_synonym_matches() {
         let settings = with_synonyms(json!({"nyc": ["new york"]}));
         let o = FormatOptions::default();
-        let text = "one two three four five six seven eight nine ten new york eleven twelve thirteen";
+        let text =
+            "one two three four five six seven eight nine ten new york eleven twelve thirteen";
         let m = Matcher::for_query(Some("nyc"), &settings);
         assert_eq!(
             m.format_text(text, true, Some(4), &o),
