@@ -513,9 +513,10 @@ mod synonym_tests {
     use crate::settings::Settings;
 
     fn with_synonyms(synonyms: Value) -> Settings {
-        let mut s = Settings::default();
-        s.synonyms = serde_json::from_value(synonyms).unwrap();
-        s
+        Settings {
+            synonyms: serde_json::from_value(synonyms).unwrap(),
+            ..Settings::default()
+        }
     }
 
     #[test]

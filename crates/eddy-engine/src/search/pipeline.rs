@@ -450,14 +450,16 @@ pub fn execute(
         }
         // Matching stopped at the deadline and too few of its documents passed the filter:
         // match the rest (without a deadline) to fill the page.
-        if matching_cut && !second_round && entries.len() < page {
-            if let Some(p) = &the_plan {
-                let mut all = TopK::new(usize::MAX);
-                eval::evaluate(snapshot, p, &mut all)?;
-                round = all.into_sorted();
-                second_round = true;
-                continue;
-            }
+        if matching_cut
+            && !second_round
+            && entries.len() < page
+            && let Some(p) = &the_plan
+        {
+            let mut all = TopK::new(usize::MAX);
+            eval::evaluate(snapshot, p, &mut all)?;
+            round = all.into_sorted();
+            second_round = true;
+            continue;
         }
         break;
     }
