@@ -18,7 +18,7 @@ use tantivy::schema::{STORED, STRING, Schema, TEXT};
 use tantivy::{Index, TantivyDocument};
 
 use crate::corpus::{Corpus, leaves, queries};
-use crate::stats::{peak_rss_mb, percentile};
+use crate::stats::{cpu_seconds, peak_rss_mb, percentile, rss_split_mb};
 
 /// Documents per write.
 pub const BATCH: usize = 1000;
@@ -41,6 +41,8 @@ pub fn run(corpus: &str) -> Result<Value> {
         "tantivy_docs_per_s": f(&tantivy, "docs_per_s").round(),
         "eddy_docs_per_s": f(&eddy, "docs_per_s").round(),
         "ingest_ratio": round3(f(&eddy, "docs_per_s") / f(&tantivy, "docs_per_s")),
+        "tantivy_cpu_s": round3(f(&tantivy, "cpu_s")),
+        "eddy_cpu_s": round3(f(&eddy, "cpu_s")),
         "ack_p50_ms": round3(f(&eddy, "ack_p50_ms")),
         "ack_p99_ms": round3(f(&eddy, "ack_p99_ms")),
         "visible_at_ack": eddy["visible_at_ack"],
@@ -91,6 +93,7 @@ fn tantivy_phase(corpus: &Corpus, dir: &Path) -> Result<Value> {
     let stored = b.add_bytes_field("doc", STORED);
     let index = Index::create_in_dir(dir, b.build())?;
     let started = Instant::now();
+    let cpu_started = cpu_seconds();
     let mut writer: tantivy::IndexWriter = index.writer(100_000_000)?;
     let mut values = Vec::new();
     for i in 0..corpus.len() {
@@ -107,6 +110,7 @@ fn tantivy_phase(corpus: &Corpus, dir: &Path) -> Result<Value> {
     }
     writer.commit()?;
     let elapsed = started.elapsed();
+    let cpu = cpu_seconds() - cpu_started;
     writer.wait_merging_threads()?;
     let reader = index.reader()?;
     let searcher = reader.searcher();
@@ -125,6 +129,7 @@ fn tantivy_phase(corpus: &Corpus, dir: &Path) -> Result<Value> {
     Ok(json!({
         "docs": corpus.len(),
         "docs_per_s": corpus.len() as f64 / elapsed.as_secs_f64(),
+        "cpu_s": cpu,
         "search_p50_us": percentile(&mut latencies, 0.5).as_secs_f64() * 1e6,
         "peak_rss_mb": peak_rss_mb(),
     }))
@@ -158,6 +163,16 @@ fn batch_payload(
         })
         .collect();
     Ok(serde_json::to_vec(&docs)?)
+}
+
+/// One batch in this many is searched for right after its ack (`EDDY_BENCH_CHECK_EVERY`,
+/// default 1: every batch).
+fn visibility_every() -> usize {
+    std::env::var("EDDY_BENCH_CHECK_EVERY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1usize)
+        .max(1)
 }
 
 /// Writes every document with `WRITERS` threads in batches of `BATCH`.
@@ -210,7 +225,7 @@ fn ingest(
                 if task.status != eddy_engine::TaskStatus::Succeeded {
                     bail!("batch failed: {:?}", task.error);
                 }
-                if check_visible {
+                if check_visible && (start / BATCH) % visibility_every() == 0 {
                     let id = corpus.id(end - 1);
                     let r = engine.search(
                         "bench",
@@ -253,14 +268,19 @@ fn eddy_phase(corpus: &Corpus, dir: &Path) -> Result<Value> {
     let write_buffer = config.write_buffer_bytes;
     let engine = Arc::new(Engine::open(dir, config)?);
     let corpus = Arc::new(Corpus::open(corpus.name())?);
+    let sampler = MemorySampler::start(&engine);
     let started = Instant::now();
+    let cpu_started = cpu_seconds();
     let Ingested {
         mut acks,
         visible,
         overloaded,
     } = ingest(&engine, &corpus, corpus.len(), true)?;
+    let acked = started.elapsed();
     engine.flush()?;
     let elapsed = started.elapsed();
+    let cpu = cpu_seconds() - cpu_started;
+    let memory = sampler.stop();
 
     // Fill the active memtable up to the write buffer with new documents.
     let mut extra = 0;
@@ -298,6 +318,8 @@ fn eddy_phase(corpus: &Corpus, dir: &Path) -> Result<Value> {
     Ok(json!({
         "docs": corpus.len(),
         "docs_per_s": corpus.len() as f64 / elapsed.as_secs_f64(),
+        "cpu_s": cpu,
+        "final_flush_s": (elapsed - acked).as_secs_f64(),
         "ack_p50_ms": percentile(&mut acks, 0.5).as_secs_f64() * 1e3,
         "ack_p99_ms": percentile(&mut acks, 0.99).as_secs_f64() * 1e3,
         "visible_at_ack": visible,
@@ -306,7 +328,59 @@ fn eddy_phase(corpus: &Corpus, dir: &Path) -> Result<Value> {
         "search_p50_us": percentile(&mut latencies, 0.5).as_secs_f64() * 1e6,
         "search_p99_us": percentile(&mut latencies, 0.99).as_secs_f64() * 1e6,
         "peak_rss_mb": peak_rss_mb(),
+        "ingest_peak_rss_anon_mb": memory.anon_mb,
+        "ingest_peak_rss_file_mb": memory.file_mb,
+        "ingest_peak_budget_mb": memory.budget_mb,
     }))
+}
+
+/// Peaks seen by [`MemorySampler`] during the ingest.
+#[derive(Default)]
+struct MemoryPeaks {
+    anon_mb: f64,
+    file_mb: f64,
+    budget_mb: f64,
+}
+
+/// Samples the process's anonymous and file-backed resident memory and the engine's memory
+/// budget use every 100 ms during the ingest; `EDDY_BENCH_MEMORY_TRACE=1` prints every
+/// sample on stderr.
+struct MemorySampler {
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<MemoryPeaks>,
+}
+
+impl MemorySampler {
+    fn start(engine: &Arc<Engine>) -> MemorySampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (engine, stop2) = (engine.clone(), stop.clone());
+        let trace = std::env::var_os("EDDY_BENCH_MEMORY_TRACE").is_some();
+        let handle = std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut peaks = MemoryPeaks::default();
+            while !stop2.load(Ordering::Relaxed) {
+                let (anon, file) = rss_split_mb();
+                let budget = engine.memory().0 as f64 / (1 << 20) as f64;
+                peaks.anon_mb = peaks.anon_mb.max(anon);
+                peaks.file_mb = peaks.file_mb.max(file);
+                peaks.budget_mb = peaks.budget_mb.max(budget);
+                if trace {
+                    eprintln!(
+                        "[memory] t={:.1}s anon={anon:.0}MB file={file:.0}MB budget={budget:.0}MB",
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            peaks
+        });
+        MemorySampler { stop, handle }
+    }
+
+    fn stop(self) -> MemoryPeaks {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().unwrap_or_default()
+    }
 }
 
 fn recovery_phase(corpus: &Corpus, dir: &Path) -> Result<Value> {
