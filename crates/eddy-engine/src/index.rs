@@ -663,10 +663,16 @@ impl IndexInstance {
 
     /// Re-seals the term dictionary of every memtable that is due (see
     /// [`Memtable::seal_input`]; `min_terms = 0`: every memtable with recent terms). The FST
-    /// is built with no lock held; installing it takes the write lock for a moment.
-    pub fn seal_dictionaries(&self, min_terms: usize) {
+    /// is built with no lock held; installing it takes the write lock for a moment. Frozen
+    /// memtables are sealed only with `frozen_too`.
+    pub fn seal_dictionaries(&self, min_terms: usize, frozen_too: bool) {
         let view = self.view.load_full();
-        for cell in &view.memtables {
+        let skip = if frozen_too {
+            0
+        } else {
+            view.memtables.len() - 1
+        };
+        for cell in view.memtables.iter().skip(skip) {
             let input = cell.mem.read().seal_input(min_terms);
             if let Some((map, upto)) = input.and_then(crate::memtable::SealInput::build) {
                 cell.mem.write().install_sealed(map, upto);
