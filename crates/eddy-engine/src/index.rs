@@ -76,16 +76,21 @@ impl MemCell {
         self.sync_charge(bytes);
     }
 
-    /// Charges the budget for growth since the last call.
+    /// Charges the budget for growth since the last call, after a write.
     fn sync_charge(&self, bytes: usize) {
+        self.charge_to(bytes);
+        self.last_write_ms
+            .store(self.created.elapsed().as_millis() as u64, Ordering::Release);
+    }
+
+    /// Makes the charge `bytes` (the memtable's current size).
+    fn charge_to(&self, bytes: usize) {
         let before = self.charged.swap(bytes, Ordering::AcqRel);
         if bytes > before {
             self.budget.charge(bytes - before);
         } else if before > bytes {
             self.budget.release(before - bytes);
         }
-        self.last_write_ms
-            .store(self.created.elapsed().as_millis() as u64, Ordering::Release);
     }
 
     /// Time since the last write.
@@ -675,7 +680,12 @@ impl IndexInstance {
         for cell in view.memtables.iter().skip(skip) {
             let input = cell.mem.read().seal_input(min_terms);
             if let Some((map, upto)) = input.and_then(crate::memtable::SealInput::build) {
-                cell.mem.write().install_sealed(map, upto);
+                let mut mem = cell.mem.write();
+                mem.install_sealed(map, upto);
+                let bytes = mem.bytes();
+                drop(mem);
+                // The FST replaces recent terms: the charge follows.
+                cell.charge_to(bytes);
             }
         }
     }
