@@ -233,7 +233,7 @@ fn ingest(
                 if task.status != eddy_engine::TaskStatus::Succeeded {
                     bail!("batch failed: {:?}", task.error);
                 }
-                if check_visible && (start / BATCH) % visibility_every() == 0 {
+                if check_visible && (start / BATCH).is_multiple_of(visibility_every()) {
                     checks.fetch_add(1, Ordering::Relaxed);
                     let id = corpus.id(end - 1);
                     let r = engine.search(
@@ -300,7 +300,7 @@ fn eddy_phase(corpus: &Arc<Corpus>, dir: &Path) -> Result<Value> {
         && engine.index_stats("bench", false)?.active_memtable_bytes < write_buffer * 9 / 10
     {
         let end = (extra + BATCH).min(corpus.len());
-        let payload = batch_payload(&corpus, extra..end, "x")?;
+        let payload = batch_payload(corpus, extra..end, "x")?;
         engine.add_documents(
             "bench",
             &payload,
