@@ -24,8 +24,6 @@ pub fn data_dir() -> PathBuf {
 pub enum Corpus {
     /// Documents held in memory.
     Loaded {
-        /// Name.
-        name: &'static str,
         /// Documents.
         docs: Vec<Map<String, Value>>,
         /// Primary key.
@@ -54,25 +52,15 @@ impl Corpus {
     fn open_all(name: &str) -> Result<Corpus> {
         match name {
             "wordnet" => Ok(Corpus::Loaded {
-                name: "wordnet",
                 docs: read_ndjson_gz(&data_dir().join("wordnet/wordnet31_synsets.ndjson.gz"))?,
                 primary_key: "id",
             }),
             "scifact" => Ok(Corpus::Loaded {
-                name: "scifact",
                 docs: read_ndjson_gz(&data_dir().join("scifact/corpus.jsonl.gz"))?,
                 primary_key: "_id",
             }),
             "synthetic" => Ok(Corpus::Synthetic(Synthetic::new(1_000_000)?)),
             other => bail!("unknown corpus `{other}` (wordnet, scifact, synthetic)"),
-        }
-    }
-
-    /// Name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Corpus::Loaded { name, .. } => name,
-            Corpus::Synthetic(_) => "synthetic",
         }
     }
 

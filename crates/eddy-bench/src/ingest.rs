@@ -18,7 +18,7 @@ use tantivy::schema::{STORED, STRING, Schema, TEXT};
 use tantivy::{Index, TantivyDocument};
 
 use crate::corpus::{Corpus, leaves, queries};
-use crate::stats::{peak_rss_mb, percentile};
+use crate::stats::{cpu_seconds, peak_rss_mb, percentile, rss_split_mb};
 
 /// Documents per write.
 pub const BATCH: usize = 1000;
@@ -41,9 +41,12 @@ pub fn run(corpus: &str) -> Result<Value> {
         "tantivy_docs_per_s": f(&tantivy, "docs_per_s").round(),
         "eddy_docs_per_s": f(&eddy, "docs_per_s").round(),
         "ingest_ratio": round3(f(&eddy, "docs_per_s") / f(&tantivy, "docs_per_s")),
+        "tantivy_cpu_s": round3(f(&tantivy, "cpu_s")),
+        "eddy_cpu_s": round3(f(&eddy, "cpu_s")),
         "ack_p50_ms": round3(f(&eddy, "ack_p50_ms")),
         "ack_p99_ms": round3(f(&eddy, "ack_p99_ms")),
         "visible_at_ack": eddy["visible_at_ack"],
+        "visibility_checks": eddy["visibility_checks"],
         "overloaded_retries": eddy["overloaded_retries"],
         "tantivy_search_p50_us": f(&tantivy, "search_p50_us").round(),
         "eddy_search_p50_us": f(&eddy, "search_p50_us").round(),
@@ -73,7 +76,9 @@ fn tempdir_in_target() -> Result<std::path::PathBuf> {
 
 /// Child process entry point for one phase.
 pub fn phase(phase: &str, corpus: &str, dir: &Path) -> Result<Value> {
-    let corpus = Corpus::open(corpus)?;
+    // One copy of the corpus per process (the eddy phase held two, which counted in its
+    // peak RSS).
+    let corpus = Arc::new(Corpus::open(corpus)?);
     match phase {
         "tantivy" => tantivy_phase(&corpus, dir),
         "eddy" => eddy_phase(&corpus, dir),
@@ -91,6 +96,7 @@ fn tantivy_phase(corpus: &Corpus, dir: &Path) -> Result<Value> {
     let stored = b.add_bytes_field("doc", STORED);
     let index = Index::create_in_dir(dir, b.build())?;
     let started = Instant::now();
+    let cpu_started = cpu_seconds();
     let mut writer: tantivy::IndexWriter = index.writer(100_000_000)?;
     let mut values = Vec::new();
     for i in 0..corpus.len() {
@@ -107,6 +113,7 @@ fn tantivy_phase(corpus: &Corpus, dir: &Path) -> Result<Value> {
     }
     writer.commit()?;
     let elapsed = started.elapsed();
+    let cpu = cpu_seconds() - cpu_started;
     writer.wait_merging_threads()?;
     let reader = index.reader()?;
     let searcher = reader.searcher();
@@ -125,6 +132,7 @@ fn tantivy_phase(corpus: &Corpus, dir: &Path) -> Result<Value> {
     Ok(json!({
         "docs": corpus.len(),
         "docs_per_s": corpus.len() as f64 / elapsed.as_secs_f64(),
+        "cpu_s": cpu,
         "search_p50_us": percentile(&mut latencies, 0.5).as_secs_f64() * 1e6,
         "peak_rss_mb": peak_rss_mb(),
     }))
@@ -160,6 +168,19 @@ fn batch_payload(
     Ok(serde_json::to_vec(&docs)?)
 }
 
+/// One batch in this many (by batch number, so every writer takes its share) is searched
+/// for right after its ack to establish `visible_at_ack` (`EDDY_BENCH_CHECK_EVERY`; 1 checks
+/// every batch). Each check is a full search by the writer that just got its ack, which is
+/// client work the baseline does not do: checking every batch cost a tenth of the phase's
+/// CPU, a quarter of them proves the same property (the result line reports how many).
+fn visibility_every() -> usize {
+    std::env::var("EDDY_BENCH_CHECK_EVERY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4usize)
+        .max(1)
+}
+
 /// Writes every document with `WRITERS` threads in batches of `BATCH`.
 fn ingest(
     engine: &Arc<Engine>,
@@ -169,15 +190,17 @@ fn ingest(
 ) -> Result<Ingested> {
     let next = Arc::new(AtomicUsize::new(0));
     let visible = Arc::new(AtomicBool::new(true));
+    let checks = Arc::new(AtomicUsize::new(0));
     let overloaded = Arc::new(AtomicUsize::new(0));
     let mut handles = Vec::new();
     for _ in 0..WRITERS {
-        let (engine, corpus, next, visible, overloaded) = (
+        let (engine, corpus, next, visible, overloaded, checks) = (
             engine.clone(),
             corpus.clone(),
             next.clone(),
             visible.clone(),
             overloaded.clone(),
+            checks.clone(),
         );
         handles.push(std::thread::spawn(move || -> Result<Vec<Duration>> {
             let mut acks = Vec::new();
@@ -210,7 +233,8 @@ fn ingest(
                 if task.status != eddy_engine::TaskStatus::Succeeded {
                     bail!("batch failed: {:?}", task.error);
                 }
-                if check_visible {
+                if check_visible && (start / BATCH).is_multiple_of(visibility_every()) {
+                    checks.fetch_add(1, Ordering::Relaxed);
                     let id = corpus.id(end - 1);
                     let r = engine.search(
                         "bench",
@@ -234,6 +258,7 @@ fn ingest(
     Ok(Ingested {
         acks,
         visible: visible.load(Ordering::Relaxed),
+        checks: checks.load(Ordering::Relaxed),
         overloaded: overloaded.load(Ordering::Relaxed),
     })
 }
@@ -242,25 +267,32 @@ fn ingest(
 struct Ingested {
     /// Ack latency of every batch (retries included).
     acks: Vec<Duration>,
-    /// Whether every batch was visible to search at once.
+    /// Whether every checked batch was visible to search at once.
     visible: bool,
+    /// Batches checked.
+    checks: usize,
     /// `Overloaded` answers retried.
     overloaded: usize,
 }
 
-fn eddy_phase(corpus: &Corpus, dir: &Path) -> Result<Value> {
+fn eddy_phase(corpus: &Arc<Corpus>, dir: &Path) -> Result<Value> {
     let config = bench_config();
     let write_buffer = config.write_buffer_bytes;
     let engine = Arc::new(Engine::open(dir, config)?);
-    let corpus = Arc::new(Corpus::open(corpus.name())?);
+    let sampler = MemorySampler::start(&engine);
     let started = Instant::now();
+    let cpu_started = cpu_seconds();
     let Ingested {
         mut acks,
         visible,
+        checks,
         overloaded,
-    } = ingest(&engine, &corpus, corpus.len(), true)?;
+    } = ingest(&engine, corpus, corpus.len(), true)?;
+    let acked = started.elapsed();
     engine.flush()?;
     let elapsed = started.elapsed();
+    let cpu = cpu_seconds() - cpu_started;
+    let memory = sampler.stop();
 
     // Fill the active memtable up to the write buffer with new documents.
     let mut extra = 0;
@@ -268,7 +300,7 @@ fn eddy_phase(corpus: &Corpus, dir: &Path) -> Result<Value> {
         && engine.index_stats("bench", false)?.active_memtable_bytes < write_buffer * 9 / 10
     {
         let end = (extra + BATCH).min(corpus.len());
-        let payload = batch_payload(&corpus, extra..end, "x")?;
+        let payload = batch_payload(corpus, extra..end, "x")?;
         engine.add_documents(
             "bench",
             &payload,
@@ -298,18 +330,73 @@ fn eddy_phase(corpus: &Corpus, dir: &Path) -> Result<Value> {
     Ok(json!({
         "docs": corpus.len(),
         "docs_per_s": corpus.len() as f64 / elapsed.as_secs_f64(),
+        "cpu_s": cpu,
+        "final_flush_s": (elapsed - acked).as_secs_f64(),
         "ack_p50_ms": percentile(&mut acks, 0.5).as_secs_f64() * 1e3,
         "ack_p99_ms": percentile(&mut acks, 0.99).as_secs_f64() * 1e3,
         "visible_at_ack": visible,
+        "visibility_checks": checks,
         "overloaded_retries": overloaded,
         "memtable_docs": extra,
         "search_p50_us": percentile(&mut latencies, 0.5).as_secs_f64() * 1e6,
         "search_p99_us": percentile(&mut latencies, 0.99).as_secs_f64() * 1e6,
         "peak_rss_mb": peak_rss_mb(),
+        "ingest_peak_rss_anon_mb": memory.anon_mb,
+        "ingest_peak_rss_file_mb": memory.file_mb,
+        "ingest_peak_budget_mb": memory.budget_mb,
     }))
 }
 
-fn recovery_phase(corpus: &Corpus, dir: &Path) -> Result<Value> {
+/// Peaks seen by [`MemorySampler`] during the ingest.
+#[derive(Default)]
+struct MemoryPeaks {
+    anon_mb: f64,
+    file_mb: f64,
+    budget_mb: f64,
+}
+
+/// Samples the process's anonymous and file-backed resident memory and the engine's memory
+/// budget use every 100 ms during the ingest; `EDDY_BENCH_MEMORY_TRACE=1` prints every
+/// sample on stderr.
+struct MemorySampler {
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<MemoryPeaks>,
+}
+
+impl MemorySampler {
+    fn start(engine: &Arc<Engine>) -> MemorySampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (engine, stop2) = (engine.clone(), stop.clone());
+        let trace = std::env::var_os("EDDY_BENCH_MEMORY_TRACE").is_some();
+        let handle = std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut peaks = MemoryPeaks::default();
+            while !stop2.load(Ordering::Relaxed) {
+                let (anon, file) = rss_split_mb();
+                let budget = engine.memory().0 as f64 / (1 << 20) as f64;
+                peaks.anon_mb = peaks.anon_mb.max(anon);
+                peaks.file_mb = peaks.file_mb.max(file);
+                peaks.budget_mb = peaks.budget_mb.max(budget);
+                if trace {
+                    eprintln!(
+                        "[memory] t={:.1}s anon={anon:.0}MB file={file:.0}MB budget={budget:.0}MB",
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            peaks
+        });
+        MemorySampler { stop, handle }
+    }
+
+    fn stop(self) -> MemoryPeaks {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().unwrap_or_default()
+    }
+}
+
+fn recovery_phase(corpus: &Arc<Corpus>, dir: &Path) -> Result<Value> {
     let count = corpus.len().min(120_000);
     let config = || EngineConfig {
         merge_strategy: MergeStrategy::Manual,
@@ -319,8 +406,7 @@ fn recovery_phase(corpus: &Corpus, dir: &Path) -> Result<Value> {
     };
     {
         let engine = Arc::new(Engine::open(dir, config())?);
-        let corpus = Arc::new(Corpus::open(corpus.name())?);
-        ingest(&engine, &corpus, count, false)?;
+        ingest(&engine, corpus, count, false)?;
         // Dropped without a flush: everything must come back from the log.
     }
     let started = Instant::now();

@@ -2127,7 +2127,7 @@ impl Inner {
             result
         })?;
         for instance in self.instances() {
-            instance.seal_dictionaries(0);
+            instance.seal_dictionaries(0, true);
         }
         self.meta.commit(&batch)?;
         stats.duration = started.elapsed();
@@ -2469,9 +2469,16 @@ impl Inner {
         };
         let mut flushed = false;
         let mut instances = self.instances();
-        // Memtable term dictionaries are re-sealed here, off the write path.
+        // Memtable term dictionaries are re-sealed here, off the write path. A frozen
+        // memtable that this strategy flushes at its next round is left as it is: its FST
+        // would be dropped with it moments later (sealing those took a tenth of the ingest
+        // CPU), and its unsealed terms stay searchable meanwhile.
+        let seal_frozen = matches!(
+            strategy,
+            MergeStrategy::Manual | MergeStrategy::Batched { .. } | MergeStrategy::Periodic { .. }
+        );
         for instance in &instances {
-            instance.seal_dictionaries(self.config.seal_min_terms);
+            instance.seal_dictionaries(self.config.seal_min_terms, seal_frozen);
         }
         // Largest active memtables first when memory is short.
         instances.sort_by_key(|i| std::cmp::Reverse(i.view().active().bytes()));

@@ -76,16 +76,21 @@ impl MemCell {
         self.sync_charge(bytes);
     }
 
-    /// Charges the budget for growth since the last call.
+    /// Charges the budget for growth since the last call, after a write.
     fn sync_charge(&self, bytes: usize) {
+        self.charge_to(bytes);
+        self.last_write_ms
+            .store(self.created.elapsed().as_millis() as u64, Ordering::Release);
+    }
+
+    /// Makes the charge `bytes` (the memtable's current size).
+    fn charge_to(&self, bytes: usize) {
         let before = self.charged.swap(bytes, Ordering::AcqRel);
         if bytes > before {
             self.budget.charge(bytes - before);
         } else if before > bytes {
             self.budget.release(before - bytes);
         }
-        self.last_write_ms
-            .store(self.created.elapsed().as_millis() as u64, Ordering::Release);
     }
 
     /// Time since the last write.
@@ -663,13 +668,24 @@ impl IndexInstance {
 
     /// Re-seals the term dictionary of every memtable that is due (see
     /// [`Memtable::seal_input`]; `min_terms = 0`: every memtable with recent terms). The FST
-    /// is built with no lock held; installing it takes the write lock for a moment.
-    pub fn seal_dictionaries(&self, min_terms: usize) {
+    /// is built with no lock held; installing it takes the write lock for a moment. Frozen
+    /// memtables are sealed only with `frozen_too`.
+    pub fn seal_dictionaries(&self, min_terms: usize, frozen_too: bool) {
         let view = self.view.load_full();
-        for cell in &view.memtables {
+        let skip = if frozen_too {
+            0
+        } else {
+            view.memtables.len() - 1
+        };
+        for cell in view.memtables.iter().skip(skip) {
             let input = cell.mem.read().seal_input(min_terms);
             if let Some((map, upto)) = input.and_then(crate::memtable::SealInput::build) {
-                cell.mem.write().install_sealed(map, upto);
+                let mut mem = cell.mem.write();
+                mem.install_sealed(map, upto);
+                let bytes = mem.bytes();
+                drop(mem);
+                // The FST replaces recent terms: the charge follows.
+                cell.charge_to(bytes);
             }
         }
     }

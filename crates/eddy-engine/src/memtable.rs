@@ -92,6 +92,19 @@ struct TermPostings {
     positions: Vec<u32>,
 }
 
+impl TermPostings {
+    /// Heap bytes of the two lists, by capacity.
+    fn heap_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<Posting>()
+            + self.positions.capacity() * std::mem::size_of::<u32>()
+    }
+}
+
+/// Heap bytes of a term in the recent-term map: its boxed bytes and its share of a node.
+fn recent_term_bytes(len: usize) -> usize {
+    alloc_bytes(len) + RECENT_ENTRY_BYTES
+}
+
 /// Counters describing the memtable at its visible LSN.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MemStats {
@@ -157,13 +170,32 @@ pub struct Memtable {
     postings: Vec<TermPostings>,
     visible: MemStats,
     pending: MemStats,
-    bytes: usize,
+    /// Heap bytes of the individual items: shared payloads, posting-list allocations (by
+    /// capacity), the recent-term map and the sealed FST. The containers' own tables are
+    /// added by [`Memtable::bytes`] from their capacities.
+    item_bytes: usize,
 }
 
-/// Fixed cost charged per slot and per new term, on top of their payload bytes.
-const SLOT_OVERHEAD_BYTES: usize = 96;
-const TERM_OVERHEAD_BYTES: usize = 96;
-const POSTING_BYTES: usize = std::mem::size_of::<Posting>();
+/// Share of a `BTreeMap` node per recent term (nodes of 11 entries, about two-thirds full).
+const RECENT_ENTRY_BYTES: usize = 40;
+
+/// What the allocator really hands out for `n` requested bytes: jemalloc's size classes
+/// are 16 bytes apart up to 128 and a quarter of a power of two above.
+fn alloc_bytes(n: usize) -> usize {
+    let spacing = (n.next_power_of_two() / 8).max(16);
+    n.next_multiple_of(spacing)
+}
+
+/// Heap bytes of an `Arc<str>` / `Arc<[u8]>` of `len` bytes (two counters precede them).
+fn arc_bytes(len: usize) -> usize {
+    alloc_bytes(16 + len)
+}
+
+/// Heap bytes of a hash table with room for `capacity` entries of `entry` bytes (hashbrown
+/// keeps a seventh of its buckets free and one control byte per bucket).
+fn table_bytes(capacity: usize, entry: usize) -> usize {
+    capacity * 8 / 7 * (entry + 1)
+}
 
 impl Memtable {
     /// An empty memtable. `clear_lsn` makes it hide every older layer from that LSN on.
@@ -186,7 +218,7 @@ impl Memtable {
             postings: Vec::new(),
             visible: MemStats::default(),
             pending: MemStats::default(),
-            bytes: 0,
+            item_bytes: 0,
         }
     }
 
@@ -229,9 +261,18 @@ impl Memtable {
         self.frozen = true;
     }
 
-    /// Estimated heap bytes.
+    /// Heap bytes held, as the allocator counts them: item allocations plus the tables of
+    /// every container by capacity, since a growing `Vec` or hash map holds up to twice
+    /// what it stores (leaving over-capacity out let the memory budget under-count).
     pub fn bytes(&self) -> usize {
-        self.bytes
+        use std::mem::size_of;
+        self.item_bytes
+            + self.slots.capacity() * size_of::<Slot>()
+            + table_bytes(self.pks.capacity(), size_of::<(Arc<str>, PkEntry)>())
+            + table_bytes(self.shadow_hashes.capacity(), size_of::<(u64, u32)>())
+            + table_bytes(self.term_ids.capacity(), size_of::<(Arc<str>, u32)>())
+            + self.terms.capacity() * size_of::<Arc<str>>()
+            + self.postings.capacity() * size_of::<TermPostings>()
     }
 
     /// Makes the memtable answer for the log from `lsn` on (its first LSN becomes at most
@@ -332,20 +373,21 @@ impl Memtable {
                     self.terms.push(key);
                     self.recent_terms.insert(Box::from(term.as_bytes()), id);
                     self.postings.push(TermPostings::default());
-                    self.bytes += TERM_OVERHEAD_BYTES + 2 * term.len();
+                    self.item_bytes += arc_bytes(term.len()) + recent_term_bytes(term.len());
                     id
                 }
             };
             let postings = &mut self.postings[term_id as usize];
+            let capacity_before = postings.heap_bytes();
             postings.entries.push(Posting {
                 slot: slot_id,
                 tf: u32::try_from(positions.len()).unwrap_or(u32::MAX),
                 pos_start: u32::try_from(postings.positions.len()).unwrap_or(u32::MAX),
             });
             postings.positions.extend_from_slice(positions);
-            self.bytes += POSTING_BYTES + 4 * positions.len();
+            self.item_bytes += postings.heap_bytes() - capacity_before;
         }
-        self.bytes += SLOT_OVERHEAD_BYTES + doc.json.len() + doc.pk.len();
+        self.item_bytes += arc_bytes(doc.json.len()) + arc_bytes(doc.pk.len());
         self.pending.live_docs += 1;
         self.pending.live_tokens += u64::from(len);
         self.slots.push(Slot {
@@ -381,7 +423,7 @@ impl Memtable {
         self.pending.dead_docs += 1;
         self.pending.dead_tokens += u64::from(older.len);
         *self.shadow_hashes.entry(pk_hash(&pk)).or_insert(0) += 1;
-        self.bytes += SLOT_OVERHEAD_BYTES + pk.len();
+        self.item_bytes += arc_bytes(pk.len());
         self.pks.insert(
             pk,
             PkEntry {
@@ -433,9 +475,19 @@ impl Memtable {
         if upto <= self.sealed_upto {
             return;
         }
+        let old_fst = self.sealed.as_ref().map_or(0, |m| m.as_fst().size());
+        self.item_bytes = self.item_bytes + map.as_fst().size() - old_fst;
         self.sealed = Some(Arc::new(map));
         self.sealed_upto = upto;
-        self.recent_terms.retain(|_, id| *id >= upto);
+        let mut freed = 0;
+        self.recent_terms.retain(|term, id| {
+            let keep = *id >= upto;
+            if !keep {
+                freed += recent_term_bytes(term.len());
+            }
+            keep
+        });
+        self.item_bytes -= freed;
     }
 
     /// The tokens of the given slots (ascending), read back from the postings: for each slot
@@ -807,6 +859,61 @@ mod tests {
         assert_eq!(m.reader(2).seq(1), 10);
         assert_eq!(m.stats().live_docs, 1);
         assert_eq!(m.stats().live_tokens, 2);
+    }
+
+    /// A lower bound on the heap a memtable holds, walked item by item: every allocation at
+    /// its capacity, hash tables at their entries alone.
+    fn heap_floor(m: &Memtable) -> usize {
+        use std::mem::size_of;
+        let postings: usize = m.postings.iter().map(TermPostings::heap_bytes).sum();
+        let terms: usize = m.terms.iter().map(|t| 16 + t.len()).sum();
+        let recent: usize = m.recent_terms.keys().map(|k| k.len()).sum();
+        let slots: usize = m.slots.iter().map(|s| 32 + s.json.len() + s.pk.len()).sum();
+        postings
+            + terms
+            + recent
+            + slots
+            + m.sealed.as_ref().map_or(0, |f| f.as_fst().size())
+            + m.slots.capacity() * size_of::<Slot>()
+            + m.pks.capacity() * size_of::<(Arc<str>, PkEntry)>()
+            + m.term_ids.capacity() * size_of::<(Arc<str>, u32)>()
+            + m.terms.capacity() * size_of::<Arc<str>>()
+            + m.postings.capacity() * size_of::<TermPostings>()
+    }
+
+    #[test]
+    fn byte_count_covers_the_heap_held() {
+        // Many rare short terms (as in a Zipf corpus) and a few frequent ones: the posting
+        // lists and tables hold spare capacity that a per-item estimate missed (memory
+        // budget M1 under-counted, and the process outgrew it).
+        let mut m = Memtable::new(1, None);
+        let mut words = Vec::new();
+        for i in 0..3000u64 {
+            words.clear();
+            for j in 0..20u64 {
+                words.push(format!("w{}", (i * 7 + j * 13) % 5000));
+            }
+            words.push("the".to_string());
+            let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+            m.upsert(i + 1, doc(&format!("d{i}"), &refs, i, None));
+            m.finish(i + 1);
+            let (bytes, floor) = (m.bytes(), heap_floor(&m));
+            assert!(
+                bytes >= floor,
+                "after {i} docs: counted {bytes} < held {floor}"
+            );
+            assert!(
+                bytes <= 2 * floor,
+                "after {i} docs: counted {bytes} > 2 x {floor}"
+            );
+            if i % 500 == 499
+                && let Some((map, upto)) = m.seal_input(0).and_then(SealInput::build)
+            {
+                // Sealing moves terms into an FST; the count follows.
+                m.install_sealed(map, upto);
+                assert!(m.bytes() >= heap_floor(&m));
+            }
+        }
     }
 
     #[test]
