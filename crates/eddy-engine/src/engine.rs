@@ -41,7 +41,7 @@ use crate::document::{
 };
 use crate::error::{Code, Error, Result};
 use crate::index::{IndexInstance, PreAnalyzed, View};
-use crate::memory::MemoryBudget;
+use crate::memory::{MemoryBudget, Reservation};
 use crate::meta::{IndexRecord, MetaBatch, MetaStore, PendingRebuild};
 use crate::ops::{self, Method, Op, OpHeader, RECORD_KIND_OP};
 use crate::search::{self, SearchRequest};
@@ -254,6 +254,176 @@ impl Slot {
 
     fn instance(&self) -> Option<Arc<IndexInstance>> {
         self.current.read().clone()
+    }
+}
+
+/// A write parsed, analyzed and encoded, not yet in the log: the first half of
+/// [`Engine::add_documents`] for callers that must not block a thread, such as async tasks
+/// (see [`Engine::prepare_documents`]).
+pub struct PreparedWrite {
+    slot: Arc<Slot>,
+    records: Vec<(u8, Vec<u8>)>,
+    /// The queue entry, its LSN still 0.
+    pending: Pending,
+    estimate: usize,
+}
+
+impl std::fmt::Debug for PreparedWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedWrite")
+            .field("index", &self.slot.uid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A write whose record is in the log and queued on its index: acknowledged (its task
+/// returned) once durable and applied, like every write (W1, W2).
+///
+/// Async callers await [`SubmittedWrite::durable`], then [`SubmittedWrite::try_complete`];
+/// [`SubmittedWrite::complete`] does both, blocking. Dropping it unfinished completes it,
+/// blocking, so that its slot queue never keeps an operation nobody applies.
+#[must_use = "a submitted write is acknowledged only once completed"]
+pub struct SubmittedWrite {
+    inner: Arc<Inner>,
+    slot: Arc<Slot>,
+    lsn: Lsn,
+    /// Before [`SubmittedWrite::durable`] is first polled.
+    ticket: Option<eddy_wal::Ticket>,
+    /// While [`SubmittedWrite::durable`] is in progress.
+    wait: Option<eddy_wal::WaitFuture>,
+    /// The outcome of the wait, once known.
+    waited: Option<std::result::Result<(), eddy_wal::Error>>,
+    reservation: Option<Reservation>,
+    completed: bool,
+}
+
+impl std::fmt::Debug for SubmittedWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubmittedWrite")
+            .field("index", &self.slot.uid)
+            .field("lsn", &self.lsn)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SubmittedWrite {
+    fn new(
+        inner: Arc<Inner>,
+        slot: Arc<Slot>,
+        lsn: Lsn,
+        ticket: eddy_wal::Ticket,
+        reservation: Reservation,
+    ) -> SubmittedWrite {
+        SubmittedWrite {
+            inner,
+            slot,
+            lsn,
+            ticket: Some(ticket),
+            wait: None,
+            waited: None,
+            reservation: Some(reservation),
+            completed: false,
+        }
+    }
+
+    /// Waits, without blocking a thread, until the write's record is durable (or the log
+    /// failed: [`SubmittedWrite::try_complete`] then returns the error). Works with any
+    /// executor.
+    pub async fn durable(&mut self) {
+        if self.waited.is_some() {
+            return;
+        }
+        if let Some(ticket) = self.ticket.take() {
+            self.wait = Some(ticket.wait_async());
+        }
+        if let Some(wait) = &mut self.wait {
+            let outcome = wait.await.map(|_| ());
+            self.wait = None;
+            self.waited = Some(outcome);
+        }
+    }
+
+    /// Completes the write once [`SubmittedWrite::durable`] has returned, unless that would
+    /// block (another thread holds the index's queue, or the wait is not over): then the write
+    /// comes back, for [`SubmittedWrite::complete`] on a thread that may block.
+    ///
+    /// # Errors
+    /// As [`Engine::add_documents`].
+    pub fn try_complete(mut self) -> std::result::Result<Result<Task>, Box<SubmittedWrite>> {
+        let Some(waited) = self.waited.take() else {
+            return Err(Box::new(self));
+        };
+        let slot = self.slot.clone();
+        let Some(mut queue) = slot.queue.try_lock() else {
+            self.waited = Some(waited);
+            return Err(Box::new(self));
+        };
+        let result = self.inner.complete(&slot, &mut queue, self.lsn, waited);
+        drop(queue);
+        Ok(self.finish(result, false))
+    }
+
+    /// Waits until the write is durable and applied, blocking; returns its task.
+    ///
+    /// # Errors
+    /// As [`Engine::add_documents`].
+    pub fn complete(mut self) -> Result<Task> {
+        let result = self.complete_blocking();
+        self.finish(result, true)
+    }
+
+    fn complete_blocking(&mut self) -> Result<Task> {
+        let waited = match (self.waited.take(), self.ticket.take(), self.wait.take()) {
+            (Some(waited), _, _) => waited,
+            (None, Some(ticket), _) => ticket.wait().map(|_| ()),
+            (None, None, Some(wait)) => block_on(wait).map(|_| ()),
+            (None, None, None) => Err(eddy_wal::Error::Closed),
+        };
+        let slot = self.slot.clone();
+        let mut queue = slot.queue.lock();
+        self.inner.complete(&slot, &mut queue, self.lsn, waited)
+    }
+
+    fn finish(&mut self, result: Result<Task>, may_block: bool) -> Result<Task> {
+        self.completed = true;
+        self.reservation = None;
+        if let Ok(task) = &result
+            && task.status == TaskStatus::Succeeded
+        {
+            self.inner.after_write(&self.slot, may_block);
+        }
+        result
+    }
+}
+
+impl Drop for SubmittedWrite {
+    fn drop(&mut self) {
+        if !self.completed {
+            let result = self.complete_blocking();
+            self.completed = true;
+            if let Err(e) = result {
+                tracing::debug!(lsn = self.lsn, error = %e, "an abandoned write failed");
+            }
+        }
+    }
+}
+
+/// Runs a future to completion on the current thread (for a wait an async caller abandoned).
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::park();
     }
 }
 
@@ -498,6 +668,62 @@ impl Engine {
         let estimate = payload.len().saturating_mul(4) + 4096;
         self.inner
             .write(Some(uid), header, payload, Some(docs), estimate)
+    }
+
+    /// The first half of [`Engine::add_documents`], for callers that must not block a thread
+    /// (async tasks): validates, parses and analyzes the documents and encodes the log record.
+    /// Takes no lock that a write holds for long. Continue with [`Engine::try_submit`].
+    ///
+    /// # Errors
+    /// As [`Engine::add_documents`].
+    pub fn prepare_documents(
+        &self,
+        uid: &str,
+        payload: &[u8],
+        format: PayloadFormat,
+        method: Method,
+        primary_key: Option<String>,
+    ) -> Result<PreparedWrite> {
+        validate_index_uid(uid)?;
+        let docs = parse_payload(payload, format)?;
+        let header = OpHeader {
+            enqueued_at_ns: now_ns(),
+            index: Some(uid.to_string()),
+            op: Op::Documents {
+                method,
+                format,
+                primary_key,
+            },
+        };
+        let estimate = payload.len().saturating_mul(4) + 4096;
+        self.inner
+            .prepare(Some(uid), header, payload, Some(docs), estimate)
+    }
+
+    /// Submits a prepared write to the log without blocking. When that would block (memory
+    /// is short, another writer holds the index's queue, the log's queue is full) the write
+    /// comes back unsubmitted, for [`Engine::write_prepared`] on a thread that may block.
+    ///
+    /// # Errors
+    /// The engine is poisoned or closed.
+    pub fn try_submit(
+        &self,
+        prepared: PreparedWrite,
+    ) -> Result<std::result::Result<SubmittedWrite, PreparedWrite>> {
+        self.inner.try_submit(prepared)
+    }
+
+    /// Writes a prepared write, blocking as [`Engine::add_documents`] does.
+    ///
+    /// # Errors
+    /// As [`Engine::add_documents`].
+    pub fn write_prepared(&self, prepared: PreparedWrite) -> Result<Task> {
+        self.inner.check_writable()?;
+        let reservation = self
+            .inner
+            .budget
+            .reserve(prepared.estimate, self.inner.config.overload_wait)?;
+        self.inner.submit(prepared, reservation)?.complete()
     }
 
     /// Deletes documents by id.
@@ -1119,64 +1345,150 @@ impl Inner {
 
     /// The write path: log, wait for group commit, apply in order, answer.
     fn write(
-        &self,
+        self: &Arc<Self>,
         uid: Option<&str>,
         header: OpHeader,
         body: &[u8],
         docs: Option<Vec<Document>>,
         estimate: usize,
     ) -> Result<Task> {
+        self.check_writable()?;
+        let reservation = self.budget.reserve(estimate, self.config.overload_wait)?;
+        let prepared = self.prepare(uid, header, body, docs, estimate)?;
+        self.submit(prepared, reservation)?.complete()
+    }
+
+    fn check_writable(&self) -> Result<()> {
         self.check_poison()?;
         if self.shutdown.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        let reservation = self.budget.reserve(estimate, self.config.overload_wait)?;
+        Ok(())
+    }
+
+    /// The part of a write that needs no lock: the slot, the analysis (in parallel with other
+    /// writers instead of under the slot lock) and the log record.
+    fn prepare(
+        &self,
+        uid: Option<&str>,
+        header: OpHeader,
+        body: &[u8],
+        docs: Option<Vec<Document>>,
+        estimate: usize,
+    ) -> Result<PreparedWrite> {
         let slot = match uid {
             Some(uid) => self.slot(uid, true).expect("created"),
             None => self.tasks_slot.clone(),
         };
-        // Analysis runs here, in parallel with other writers, instead of under the slot lock.
         let pre = self.pre_analyze(0, &header, docs.as_deref())?;
         let payload = ops::encode(&header, body)?;
-        let (lsn, ticket) = {
-            let mut queue = slot.queue.lock();
-            let mut in_flight = self.in_flight.lock();
-            let ticket = match self.wal.submit(vec![(RECORD_KIND_OP, payload)]) {
-                Ok(t) => t,
-                Err(e) => return Err(self.poison(format!("log append failed: {e}"))),
-            };
-            let lsn = *ticket.lsns().start();
-            in_flight.insert(lsn);
-            drop(in_flight);
-            queue.pending.push_back(Pending {
-                lsn,
+        Ok(PreparedWrite {
+            slot,
+            records: vec![(RECORD_KIND_OP, payload)],
+            pending: Pending {
+                lsn: 0,
                 header,
                 docs,
                 pre,
-            });
-            (lsn, ticket)
-        };
-        let waited = ticket.wait();
+            },
+            estimate,
+        })
+    }
+
+    /// Submits a prepared write to the log and queues it on its slot, waiting for the slot lock
+    /// and for room in the log's queue.
+    fn submit(
+        self: &Arc<Self>,
+        prepared: PreparedWrite,
+        reservation: Reservation,
+    ) -> Result<SubmittedWrite> {
+        let PreparedWrite {
+            slot,
+            records,
+            mut pending,
+            ..
+        } = prepared;
         let mut queue = slot.queue.lock();
+        let mut in_flight = self.in_flight.lock();
+        let ticket = match self.wal.submit(records) {
+            Ok(t) => t,
+            Err(e) => return Err(self.poison(format!("log append failed: {e}"))),
+        };
+        pending.lsn = *ticket.lsns().start();
+        in_flight.insert(pending.lsn);
+        drop(in_flight);
+        let lsn = pending.lsn;
+        queue.pending.push_back(pending);
+        drop(queue);
+        Ok(SubmittedWrite::new(
+            self.clone(),
+            slot,
+            lsn,
+            ticket,
+            reservation,
+        ))
+    }
+
+    /// [`Inner::submit`] without blocking: the prepared write back when it would have to wait
+    /// (for memory, the slot lock or room in the log's queue).
+    fn try_submit(
+        self: &Arc<Self>,
+        prepared: PreparedWrite,
+    ) -> Result<std::result::Result<SubmittedWrite, PreparedWrite>> {
+        self.check_writable()?;
+        let Some(reservation) = self.budget.try_reserve(prepared.estimate) else {
+            return Ok(Err(prepared));
+        };
+        let slot = prepared.slot.clone();
+        let Some(mut queue) = slot.queue.try_lock() else {
+            return Ok(Err(prepared));
+        };
+        let mut in_flight = self.in_flight.lock();
+        let ticket = match self.wal.try_submit(&prepared.records) {
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                drop(in_flight);
+                drop(queue);
+                return Ok(Err(prepared));
+            }
+            Err(e) => return Err(self.poison(format!("log append failed: {e}"))),
+        };
+        let lsn = *ticket.lsns().start();
+        in_flight.insert(lsn);
+        drop(in_flight);
+        let mut pending = prepared.pending;
+        pending.lsn = lsn;
+        queue.pending.push_back(pending);
+        drop(queue);
+        Ok(Ok(SubmittedWrite::new(
+            self.clone(),
+            slot,
+            lsn,
+            ticket,
+            reservation,
+        )))
+    }
+
+    /// Completes a submitted write whose wait for durability ended with `waited`: applies
+    /// every durable queued operation (its own included) and takes its result.
+    fn complete(
+        &self,
+        slot: &Slot,
+        queue: &mut SlotQueue,
+        lsn: Lsn,
+        waited: std::result::Result<(), eddy_wal::Error>,
+    ) -> Result<Task> {
         if let Err(e) = waited {
             queue.pending.retain(|p| p.lsn != lsn);
             self.in_flight.lock().remove(&lsn);
             return Err(self.poison(format!("log sync failed: {e}")));
         }
-        self.drain(&slot, &mut queue);
-        let result = queue.results.remove(&lsn).unwrap_or_else(|| {
+        self.drain(slot, queue);
+        queue.results.remove(&lsn).unwrap_or_else(|| {
             Err(Error::Poisoned(
                 "the operation was not applied (the engine stopped)".into(),
             ))
-        });
-        drop(queue);
-        drop(reservation);
-        if let Ok(task) = &result
-            && task.status == TaskStatus::Succeeded
-        {
-            self.after_write(&slot);
-        }
-        result
+        })
     }
 
     /// Applies every queued operation whose record is durable, in LSN order.
@@ -1244,16 +1556,20 @@ impl Inner {
         instance.pre_analyze(docs).map(Some)
     }
 
-    /// After a write: freeze a full memtable, wake the flusher.
-    fn after_write(&self, slot: &Slot) {
-        if let Some(instance) = slot.instance() {
-            let view = instance.view();
-            if view.active().bytes() >= self.config.write_buffer_bytes {
-                let _queue = slot.queue.lock();
-                let view = instance.view();
-                if view.active().bytes() >= self.config.write_buffer_bytes {
-                    instance.freeze(None);
-                }
+    /// After a write: freeze a full memtable, wake the flusher. Without `may_block`, a busy
+    /// slot lock leaves the freeze to a later write.
+    fn after_write(&self, slot: &Slot, may_block: bool) {
+        if let Some(instance) = slot.instance()
+            && instance.view().active().bytes() >= self.config.write_buffer_bytes
+        {
+            let queue = if may_block {
+                Some(slot.queue.lock())
+            } else {
+                slot.queue.try_lock()
+            };
+            if queue.is_some() && instance.view().active().bytes() >= self.config.write_buffer_bytes
+            {
+                instance.freeze(None);
             }
         }
         if self.budget.in_use() > self.budget.limit() / 2 {

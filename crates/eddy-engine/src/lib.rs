@@ -34,7 +34,8 @@ pub mod task;
 pub use config::{Durability, EngineConfig, MergeStrategy};
 pub use document::{Document, PayloadFormat};
 pub use engine::{
-    DocumentQuery, Engine, IndexInfo, IndexStats, RecoveryStats, SearchHit, SearchResults, TaskPage,
+    DocumentQuery, Engine, IndexInfo, IndexStats, PreparedWrite, RecoveryStats, SearchHit,
+    SearchResults, SubmittedWrite, TaskPage,
 };
 pub use error::{Code, Error, ErrorType, ResponseError, Result};
 pub use ops::Method;

@@ -79,6 +79,20 @@ impl MemoryBudget {
         }
     }
 
+    /// Reserves `bytes` if there is room now.
+    pub fn try_reserve(self: &Arc<Self>, bytes: usize) -> Option<Reservation> {
+        let mut usage = self.usage.lock();
+        let held = usage.charged + usage.reserved;
+        if held + bytes <= self.limit || held == 0 {
+            usage.reserved += bytes;
+            return Some(Reservation {
+                budget: self.clone(),
+                bytes,
+            });
+        }
+        None
+    }
+
     /// Charges memtable growth.
     pub fn charge(&self, bytes: usize) {
         self.usage.lock().charged += bytes;

@@ -4,7 +4,9 @@
 //! of engine errors to Meilisearch's error objects, authentication and the server's
 //! configuration. It knows nothing of storage formats: every read and write goes through
 //! [`eddy_engine::Engine`], which is synchronous, so handlers call it on Tokio's blocking
-//! pool ([`state::AppState::run`]).
+//! pool ([`state::AppState::run`]). Small document writes are the exception: they are
+//! submitted to the log on the async worker and await their group commit there
+//! ([`state::AppState::write_async`]), which saves two thread hand-offs per write.
 //!
 //! Write routes answer `202 Accepted` with the summarized task only after the engine has made
 //! the operation durable and applied it, so the task a client polls is already finished.

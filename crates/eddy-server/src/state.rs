@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use eddy_engine::Engine;
+use eddy_engine::{Engine, PreparedWrite, Task};
 
 use crate::config::ServerConfig;
 use crate::error::ApiError;
@@ -32,6 +32,30 @@ impl AppState {
             config: Arc::new(config),
             keys: Arc::new(keys),
         })
+    }
+
+    /// Writes a prepared write without parking a thread while its group commit is synced: it
+    /// is submitted to the log, the durability wait is awaited and it is applied, all on the
+    /// calling task. Where a step would block (memory, the index's queue held by another
+    /// writer, a full log queue) the rest runs on the blocking pool instead. Acknowledged, like
+    /// every write, only once durable and applied.
+    ///
+    /// # Errors
+    /// The write's error, or `internal` if a blocking part panicked.
+    pub async fn write_async(&self, prepared: PreparedWrite) -> Result<Task, ApiError> {
+        let mut submitted = match self.engine.try_submit(prepared)? {
+            Ok(submitted) => submitted,
+            Err(prepared) => {
+                return self
+                    .run(move |engine| Ok(engine.write_prepared(prepared)?))
+                    .await;
+            }
+        };
+        submitted.durable().await;
+        match submitted.try_complete() {
+            Ok(result) => Ok(result?),
+            Err(submitted) => self.run(move |_| Ok((*submitted).complete()?)).await,
+        }
     }
 
     /// Runs a synchronous engine call on Tokio's blocking pool. Writes block there until

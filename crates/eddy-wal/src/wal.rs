@@ -151,11 +151,27 @@ impl Wal {
         // Copy and checksum outside the lock; only the LSN stamp happens inside.
         let frame = EncodedFrame::encode(&records)?;
         drop(records);
-        self.enqueue(frame)
+        // A waiting admission always admits (or fails).
+        match self.enqueue(frame, true)? {
+            Some(ticket) => Ok(ticket),
+            None => Err(Error::Closed),
+        }
     }
 
-    /// Admits a frame into the queue and stamps its LSNs.
-    fn enqueue(&self, frame: EncodedFrame) -> Result<Ticket, Error> {
+    /// As [`Wal::submit`], but never blocks: `Ok(None)` (and nothing is submitted) when the
+    /// queue has no room for the batch right now or other appenders are already waiting for
+    /// room. For callers that must not block a thread, such as an async task.
+    ///
+    /// # Errors
+    /// As [`Wal::submit`].
+    pub fn try_submit(&self, records: &[(u8, Vec<u8>)]) -> Result<Option<Ticket>, Error> {
+        let frame = EncodedFrame::encode(records)?;
+        self.enqueue(frame, false)
+    }
+
+    /// Admits a frame into the queue and stamps its LSNs; `None` when `wait` is false and the
+    /// frame cannot be admitted at once.
+    fn enqueue(&self, frame: EncodedFrame, wait: bool) -> Result<Option<Ticket>, Error> {
         let len = frame.len() as u64;
         let count = u64::from(frame.count());
         let max = self.shared.config.queue_bytes_max;
@@ -170,11 +186,15 @@ impl Wal {
             }
         };
         check(&queue)?;
+        let room = |queue: &Queue| queue.bytes == 0 || queue.bytes + len <= max;
+        if !wait && (queue.admit_next != queue.admit_issued || !room(&queue)) {
+            return Ok(None);
+        }
         let turn = queue.admit_issued;
         queue.admit_issued += 1;
         // A record larger than the whole bound is admitted once the queue is empty, so it cannot
         // wait forever.
-        while !(queue.admit_next == turn && (queue.bytes == 0 || queue.bytes + len <= max)) {
+        while !(queue.admit_next == turn && room(&queue)) {
             queue.blocked += 1;
             self.shared.space.wait(&mut queue);
             queue.blocked -= 1;
@@ -203,11 +223,11 @@ impl Wal {
             self.shared.work.notify_one();
         }
         let acknowledged = self.shared.config.durability == Durability::None;
-        Ok(Ticket::new(
+        Ok(Some(Ticket::new(
             self.shared.progress.clone(),
             first..=last,
             acknowledged,
-        ))
+        )))
     }
 
     /// Appends one record and waits until it is durable; returns its LSN.
@@ -217,7 +237,10 @@ impl Wal {
     pub fn append(&self, kind: u8, payload: Vec<u8>) -> Result<Lsn, Error> {
         let frame = EncodedFrame::encode(&[(kind, payload.as_slice())])?;
         drop(payload);
-        Ok(*self.enqueue(frame)?.wait()?.start())
+        match self.enqueue(frame, true)? {
+            Some(ticket) => Ok(*ticket.wait()?.start()),
+            None => Err(Error::Closed),
+        }
     }
 
     /// Appends an atomic batch and waits until it is durable; returns its LSNs.
@@ -417,6 +440,30 @@ mod tests {
             .filter(|n| parse_segment_name(n).is_some())
             .map(|n| storage.read(n).unwrap().len() as u64)
             .sum()
+    }
+
+    #[test]
+    fn try_submit_declines_instead_of_waiting_for_room() {
+        let storage = SimStorage::new();
+        let wal = open(&storage, tiny(1 << 20));
+        let max = wal.shared.config.queue_bytes_max;
+        let record = || vec![(0u8, payload(1, 10))];
+        // A full queue: the blocking submit would wait; try_submit declines and submits nothing.
+        wal.shared.queue.lock().bytes = max;
+        assert!(wal.try_submit(&record()).unwrap().is_none());
+        assert_eq!(wal.next_lsn(), 1);
+        // Room, but an appender already waits for its turn: it must not be overtaken.
+        {
+            let mut queue = wal.shared.queue.lock();
+            queue.bytes = 0;
+            queue.admit_issued += 1;
+        }
+        assert!(wal.try_submit(&record()).unwrap().is_none());
+        wal.shared.queue.lock().admit_issued -= 1;
+        // Otherwise it submits like `submit`, and the ticket completes.
+        let ticket = wal.try_submit(&record()).unwrap().expect("admitted");
+        assert_eq!(ticket.wait().unwrap(), 1..=1);
+        assert_eq!(wal.submit(record()).unwrap().wait().unwrap(), 2..=2);
     }
 
     #[test]

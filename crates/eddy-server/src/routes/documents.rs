@@ -60,11 +60,35 @@ async fn add(
     let format = body::document_format(&headers, q.get("csvDelimiter"))?;
     let primary_key = q.get("primaryKey").map(str::to_string);
     let payload = body::read(&headers, request, state.config.payload_limit_bytes).await?;
-    let task = state
-        .run(move |engine| Ok(engine.add_documents(&uid, &payload, format, method, primary_key)?))
-        .await?;
+    if payload.len() > INLINE_WRITE_MAX_BYTES {
+        let task = state
+            .run(move |engine| {
+                Ok(engine.add_documents(&uid, &payload, format, method, primary_key)?)
+            })
+            .await?;
+        return Ok(accepted(&task));
+    }
+    // A spawned task runs to the end even if the client goes away: a write in the log is
+    // always applied and its task recorded.
+    let task = tokio::spawn(async move {
+        let prepared =
+            state
+                .engine
+                .prepare_documents(&uid, &payload, format, method, primary_key)?;
+        state.write_async(prepared).await
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "a document write panicked or was cancelled");
+        ApiError::internal("the engine call did not complete")
+    })??;
     Ok(accepted(&task))
 }
+
+/// Payloads up to this size are written without a blocking thread ([`AppState::write_async`]):
+/// parsing, analysis and applying them on the async worker costs less than handing them to
+/// the blocking pool and back. Larger ones would hold the worker too long.
+const INLINE_WRITE_MAX_BYTES: usize = 16 << 10;
 
 /// Keeps the index's displayed attributes, then the requested fields.
 fn present(doc: &Document, displayed: &[String], fields: Option<&[String]>) -> Document {
