@@ -654,18 +654,7 @@ impl Engine {
         method: Method,
         primary_key: Option<String>,
     ) -> Result<Task> {
-        validate_index_uid(uid)?;
-        let docs = parse_payload(payload, format)?;
-        let header = OpHeader {
-            enqueued_at_ns: now_ns(),
-            index: Some(uid.to_string()),
-            op: Op::Documents {
-                method,
-                format,
-                primary_key,
-            },
-        };
-        let estimate = payload.len().saturating_mul(4) + 4096;
+        let (header, docs, estimate) = documents_op(uid, payload, format, method, primary_key)?;
         self.inner
             .write(Some(uid), header, payload, Some(docs), estimate)
     }
@@ -684,18 +673,7 @@ impl Engine {
         method: Method,
         primary_key: Option<String>,
     ) -> Result<PreparedWrite> {
-        validate_index_uid(uid)?;
-        let docs = parse_payload(payload, format)?;
-        let header = OpHeader {
-            enqueued_at_ns: now_ns(),
-            index: Some(uid.to_string()),
-            op: Op::Documents {
-                method,
-                format,
-                primary_key,
-            },
-        };
-        let estimate = payload.len().saturating_mul(4) + 4096;
+        let (header, docs, estimate) = documents_op(uid, payload, format, method, primary_key)?;
         self.inner
             .prepare(Some(uid), header, payload, Some(docs), estimate)
     }
@@ -2841,4 +2819,28 @@ impl Inner {
         }
         Ok(())
     }
+}
+
+/// A documents write's log header, its parsed documents and the memory it reserves: the
+/// common first step of [`Engine::add_documents`] and [`Engine::prepare_documents`].
+fn documents_op(
+    uid: &str,
+    payload: &[u8],
+    format: PayloadFormat,
+    method: Method,
+    primary_key: Option<String>,
+) -> Result<(OpHeader, Vec<Document>, usize)> {
+    validate_index_uid(uid)?;
+    let docs = parse_payload(payload, format)?;
+    let header = OpHeader {
+        enqueued_at_ns: now_ns(),
+        index: Some(uid.to_string()),
+        op: Op::Documents {
+            method,
+            format,
+            primary_key,
+        },
+    };
+    let estimate = payload.len().saturating_mul(4) + 4096;
+    Ok((header, docs, estimate))
 }
