@@ -8,7 +8,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use eddy_engine::{Engine, EngineConfig, Method, PayloadFormat, TaskStatus};
+use eddy_engine::{Engine, EngineConfig, Method, PayloadFormat, PreparedWrite, TaskStatus};
 
 struct Unpark(std::thread::Thread);
 
@@ -35,6 +35,13 @@ fn doc(id: &str) -> Vec<u8> {
     format!(r#"{{"id":"{id}","text":"hello {id}"}}"#).into_bytes()
 }
 
+/// Prepares an add-or-replace of `payload` (JSON) into `docs`.
+fn prepare(engine: &Engine, payload: &[u8]) -> PreparedWrite {
+    engine
+        .prepare_documents("docs", payload, PayloadFormat::Json, Method::Replace, None)
+        .unwrap()
+}
+
 fn open(dir: &std::path::Path, config: EngineConfig) -> Engine {
     let engine = Engine::open(dir, config).unwrap();
     engine.create_index("docs", Some("id".into())).unwrap();
@@ -45,15 +52,7 @@ fn open(dir: &std::path::Path, config: EngineConfig) -> Engine {
 fn a_submitted_write_is_acknowledged_once_durable_and_applied() {
     let dir = tempfile::tempdir().unwrap();
     let engine = open(dir.path(), EngineConfig::default());
-    let prepared = engine
-        .prepare_documents(
-            "docs",
-            &doc("a"),
-            PayloadFormat::Json,
-            Method::Replace,
-            None,
-        )
-        .unwrap();
+    let prepared = prepare(&engine, &doc("a"));
     // Prepared, not yet in the log: nothing to see.
     assert!(engine.document("docs", "a", None).is_err());
     let submitted = engine
@@ -94,15 +93,7 @@ fn try_submit_hands_the_write_back_instead_of_waiting_for_memory() {
     };
     let engine = open(dir.path(), config);
     // The first write holds its reservation until completed.
-    let first = engine
-        .prepare_documents(
-            "docs",
-            &doc("a"),
-            PayloadFormat::Json,
-            Method::Replace,
-            None,
-        )
-        .unwrap();
+    let first = prepare(&engine, &doc("a"));
     let first = engine.try_submit(first).unwrap().expect("room");
     // A second one that does not fit next to it comes back unsubmitted.
     let mut big = String::from("[");
@@ -115,15 +106,7 @@ fn try_submit_hands_the_write_back_instead_of_waiting_for_memory() {
         ));
     }
     big.push(']');
-    let second = engine
-        .prepare_documents(
-            "docs",
-            big.as_bytes(),
-            PayloadFormat::Json,
-            Method::Replace,
-            None,
-        )
-        .unwrap();
+    let second = prepare(&engine, big.as_bytes());
     let Err(second) = engine.try_submit(second).unwrap() else {
         panic!("admitted beyond the memory budget without waiting");
     };
@@ -138,15 +121,7 @@ fn try_submit_hands_the_write_back_instead_of_waiting_for_memory() {
 fn an_abandoned_submitted_write_is_still_applied() {
     let dir = tempfile::tempdir().unwrap();
     let engine = open(dir.path(), EngineConfig::default());
-    let prepared = engine
-        .prepare_documents(
-            "docs",
-            &doc("a"),
-            PayloadFormat::Json,
-            Method::Replace,
-            None,
-        )
-        .unwrap();
+    let prepared = prepare(&engine, &doc("a"));
     let submitted = engine
         .try_submit(prepared)
         .unwrap()
