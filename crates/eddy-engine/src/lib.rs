@@ -19,6 +19,7 @@ pub mod config;
 pub mod document;
 pub mod engine;
 pub mod error;
+pub mod hidden;
 pub mod index;
 pub mod memory;
 pub mod memtable;

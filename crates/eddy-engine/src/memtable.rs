@@ -24,6 +24,8 @@ use eddy_wal::Lsn;
 use rustc_hash::FxHashMap;
 
 use crate::analysis::DocTerms;
+use crate::error::Result;
+use crate::hidden::{DocBits, DocsOfKey, HiddenCache, LayerId, ShadowLog};
 
 /// Stable 64-bit hash of a primary key, stored with every document (memtable and segment)
 /// so that shadow checks on segment documents can probe a hash set before comparing keys.
@@ -157,6 +159,10 @@ pub struct Memtable {
     slots: Vec<Slot>,
     pks: FxHashMap<Arc<str>, PkEntry>,
     shadow_hashes: FxHashMap<u64, u32>,
+    /// The keys counted in `shadow_hashes`, in LSN order, and the segment documents they
+    /// hide (see [`crate::hidden`]).
+    shadow_log: ShadowLog,
+    hidden: HiddenCache,
     term_ids: FxHashMap<Arc<str>, u32>,
     /// Term of each term id.
     terms: Vec<Arc<str>>,
@@ -210,6 +216,8 @@ impl Memtable {
             slots: Vec::new(),
             pks: FxHashMap::default(),
             shadow_hashes: FxHashMap::default(),
+            shadow_log: ShadowLog::default(),
+            hidden: HiddenCache::default(),
             term_ids: FxHashMap::default(),
             terms: Vec::new(),
             recent_terms: BTreeMap::new(),
@@ -270,6 +278,7 @@ impl Memtable {
             + self.slots.capacity() * size_of::<Slot>()
             + table_bytes(self.pks.capacity(), size_of::<(Arc<str>, PkEntry)>())
             + table_bytes(self.shadow_hashes.capacity(), size_of::<(u64, u32)>())
+            + self.shadow_log.bytes()
             + table_bytes(self.term_ids.capacity(), size_of::<(Arc<str>, u32)>())
             + self.terms.capacity() * size_of::<Arc<str>>()
             + self.postings.capacity() * size_of::<TermPostings>()
@@ -348,6 +357,7 @@ impl Memtable {
                     self.pending.dead_docs += 1;
                     self.pending.dead_tokens += u64::from(older.len);
                     *self.shadow_hashes.entry(pk_hash(&doc.pk)).or_insert(0) += 1;
+                    self.shadow_log.push(lsn, doc.pk.clone());
                     (older.seq, true, lsn)
                 }
                 None => (doc.new_seq, false, lsn),
@@ -423,6 +433,7 @@ impl Memtable {
         self.pending.dead_docs += 1;
         self.pending.dead_tokens += u64::from(older.len);
         *self.shadow_hashes.entry(pk_hash(&pk)).or_insert(0) += 1;
+        self.shadow_log.push(lsn, pk.clone());
         self.item_bytes += arc_bytes(pk.len());
         self.pks.insert(
             pk,
@@ -658,6 +669,28 @@ impl<'a> MemReader<'a> {
     /// `false` means certainly not hidden.
     pub fn may_hide_hash(&self, hash: u64) -> bool {
         self.mem.shadow_hashes.contains_key(&hash)
+    }
+
+    /// The documents of an older layer that this memtable hides at the snapshot (`None`:
+    /// none); see [`crate::hidden`]. `docs_of` finds the layer's documents holding a key.
+    ///
+    /// # Errors
+    /// A lookup in the layer failed.
+    pub fn hidden_in(
+        &self,
+        layer: LayerId,
+        max_doc: u32,
+        live: &[LayerId],
+        docs_of: &mut DocsOfKey<'_>,
+    ) -> Result<Option<Arc<DocBits>>> {
+        self.mem.hidden.hidden(
+            &self.mem.shadow_log,
+            self.lsn,
+            layer,
+            max_doc,
+            live,
+            docs_of,
+        )
     }
 
     /// Whether any key may hide an older version (fast path for the common append case).

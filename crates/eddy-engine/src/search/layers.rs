@@ -18,6 +18,7 @@ use tantivy::{DocSet, InvertedIndexReader, SegmentReader, TERMINATED, Term};
 use super::derive::{self, WordDfa};
 use crate::bm25::CorpusStats;
 use crate::error::Result;
+use crate::hidden::{DocBits, DocsOfKey, LayerId};
 use crate::memtable::{MemPostings, MemReader};
 use crate::segments::SegmentFields;
 
@@ -120,6 +121,23 @@ impl SegLayer {
             doc = postings.advance();
         }
         Ok(None)
+    }
+
+    /// Calls `sink` with every document (dead or alive) holding a primary key.
+    pub fn docs_with_pk(&self, pk: &str, sink: &mut dyn FnMut(u32)) -> Result<()> {
+        let term = Term::from_field_text(self.fields.pk, pk);
+        if let Some(mut postings) = self
+            .pk_index
+            .read_postings(&term, IndexRecordOption::Basic)
+            .map_err(postings_error)?
+        {
+            let mut doc = postings.doc();
+            while doc != TERMINATED {
+                sink(doc);
+                doc = postings.advance();
+            }
+        }
+        Ok(())
     }
 
     /// Number of tokens of a document.
@@ -379,6 +397,16 @@ pub struct Snapshot<'a> {
     mems: Vec<MemReader<'a>>,
     /// Whether any memtable may hide documents of older layers.
     any_hiding: bool,
+    /// Per layer but the newest, the documents that newer memtables hide, found on first use.
+    hidden: Vec<OnceLock<Hidden>>,
+}
+
+/// The documents of a layer that the newer memtables of a snapshot hide.
+enum Hidden {
+    Nothing,
+    Docs(Arc<DocBits>),
+    /// A lookup failed: decide per document, from the keys.
+    PerDocument,
 }
 
 /// A document in a snapshot: layer index (segments first, then memtables) and local id.
@@ -408,6 +436,9 @@ impl<'a> Snapshot<'a> {
             segment_terms = None;
         }
         let any_hiding = mems.iter().any(|m| m.hides_anything());
+        let hidden = (0..segments.len() + mems.len().saturating_sub(1))
+            .map(|_| OnceLock::new())
+            .collect();
         Snapshot {
             lsn,
             searcher,
@@ -415,7 +446,70 @@ impl<'a> Snapshot<'a> {
             segment_terms,
             mems,
             any_hiding,
+            hidden,
         }
+    }
+
+    /// Names a layer for the memtables' caches of hidden documents; `None` for a memtable
+    /// that may still change (only frozen memtables are cached).
+    fn layer_id(&self, layer: usize) -> Option<LayerId> {
+        match self.mem_index(layer as u32) {
+            None => Some(LayerId::Segment(self.segments[layer].reader.segment_id())),
+            Some(m) => {
+                let mem = self.mems[m].memtable();
+                mem.is_frozen().then(|| LayerId::Memtable(mem.id()))
+            }
+        }
+    }
+
+    /// The documents of `layer` hidden by newer memtables (see [`crate::hidden`]).
+    fn hidden(&self, layer: usize) -> &Hidden {
+        self.hidden[layer].get_or_init(|| {
+            let Some(id) = self.layer_id(layer) else {
+                return Hidden::PerDocument;
+            };
+            let live: Vec<LayerId> = (0..self.hidden.len())
+                .filter_map(|l| self.layer_id(l))
+                .collect();
+            let max_doc = self.max_doc(layer as u32);
+            let (newer, mut docs_of): (_, Box<DocsOfKey<'_>>) = match self.mem_index(layer as u32) {
+                None => {
+                    let seg = &self.segments[layer];
+                    (
+                        &self.mems[..],
+                        Box::new(|key, sink| seg.docs_with_pk(key, sink)),
+                    )
+                }
+                Some(m) => {
+                    let mem = self.mems[m];
+                    let docs_of = move |key: &str, sink: &mut dyn FnMut(u32)| {
+                        if let Some(slot) = mem.slot_of(key) {
+                            sink(slot);
+                        }
+                        Ok(())
+                    };
+                    (&self.mems[m + 1..], Box::new(docs_of))
+                }
+            };
+            let mut union: Option<Arc<DocBits>> = None;
+            for mem in newer {
+                match mem.hidden_in(id, max_doc, &live, &mut *docs_of) {
+                    Ok(None) => {}
+                    Ok(Some(bits)) => match &mut union {
+                        None => union = Some(bits),
+                        Some(u) => Arc::make_mut(u).union_with(&bits),
+                    },
+                    Err(e) => {
+                        tracing::warn!(error = %e, "key lookup failed; checking keys per document");
+                        return Hidden::PerDocument;
+                    }
+                }
+            }
+            match union {
+                Some(bits) if !bits.is_empty() => Hidden::Docs(bits),
+                _ => Hidden::Nothing,
+            }
+        })
     }
 
     /// Snapshot LSN.
@@ -451,6 +545,11 @@ impl<'a> Snapshot<'a> {
                 if !self.any_hiding {
                     return true;
                 }
+                match self.hidden(layer as usize) {
+                    Hidden::Nothing => return true,
+                    Hidden::Docs(bits) => return !bits.contains(doc),
+                    Hidden::PerDocument => {}
+                }
                 let hash = seg.pk_hash.get_val(doc);
                 if !self.mems.iter().any(|m| m.may_hide_hash(hash)) {
                     return true;
@@ -465,6 +564,11 @@ impl<'a> Snapshot<'a> {
                 let newer = &self.mems[m + 1..];
                 if newer.is_empty() || !self.any_hiding {
                     return true;
+                }
+                match self.hidden(layer as usize) {
+                    Hidden::Nothing => return true,
+                    Hidden::Docs(bits) => return !bits.contains(doc),
+                    Hidden::PerDocument => {}
                 }
                 let pk = mem.pk(doc);
                 !newer.iter().any(|n| n.hides(pk))
