@@ -251,6 +251,34 @@ impl TopK {
         }
     }
 
+    /// Offers a candidate whose insertion order is read only when it is needed: when the
+    /// collector is full, a candidate ranked below the worst kept one by `(bucket, score)`
+    /// is only counted. Most matches of a broad query are such, and reading `seq` from a
+    /// segment's column for each was a tenth of a search.
+    pub fn push_with_seq(
+        &mut self,
+        bucket: u32,
+        score: f32,
+        doc: DocRef,
+        seq: impl FnOnce() -> u64,
+    ) {
+        if self.k > 0
+            && self.heap.len() >= self.k
+            && let Some(worst) = self.heap.peek()
+            && (worst.0.bucket, worst.0.score).partial_cmp(&(bucket, score))
+                == Some(Ordering::Greater)
+        {
+            self.count += 1;
+            return;
+        }
+        self.push(Candidate {
+            bucket,
+            score,
+            seq: seq(),
+            doc,
+        });
+    }
+
     /// The kept candidates, best first.
     pub fn into_sorted(self) -> Vec<Candidate> {
         let mut v: Vec<Candidate> = self.heap.into_iter().map(|w| w.0).collect();
@@ -571,11 +599,8 @@ fn evaluate_layer(
                 Strategy::Any => u32::from(mask != 0),
             };
             if bucket > 0 && !is_excluded(&mut excluded, doc, &mut phrase_positions, &mut scratch) {
-                top.push(Candidate {
-                    bucket,
-                    score: best.iter().sum(),
-                    seq: snapshot.seq(layer, doc),
-                    doc: DocRef { layer, doc },
+                top.push_with_seq(bucket, best.iter().sum(), DocRef { layer, doc }, || {
+                    snapshot.seq(layer, doc)
                 });
             }
         }
@@ -692,11 +717,8 @@ impl Window {
                         Strategy::Any => u32::from(m != 0),
                     };
                     if bucket > 0 && !is_excluded(excluded, doc, &mut positions, &mut scratch) {
-                        top.push(Candidate {
-                            bucket,
-                            score,
-                            seq: snapshot.seq(layer, doc),
-                            doc: DocRef { layer, doc },
+                        top.push_with_seq(bucket, score, DocRef { layer, doc }, || {
+                            snapshot.seq(layer, doc)
                         });
                     }
                 }
@@ -826,5 +848,20 @@ mod tests {
         assert_eq!(top.count, 4);
         let got: Vec<u32> = top.into_sorted().iter().map(|c| c.doc.doc).collect();
         assert_eq!(got, vec![1, 3]);
+    }
+
+    #[test]
+    fn lazy_seq_reads_only_what_may_rank_and_keeps_ties_in_insertion_order() {
+        let mut top = TopK::new(2);
+        let doc = |doc| DocRef { layer: 0, doc };
+        top.push_with_seq(1, 1.0, doc(0), || 30);
+        top.push_with_seq(1, 1.0, doc(1), || 20);
+        // Same bucket and score, inserted earlier: displaces the one with seq 30.
+        top.push_with_seq(1, 1.0, doc(2), || 10);
+        top.push_with_seq(1, 0.5, doc(3), || panic!("a lower score needs no seq"));
+        top.push_with_seq(0, 9.0, doc(4), || panic!("a lower bucket needs no seq"));
+        assert_eq!(top.count, 5);
+        let kept: Vec<u64> = top.into_sorted().iter().map(|c| c.seq).collect();
+        assert_eq!(kept, vec![10, 20]);
     }
 }
