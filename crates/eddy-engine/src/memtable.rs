@@ -64,7 +64,6 @@ struct Slot {
     dead_lsn: Lsn,
     seq: u64,
     len: u32,
-    fieldnorm_id: u8,
     json: Arc<[u8]>,
 }
 
@@ -157,6 +156,10 @@ pub struct Memtable {
     clear_lsn: Option<Lsn>,
     frozen: bool,
     slots: Vec<Slot>,
+    /// BM25 fieldnorm id of each slot, apart from the slots: ranking reads it for every
+    /// posting, and a dense byte array stays in cache where 64-byte slots did not (the
+    /// slot loads were a sixth of evaluating a memtable).
+    fieldnorms: Vec<u8>,
     pks: FxHashMap<Arc<str>, PkEntry>,
     shadow_hashes: FxHashMap<u64, u32>,
     /// The keys counted in `shadow_hashes`, in LSN order, and the segment documents they
@@ -214,6 +217,7 @@ impl Memtable {
             clear_lsn,
             frozen: false,
             slots: Vec::new(),
+            fieldnorms: Vec::new(),
             pks: FxHashMap::default(),
             shadow_hashes: FxHashMap::default(),
             shadow_log: ShadowLog::default(),
@@ -276,6 +280,7 @@ impl Memtable {
         use std::mem::size_of;
         self.item_bytes
             + self.slots.capacity() * size_of::<Slot>()
+            + self.fieldnorms.capacity()
             + table_bytes(self.pks.capacity(), size_of::<(Arc<str>, PkEntry)>())
             + table_bytes(self.shadow_hashes.capacity(), size_of::<(u64, u32)>())
             + self.shadow_log.bytes()
@@ -400,13 +405,14 @@ impl Memtable {
         self.item_bytes += arc_bytes(doc.json.len()) + arc_bytes(doc.pk.len());
         self.pending.live_docs += 1;
         self.pending.live_tokens += u64::from(len);
+        self.fieldnorms
+            .push(tantivy::fieldnorm::FieldNormReader::fieldnorm_to_id(len));
         self.slots.push(Slot {
             pk: doc.pk,
             lsn,
             dead_lsn: Lsn::MAX,
             seq,
             len,
-            fieldnorm_id: tantivy::fieldnorm::FieldNormReader::fieldnorm_to_id(len),
             json: doc.json,
         });
     }
@@ -715,7 +721,7 @@ impl<'a> MemReader<'a> {
 
     /// BM25 fieldnorm id of a slot.
     pub fn fieldnorm_id(&self, slot: u32) -> u8 {
-        self.mem.slots[slot as usize].fieldnorm_id
+        self.mem.fieldnorms[slot as usize]
     }
 
     /// Stored JSON of a slot.

@@ -626,7 +626,8 @@ struct Window {
     present: Vec<u64>,
     /// Per document: the words it matches.
     mask: Vec<u64>,
-    /// Per word, then per document: the best score of its derivations.
+    /// Per document, then per word: the best score of its derivations (a document's words
+    /// side by side, so summing them reads one cache line, not one per word).
     best: Vec<f32>,
 }
 
@@ -671,7 +672,6 @@ impl Window {
                 };
                 let d = &derivations[slot.member];
                 let typos = 1.0 + f32::from(d.typos);
-                let row = &mut best[slot.group * width..(slot.group + 1) * width];
                 let bit = 1u64 << slot.group;
                 let mut doc = cursor.doc();
                 while doc < end {
@@ -682,8 +682,9 @@ impl Window {
                         / typos;
                     present[off / 64] |= 1 << (off % 64);
                     mask[off] |= bit;
-                    if s > row[off] {
-                        row[off] = s;
+                    let b = &mut best[off * n_groups + slot.group];
+                    if s > *b {
+                        *b = s;
                     }
                     doc = cursor.advance();
                 }
@@ -695,8 +696,8 @@ impl Window {
                     bits &= bits - 1;
                     let m = std::mem::take(&mut mask[off]);
                     let mut score = 0f32;
-                    for g in 0..n_groups {
-                        score += std::mem::take(&mut best[g * width + off]);
+                    for b in &mut best[off * n_groups..(off + 1) * n_groups] {
+                        score += std::mem::take(b);
                     }
                     if top.out_of_time() {
                         return;
