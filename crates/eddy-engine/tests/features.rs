@@ -810,7 +810,8 @@ fn search_cutoff_returns_a_full_page_of_partial_results() {
     let docs: Vec<Value> = (0..3000)
         .map(|i| {
             let late = if i >= 2970 { " late" } else { "" };
-            json!({"id": i, "title": format!("common word{} tag{}{late}", i % 7, i % 3), "n": i})
+            // `g`: 15 runs of 200 consecutive documents, for distinct.
+            json!({"id": i, "title": format!("common word{} tag{}{late}", i % 7, i % 3), "n": i, "g": i / 200})
         })
         .collect();
     for layout in [0u8, 1, 2] {
@@ -819,7 +820,7 @@ fn search_cutoff_returns_a_full_page_of_partial_results() {
             dir.path(),
             "c",
             &docs,
-            json!({"filterableAttributes": ["n"], "sortableAttributes": ["n"]}),
+            json!({"filterableAttributes": ["n", "g"], "sortableAttributes": ["n"]}),
             layout,
         );
         let requests = [
@@ -853,6 +854,13 @@ fn search_cutoff_returns_a_full_page_of_partial_results() {
                 filter: Some(json!("n >= 2980")),
                 ..SearchRequest::default()
             },
+            // The first documents matched share a few `g` values: a page of distinct hits
+            // needs far more of them.
+            SearchRequest {
+                q: Some("common".into()),
+                distinct: Some("g".into()),
+                ..SearchRequest::default()
+            },
         ];
         // Default budget (1500 ms): complete.
         let complete: Vec<_> = requests
@@ -867,6 +875,7 @@ fn search_cutoff_returns_a_full_page_of_partial_results() {
         assert_eq!(complete[4].total, 30);
         assert_eq!(complete[5].total, 20);
         assert_eq!(complete[6].total, 20);
+        assert_eq!(complete[7].total, 15);
         // No budget at all: a valid, degraded answer, never an error: a full page of
         // matching documents, the rest of the ranking skipped.
         let Value::Object(patch) = json!({"searchCutoffMs": 0}) else {
@@ -880,11 +889,22 @@ fn search_cutoff_returns_a_full_page_of_partial_results() {
                 assert!(got.total < full.total, "{r:?}");
             }
             assert!(got.total <= full.total, "{r:?}");
-            assert_eq!(got.hits.len(), r.limit, "{r:?} layout {layout}");
+            let page = r.limit.min(full.total as usize);
+            assert_eq!(got.hits.len(), page, "{r:?} layout {layout}");
             let mut ids: Vec<&str> = got.hits.iter().map(|h| h.id.as_str()).collect();
             ids.sort_unstable();
             ids.dedup();
-            assert_eq!(ids.len(), r.limit, "{r:?}");
+            assert_eq!(ids.len(), page, "{r:?}");
+            if r.distinct.is_some() {
+                let mut groups: Vec<u64> = got
+                    .hits
+                    .iter()
+                    .map(|h| h.document["g"].as_u64().unwrap())
+                    .collect();
+                groups.sort_unstable();
+                groups.dedup();
+                assert_eq!(groups.len(), page, "{r:?}");
+            }
             for h in &got.hits {
                 let n = h.document["n"].as_u64().unwrap();
                 match i {

@@ -398,6 +398,12 @@ pub fn execute(
     let mut read: HashSet<DocRef> = HashSet::new();
     let mut round = candidates;
     let mut second_round = false;
+    // How many hits the entries read so far make at least: with `distinct`, entries that
+    // share a value collapse into one hit, so a degraded search counts values, not entries
+    // (greedily, in reading order: exact for single values), or it would stop with fewer
+    // than a page.
+    let mut filled = 0usize;
+    let mut distinct_seen: HashSet<String> = HashSet::new();
     loop {
         for (i, mut candidate) in round.into_iter().enumerate() {
             // Reading documents is the costly part: the time budget is checked here too.
@@ -408,7 +414,7 @@ pub fn execute(
             {
                 degraded = true;
             }
-            if degraded && entries.len() >= page {
+            if degraded && filled >= page {
                 break;
             }
             if matching_cut {
@@ -442,6 +448,10 @@ pub fn execute(
             if count_now && let Some(f) = facets.as_mut() {
                 f.add_values(|k| values.facets(facet_pos[k]));
             }
+            if !distinct.iter().any(|k| distinct_seen.contains(k)) {
+                filled += 1;
+                distinct_seen.extend(distinct.iter().cloned());
+            }
             entries.push(Entry {
                 candidate,
                 keys,
@@ -452,7 +462,7 @@ pub fn execute(
         // match the rest (without a deadline) to fill the page.
         if matching_cut
             && !second_round
-            && entries.len() < page
+            && filled < page
             && let Some(p) = &the_plan
         {
             let mut all = TopK::new(usize::MAX);
