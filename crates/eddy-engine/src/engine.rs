@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use eddy_wal::{Lsn, Wal, WalConfig};
+use eddy_wal::{Durability, Lsn, Wal, WalConfig};
 use parking_lot::{Condvar, Mutex, RwLock};
 use rustc_hash::FxHashMap;
 use serde_json::{Map, Value, json};
@@ -2545,7 +2545,10 @@ impl Inner {
                 .insert(uid.to_string(), job.from_lsn() + 1);
             job
         };
-        let result = self.drive_rebuild(&slot, &old, &mut job, pending.lsn);
+        // The rebuilt index commits checkpoints from `job.from_lsn()` on.
+        let result = self
+            .sync_log()
+            .and_then(|()| self.drive_rebuild(&slot, &old, &mut job, pending.lsn));
         // After a swap the new index's catch-up memtable holds the log (see `rebuild`).
         old.stop_tracking();
         self.rebuild_floors.lock().remove(uid);
@@ -2655,12 +2658,29 @@ impl Inner {
 
     // ------------------------------------------------------------------ flushing
 
+    /// Makes the log durable up to every LSN applied so far, when acknowledgements do not
+    /// already wait for that (`flush` and `none` durability). Called before an LSN is
+    /// recorded durably elsewhere (a Tantivy checkpoint, the applied watermark): a power cut
+    /// must never leave the log ending below such an LSN, or the log would hand it out again
+    /// and replay would skip the new records as already checkpointed.
+    fn sync_log(&self) -> Result<()> {
+        if self.config.durability != Durability::Fsync {
+            self.wal.sync()?;
+        }
+        Ok(())
+    }
+
     fn flush_instance(&self, instance: &IndexInstance, max: usize) -> Result<()> {
         let sync_meta = || {
             let applied = self.applied_watermark();
+            self.sync_log()?;
             self.meta.sync(applied)
         };
         let failpoint = |name: &'static str| self.failpoint(name);
+        // Every LSN the flushed memtables hold was written before this call.
+        if let Err(e) = self.sync_log() {
+            return Err(self.poison(format!("log sync before a flush failed: {e}")));
+        }
         match instance.flush(max, &sync_meta, &failpoint) {
             Ok(_) => Ok(()),
             Err(e) => Err(self.poison(format!("flush of index `{}` failed: {e}", instance.uid()))),
@@ -2680,6 +2700,7 @@ impl Inner {
     fn checkpoint(&self) -> Result<()> {
         let _g = self.checkpoint_lock.lock();
         let applied = self.applied_watermark();
+        self.sync_log()?;
         self.meta.sync(applied)?;
         self.failpoint("checkpoint.after_meta_sync")?;
         let removals = std::mem::take(&mut *self.removals.lock());

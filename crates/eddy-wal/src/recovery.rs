@@ -114,14 +114,11 @@ pub(crate) fn recover(storage: &dyn Storage) -> Result<Recovered, Error> {
         None => {}
         Some(Repair::Truncate { offset, damage }) => {
             tracing::warn!(file = %path.display(), offset, ?damage, "WAL: truncating a torn tail at the last valid frame");
+            // The cut must be durable (synced below) before new frames land behind it, or a
+            // crash could resurrect the torn bytes between two valid frames.
             active
                 .set_len(offset)
                 .map_err(|e| Error::io("truncate", path.clone(), e))?;
-            // The cut must be durable before new frames land behind it, or a crash could
-            // resurrect the torn bytes between two valid frames.
-            active
-                .sync_data()
-                .map_err(|e| Error::io("fdatasync", path, e))?;
         }
         Some(Repair::RewriteHeader) => {
             tracing::warn!(file = %path.display(), "WAL: rewriting the torn header of an empty last segment");
@@ -131,12 +128,16 @@ pub(crate) fn recover(storage: &dyn Storage) -> Result<Recovered, Error> {
             active
                 .append(&[&encode_header(last.first_lsn)])
                 .map_err(|e| Error::io("write", path.clone(), e))?;
-            active
-                .sync_data()
-                .map_err(|e| Error::io("fdatasync", path, e))?;
             last.bytes = SEGMENT_HEADER_LEN as u64;
         }
     }
+    // IMPORTANT: what recovery returns as the log is durable. Under the `flush` and `none`
+    // levels a process crash leaves written but unsynced records in the page cache; the
+    // engine replays them into checkpoints, and a later power cut must not take them back
+    // (the log would then end below a checkpoint and hand its LSNs out again).
+    active
+        .sync_data()
+        .map_err(|e| Error::io("fdatasync", path, e))?;
     segments.push(last);
     Ok(Recovered {
         segments,

@@ -316,6 +316,24 @@ impl Wal {
     /// [`Error::Io`] if syncing the old segment or creating the new one fails (the log is then
     /// poisoned), [`Error::Poisoned`], [`Error::Closed`].
     pub fn rotate(&self) -> Result<(), Error> {
+        self.control(Item::Rotate)
+    }
+
+    /// Makes every record submitted before the call durable (fdatasync), whatever the
+    /// durability level. Under [`Durability::Flush`] and [`Durability::None`], a caller that
+    /// is about to record an LSN somewhere durable (a checkpoint) calls this first, so that
+    /// a power cut can never leave the log ending below an LSN recorded elsewhere (the log
+    /// would then hand that LSN out again).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the write or the fdatasync fails (the log is then poisoned),
+    /// [`Error::Poisoned`], [`Error::Closed`].
+    pub fn sync(&self) -> Result<(), Error> {
+        self.control(Item::Sync)
+    }
+
+    /// Queues a control item behind every record submitted so far and waits for its answer.
+    fn control(&self, item: fn(mpsc::Sender<Result<(), Error>>) -> Item) -> Result<(), Error> {
         let (reply, answer) = mpsc::channel();
         {
             let mut queue = self.shared.queue.lock();
@@ -325,7 +343,7 @@ impl Wal {
             if queue.closing {
                 return Err(Error::Closed);
             }
-            queue.items.push(Item::Rotate(reply));
+            queue.items.push(item(reply));
             self.shared
                 .queued_items
                 .store(queue.items.len(), Ordering::Relaxed);
