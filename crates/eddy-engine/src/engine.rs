@@ -2315,6 +2315,49 @@ impl Inner {
 
     // ------------------------------------------------------------------ recovery
 
+    /// Refuses to recover from a log that lost files: its end below an LSN recorded as
+    /// checkpointed or applied (it would hand those LSNs out again, and replay would skip
+    /// the new records), or its oldest segment past `from` where no truncation went (the
+    /// records replay needs are gone). Either way acknowledged writes are missing; the
+    /// error says so rather than starting with them silently lost.
+    fn check_log_covers(&self, from: Lsn, meta_applied: Lsn) -> Result<()> {
+        let end = self.wal.next_lsn() - 1;
+        let recorded = self
+            .instances()
+            .iter()
+            .map(|i| i.checkpoint())
+            .chain(std::iter::once(meta_applied))
+            .max()
+            .unwrap_or(0);
+        if end < recorded {
+            return Err(Error::Corrupt(format!(
+                "the write-ahead log in {} ends at LSN {end}, but LSN {recorded} was \
+                 already checkpointed: log files are missing",
+                self.path.join("wal").display()
+            )));
+        }
+        let oldest = self.wal.segments().first().map_or(1, |(first, _)| *first);
+        let log_start = match self.meta.log_start()? {
+            Some(start) => start,
+            // Never truncated since log starts were recorded: a log that starts at 1 is
+            // whole, and records it from now on; an older store cannot be checked.
+            None if oldest == 1 => {
+                self.meta.set_log_start(1)?;
+                1
+            }
+            None => return Ok(()),
+        };
+        if oldest > from.max(log_start) {
+            return Err(Error::Corrupt(format!(
+                "the write-ahead log in {} starts at LSN {oldest}, but recovery needs it from \
+                 LSN {} and it was never truncated past {log_start}: log files are missing",
+                self.path.join("wal").display(),
+                from.max(log_start)
+            )));
+        }
+        Ok(())
+    }
+
     fn replay(&self) -> Result<RecoveryStats> {
         let started = Instant::now();
         let meta_applied = self.meta.applied_lsn()?;
@@ -2326,6 +2369,7 @@ impl Inner {
             .min()
             .unwrap_or(0)
             + 1;
+        self.check_log_covers(from, meta_applied)?;
         let mut stats = RecoveryStats {
             from_lsn: from,
             ..RecoveryStats::default()
@@ -2740,7 +2784,15 @@ impl Inner {
                 .min()
                 .unwrap_or(applied + 1)
         };
-        self.wal.truncate_before(bound)?;
+        let segments = self.wal.segments();
+        if segments.get(1).is_some_and(|(first, _)| *first <= bound) {
+            // Recorded before any segment goes, so that recovery can tell a truncated log
+            // from one that lost files (see `check_log_covers`).
+            if self.meta.log_start()?.is_none_or(|start| start < bound) {
+                self.meta.set_log_start(bound)?;
+            }
+            self.wal.truncate_before(bound)?;
+        }
         self.failpoint("checkpoint.after_truncate")?;
         Ok(())
     }

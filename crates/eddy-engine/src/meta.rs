@@ -25,6 +25,8 @@ const TASKS: TableDefinition<u64, &[u8]> = TableDefinition::new("tasks");
 const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
 
 const APPLIED_LSN: &str = "applied_lsn";
+/// The LSN below which the log may have been truncated (written before each truncation).
+const LOG_START: &str = "log_start";
 
 /// What the registry knows of an index.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -133,18 +135,41 @@ impl MetaStore {
 
     /// LSN up to which every operation is reflected in the durable store.
     pub fn applied_lsn(&self) -> Result<u64> {
+        Ok(self.lsn(APPLIED_LSN)?.unwrap_or(0))
+    }
+
+    /// The LSN below which the log may have been truncated; `None` for a store that never
+    /// recorded it (created by an eddy that did not).
+    pub fn log_start(&self) -> Result<Option<u64>> {
+        self.lsn(LOG_START)
+    }
+
+    /// Records, durably, that the log may be truncated below `lsn`.
+    pub fn set_log_start(&self, lsn: u64) -> Result<()> {
+        let mut tx = self.db.begin_write().map_err(Error::meta)?;
+        tx.set_durability(Durability::Immediate)
+            .map_err(Error::meta)?;
+        {
+            let mut t = tx.open_table(META).map_err(Error::meta)?;
+            t.insert(LOG_START, lsn.to_le_bytes().as_slice())
+                .map_err(Error::meta)?;
+        }
+        tx.commit().map_err(Error::meta)
+    }
+
+    fn lsn(&self, key: &str) -> Result<Option<u64>> {
         let tx = self.db.begin_read().map_err(Error::meta)?;
         let t = tx.open_table(META).map_err(Error::meta)?;
-        Ok(match t.get(APPLIED_LSN).map_err(Error::meta)? {
+        match t.get(key).map_err(Error::meta)? {
             Some(v) => {
-                let b = v.value();
-                let arr: [u8; 8] = b
+                let arr: [u8; 8] = v
+                    .value()
                     .try_into()
-                    .map_err(|_| Error::Corrupt("applied_lsn is not 8 bytes".into()))?;
-                u64::from_le_bytes(arr)
+                    .map_err(|_| Error::Corrupt(format!("{key} is not 8 bytes")))?;
+                Ok(Some(u64::from_le_bytes(arr)))
             }
-            None => 0,
-        })
+            None => Ok(None),
+        }
     }
 
     /// Every registered index.

@@ -745,3 +745,80 @@ fn a_power_cut_under_flush_durability_never_reuses_checkpointed_lsns() {
         }
     }
 }
+
+/// Log segment files lost outside eddy (deleted by hand, a damaged file system) mean lost
+/// acknowledged writes: opening says so instead of starting without them. A lost tail would
+/// also have had the log hand checkpointed LSNs out again.
+#[test]
+fn missing_log_files_are_refused_at_open() {
+    use eddy_engine::Disk;
+    let config = |disk: &SimDisk| EngineConfig {
+        merge_strategy: MergeStrategy::Manual,
+        wal_segment_bytes: 4 << 10,
+        disk: Arc::new(disk.clone()),
+        ..EngineConfig::default()
+    };
+    let disk = SimDisk::new();
+    let engine = Engine::open(DATA, config(&disk)).unwrap();
+    for batch in 0..40u32 {
+        let docs: Vec<Value> = (batch * 5..batch * 5 + 5)
+            .map(|i| json!({"id": i, "t": "some words to fill the log a little"}))
+            .collect();
+        engine
+            .add_documents(
+                "a",
+                Value::Array(docs).to_string().as_bytes(),
+                PayloadFormat::Json,
+                Method::Replace,
+                Some("id".into()),
+            )
+            .unwrap();
+        if batch == 20 {
+            // A checkpoint in the middle: the log keeps what the memtable holds.
+            engine.flush().unwrap();
+        }
+    }
+    let segments = |image: &SimDisk| {
+        let storage = image.wal_storage(std::path::Path::new("data/wal")).unwrap();
+        let mut names: Vec<String> = storage
+            .list()
+            .unwrap()
+            .into_iter()
+            .filter(|n| n.ends_with(".wal"))
+            .collect();
+        names.sort();
+        (storage, names)
+    };
+    let must_refuse = |image: &SimDisk, what: &str| match Engine::open(DATA, config(image)) {
+        Ok(_) => panic!("opened a log with {what} missing"),
+        Err(e) => assert!(e.to_string().contains("log files are missing"), "{e}"),
+    };
+
+    // Intact, the image opens with every document.
+    let whole = disk.crash(None);
+    let reopened = Engine::open(DATA, config(&whole)).unwrap();
+    assert_eq!(
+        reopened
+            .index_stats("a", false)
+            .unwrap()
+            .number_of_documents,
+        200
+    );
+    drop(reopened);
+
+    // The oldest segment still needed, gone.
+    let image = disk.crash(None);
+    let (storage, names) = segments(&image);
+    assert!(names.len() > 2, "{names:?}");
+    storage.remove(&names[0]).unwrap();
+    must_refuse(&image, "its head");
+
+    // Every segment gone: the log would start again at LSN 1.
+    let image = disk.crash(None);
+    let (storage, names) = segments(&image);
+    for name in &names {
+        storage.remove(name).unwrap();
+    }
+    must_refuse(&image, "everything");
+    drop(engine);
+}
