@@ -2315,6 +2315,15 @@ impl Inner {
 
     // ------------------------------------------------------------------ recovery
 
+    /// The LSNs recorded durably outside the log: every index's checkpoint and the
+    /// metadata store's applied watermark.
+    fn recorded_lsns(&self, meta_applied: Lsn) -> impl Iterator<Item = Lsn> {
+        self.instances()
+            .into_iter()
+            .map(|i| i.checkpoint())
+            .chain(std::iter::once(meta_applied))
+    }
+
     /// Refuses to recover from a log that lost files: its end below an LSN recorded as
     /// checkpointed or applied (it would hand those LSNs out again, and replay would skip
     /// the new records), or its oldest segment past `from` where no truncation went (the
@@ -2322,13 +2331,7 @@ impl Inner {
     /// error says so rather than starting with them silently lost.
     fn check_log_covers(&self, from: Lsn, meta_applied: Lsn) -> Result<()> {
         let end = self.wal.next_lsn() - 1;
-        let recorded = self
-            .instances()
-            .iter()
-            .map(|i| i.checkpoint())
-            .chain(std::iter::once(meta_applied))
-            .max()
-            .unwrap_or(0);
+        let recorded = self.recorded_lsns(meta_applied).max().unwrap_or(0);
         if end < recorded {
             return Err(Error::Corrupt(format!(
                 "the write-ahead log in {} ends at LSN {end}, but LSN {recorded} was \
@@ -2361,14 +2364,7 @@ impl Inner {
     fn replay(&self) -> Result<RecoveryStats> {
         let started = Instant::now();
         let meta_applied = self.meta.applied_lsn()?;
-        let from = self
-            .instances()
-            .iter()
-            .map(|i| i.checkpoint())
-            .chain(std::iter::once(meta_applied))
-            .min()
-            .unwrap_or(0)
-            + 1;
+        let from = self.recorded_lsns(meta_applied).min().unwrap_or(0) + 1;
         self.check_log_covers(from, meta_applied)?;
         let mut stats = RecoveryStats {
             from_lsn: from,

@@ -146,12 +146,17 @@ impl MetaStore {
 
     /// Records, durably, that the log may be truncated below `lsn`.
     pub fn set_log_start(&self, lsn: u64) -> Result<()> {
+        self.put_lsn(LOG_START, lsn)
+    }
+
+    /// Stores an LSN under `key` durably.
+    fn put_lsn(&self, key: &str, lsn: u64) -> Result<()> {
         let mut tx = self.db.begin_write().map_err(Error::meta)?;
         tx.set_durability(Durability::Immediate)
             .map_err(Error::meta)?;
         {
             let mut t = tx.open_table(META).map_err(Error::meta)?;
-            t.insert(LOG_START, lsn.to_le_bytes().as_slice())
+            t.insert(key, lsn.to_le_bytes().as_slice())
                 .map_err(Error::meta)?;
         }
         tx.commit().map_err(Error::meta)
@@ -228,15 +233,7 @@ impl MetaStore {
     /// Makes everything committed so far durable, recording that every operation up to
     /// `applied_lsn` is reflected.
     pub fn sync(&self, applied_lsn: u64) -> Result<()> {
-        let mut tx = self.db.begin_write().map_err(Error::meta)?;
-        tx.set_durability(Durability::Immediate)
-            .map_err(Error::meta)?;
-        {
-            let mut t = tx.open_table(META).map_err(Error::meta)?;
-            t.insert(APPLIED_LSN, applied_lsn.to_le_bytes().as_slice())
-                .map_err(Error::meta)?;
-        }
-        tx.commit().map_err(Error::meta)
+        self.put_lsn(APPLIED_LSN, applied_lsn)
     }
 
     /// A task by uid.

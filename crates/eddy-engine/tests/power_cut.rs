@@ -698,6 +698,21 @@ fn every_acknowledged_write_survives_a_power_cut_at_any_sync_point() {
     assert!(cuts * 2 >= points.len(), "most runs should be cut mid-run");
 }
 
+/// Replaces documents `ids` of index `a` (text `t`), successfully.
+fn write_ids(engine: &Engine, ids: std::ops::Range<u32>, t: &str) {
+    let docs: Vec<Value> = ids.map(|i| json!({"id": i, "t": t})).collect();
+    let task = engine
+        .add_documents(
+            "a",
+            Value::Array(docs).to_string().as_bytes(),
+            PayloadFormat::Json,
+            Method::Replace,
+            Some("id".into()),
+        )
+        .unwrap();
+    assert_eq!(task.status, TaskStatus::Succeeded);
+}
+
 /// Under `flush` durability a power cut may lose acknowledged records, but never records
 /// behind a checkpoint: the log is synced before an LSN is recorded durably elsewhere.
 /// Otherwise the log came back ending below the Tantivy checkpoint, handed its LSNs out
@@ -711,19 +726,7 @@ fn a_power_cut_under_flush_durability_never_reuses_checkpointed_lsns() {
         disk: Arc::new(disk.clone()),
         ..EngineConfig::default()
     };
-    let write = |engine: &Engine, ids: std::ops::Range<u32>| {
-        let docs: Vec<Value> = ids.map(|i| json!({"id": i, "t": "word"})).collect();
-        let task = engine
-            .add_documents(
-                "a",
-                Value::Array(docs).to_string().as_bytes(),
-                PayloadFormat::Json,
-                Method::Replace,
-                Some("id".into()),
-            )
-            .unwrap();
-        assert_eq!(task.status, TaskStatus::Succeeded);
-    };
+    let write = |engine: &Engine, ids: std::ops::Range<u32>| write_ids(engine, ids, "word");
     {
         let engine = Engine::open(DATA, config(&disk)).unwrap();
         for batch in 0..5 {
@@ -761,18 +764,11 @@ fn missing_log_files_are_refused_at_open() {
     let disk = SimDisk::new();
     let engine = Engine::open(DATA, config(&disk)).unwrap();
     for batch in 0..40u32 {
-        let docs: Vec<Value> = (batch * 5..batch * 5 + 5)
-            .map(|i| json!({"id": i, "t": "some words to fill the log a little"}))
-            .collect();
-        engine
-            .add_documents(
-                "a",
-                Value::Array(docs).to_string().as_bytes(),
-                PayloadFormat::Json,
-                Method::Replace,
-                Some("id".into()),
-            )
-            .unwrap();
+        write_ids(
+            &engine,
+            batch * 5..batch * 5 + 5,
+            "some words to fill the log a little",
+        );
         if batch == 20 {
             // A checkpoint in the middle: the log keeps what the memtable holds.
             engine.flush().unwrap();
@@ -809,7 +805,7 @@ fn missing_log_files_are_refused_at_open() {
     // The oldest segment still needed, gone.
     let image = disk.crash(None);
     let (storage, names) = segments(&image);
-    assert!(names.len() > 2, "{names:?}");
+    assert!(names.len() >= 2, "{names:?}");
     storage.remove(&names[0]).unwrap();
     must_refuse(&image, "its head");
 

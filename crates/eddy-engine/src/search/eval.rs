@@ -52,6 +52,20 @@ pub enum Strategy {
     Any,
 }
 
+impl Strategy {
+    /// The words bucket of a document matching the query terms in `mask` (of `n_groups`);
+    /// 0 when it does not qualify.
+    #[inline]
+    fn bucket(self, mask: u64, n_groups: usize) -> u32 {
+        match self {
+            Strategy::Last => mask.trailing_ones(),
+            Strategy::All if mask.count_ones() as usize == n_groups => n_groups as u32,
+            Strategy::All => 0,
+            Strategy::Any => u32::from(mask != 0),
+        }
+    }
+}
+
 /// One derivation of a query word, ready to score.
 pub struct WeightedTerm {
     /// Indexed term.
@@ -587,17 +601,7 @@ fn evaluate_layer(
             if restrict.is_some() {
                 mask = counted;
             }
-            let bucket = match plan.strategy {
-                Strategy::Last => mask.trailing_ones(),
-                Strategy::All => {
-                    if mask.count_ones() as usize == n_groups {
-                        n_groups as u32
-                    } else {
-                        0
-                    }
-                }
-                Strategy::Any => u32::from(mask != 0),
-            };
+            let bucket = plan.strategy.bucket(mask, n_groups);
             if bucket > 0 && !is_excluded(&mut excluded, doc, &mut phrase_positions, &mut scratch) {
                 top.push_with_seq(bucket, best.iter().sum(), DocRef { layer, doc }, || {
                     snapshot.seq(layer, doc)
@@ -706,17 +710,7 @@ impl Window {
                     if !(all_visible || snapshot.visible(layer, doc)) {
                         continue;
                     }
-                    let bucket = match plan.strategy {
-                        Strategy::Last => m.trailing_ones(),
-                        Strategy::All => {
-                            if m.count_ones() as usize == n_groups {
-                                n_groups as u32
-                            } else {
-                                0
-                            }
-                        }
-                        Strategy::Any => u32::from(m != 0),
-                    };
+                    let bucket = plan.strategy.bucket(m, n_groups);
                     if bucket > 0 && !is_excluded(excluded, doc, &mut positions, &mut scratch) {
                         top.push_with_seq(bucket, score, DocRef { layer, doc }, || {
                             snapshot.seq(layer, doc)
