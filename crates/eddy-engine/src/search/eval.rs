@@ -194,6 +194,8 @@ pub struct TopK {
     ticks: u32,
     /// Whether the deadline passed (results are partial).
     pub degraded: bool,
+    /// Whether candidates get their insertion order (see [`TopK::without_seq`]).
+    read_seq: bool,
 }
 
 impl TopK {
@@ -207,6 +209,16 @@ impl TopK {
             fill: k,
             ticks: 0,
             degraded: false,
+            read_seq: true,
+        }
+    }
+
+    /// Candidates get `seq` 0 (ties then go by document): for a caller that keeps every
+    /// match and reads the insertion order only of those that pass its filter.
+    pub fn without_seq(self) -> TopK {
+        TopK {
+            read_seq: false,
+            ..self
         }
     }
 
@@ -288,7 +300,7 @@ impl TopK {
         self.push(Candidate {
             bucket,
             score,
-            seq: seq(),
+            seq: if self.read_seq { seq() } else { 0 },
             doc,
         });
     }

@@ -336,7 +336,8 @@ pub fn execute(
         });
         v
     } else {
-        let mut all = TopK::with_deadline_fill(usize::MAX, deadline, page);
+        // `seq` is read once a document passes the filter.
+        let mut all = TopK::with_deadline_fill(usize::MAX, deadline, page).without_seq();
         let mut p = plan(snapshot, &parsed, &effective)?;
         add_synonyms(snapshot, &mut p, &parsed, settings, &effective)?;
         let no_typo = &settings.typo_tolerance.disable_on_attributes;
@@ -432,9 +433,7 @@ pub fn execute(
             {
                 continue;
             }
-            if placeholder {
-                candidate.seq = snapshot.seq(candidate.doc.layer, candidate.doc.doc);
-            }
+            candidate.seq = snapshot.seq(candidate.doc.layer, candidate.doc.doc);
             let keys = resolved
                 .criteria
                 .iter()
@@ -465,7 +464,7 @@ pub fn execute(
             && filled < page
             && let Some(p) = &the_plan
         {
-            let mut all = TopK::new(usize::MAX);
+            let mut all = TopK::new(usize::MAX).without_seq();
             eval::evaluate(snapshot, p, &mut all)?;
             round = all.into_sorted();
             second_round = true;
