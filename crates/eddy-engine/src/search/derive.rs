@@ -497,6 +497,53 @@ mod tests {
     }
 
     #[test]
+    fn sorted_walk_equals_brute_force_over_long_dead_runs() {
+        // Long runs of keys under one dead prefix, which the walk seeks past, next to keys
+        // that match.
+        let letters = ["a", "b", "c", "d", "e"];
+        let mut dict: Vec<Vec<u8>> = Vec::new();
+        for a in letters {
+            for b in letters {
+                for c in letters {
+                    for tail in ["", "x", "yy", "zzz", "ba", "cab"] {
+                        dict.push(format!("{a}{b}{c}{tail}").into_bytes());
+                    }
+                }
+            }
+        }
+        dict.sort();
+        dict.dedup();
+        for (text, prefix, typos) in [
+            ("abc", true, 0u8),
+            ("abcde", false, 1),
+            ("bcdzz", false, 1),
+            ("eeab", true, 1),
+            ("cabba", false, 2),
+            ("dd", true, 0),
+            ("zzzzz", false, 1),
+        ] {
+            let w = word(text, prefix, typos);
+            let mut brute: Vec<(&[u8], u8)> = dict
+                .iter()
+                .filter_map(|t| w.typos(t).map(|d| (t.as_slice(), d)))
+                .collect();
+            brute.sort();
+            let mut walked = Vec::new();
+            w.walk_sorted(
+                |lo, hi| {
+                    let (lo, hi) = (lo.to_vec(), hi.map(<[u8]>::to_vec));
+                    dict.iter().map(Vec::as_slice).filter(move |t| {
+                        *t >= lo.as_slice() && hi.as_ref().is_none_or(|h| *t < h.as_slice())
+                    })
+                },
+                |t, d| walked.push((t, d)),
+            );
+            walked.sort();
+            assert_eq!(walked, brute, "{text}");
+        }
+    }
+
+    #[test]
     fn sorted_walk_equals_brute_force() {
         let dict: Vec<&[u8]> = vec![
             b"apple",
