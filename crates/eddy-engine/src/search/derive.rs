@@ -496,6 +496,33 @@ mod tests {
         assert_eq!(w.typos(b"abs"), None);
     }
 
+    /// Asserts that walking the sorted keys finds what checking every key finds; returns
+    /// those matches, sorted.
+    fn sorted_walk_against_brute_force<'a>(
+        w: &WordDfa,
+        sorted: &[&'a [u8]],
+        text: &str,
+    ) -> Vec<(&'a [u8], u8)> {
+        let mut brute: Vec<(&[u8], u8)> = sorted
+            .iter()
+            .filter_map(|t| w.typos(t).map(|d| (*t, d)))
+            .collect();
+        brute.sort();
+        let mut walked = Vec::new();
+        w.walk_sorted(
+            |lo, hi| {
+                let (lo, hi) = (lo.to_vec(), hi.map(<[u8]>::to_vec));
+                sorted.iter().copied().filter(move |t| {
+                    *t >= lo.as_slice() && hi.as_ref().is_none_or(|h| *t < h.as_slice())
+                })
+            },
+            |t, d| walked.push((t, d)),
+        );
+        walked.sort();
+        assert_eq!(walked, brute, "{text}");
+        brute
+    }
+
     #[test]
     fn sorted_walk_equals_brute_force_over_long_dead_runs() {
         // Long runs of keys under one dead prefix, which the walk seeks past, next to keys
@@ -522,24 +549,8 @@ mod tests {
             ("dd", true, 0),
             ("zzzzz", false, 1),
         ] {
-            let w = word(text, prefix, typos);
-            let mut brute: Vec<(&[u8], u8)> = dict
-                .iter()
-                .filter_map(|t| w.typos(t).map(|d| (t.as_slice(), d)))
-                .collect();
-            brute.sort();
-            let mut walked = Vec::new();
-            w.walk_sorted(
-                |lo, hi| {
-                    let (lo, hi) = (lo.to_vec(), hi.map(<[u8]>::to_vec));
-                    dict.iter().map(Vec::as_slice).filter(move |t| {
-                        *t >= lo.as_slice() && hi.as_ref().is_none_or(|h| *t < h.as_slice())
-                    })
-                },
-                |t, d| walked.push((t, d)),
-            );
-            walked.sort();
-            assert_eq!(walked, brute, "{text}");
+            let keys: Vec<&[u8]> = dict.iter().map(Vec::as_slice).collect();
+            sorted_walk_against_brute_force(&word(text, prefix, typos), &keys, text);
         }
     }
 
@@ -580,23 +591,7 @@ mod tests {
             ("étaient", true, 2),
         ] {
             let w = word(text, prefix, typos);
-            let mut brute: Vec<(&[u8], u8)> = sorted
-                .iter()
-                .filter_map(|t| w.typos(t).map(|d| (*t, d)))
-                .collect();
-            brute.sort();
-            let mut walked = Vec::new();
-            w.walk_sorted(
-                |lo, hi| {
-                    let (lo, hi) = (lo.to_vec(), hi.map(<[u8]>::to_vec));
-                    sorted.iter().copied().filter(move |t| {
-                        *t >= lo.as_slice() && hi.as_ref().is_none_or(|h| *t < h.as_slice())
-                    })
-                },
-                |t, d| walked.push((t, d)),
-            );
-            walked.sort();
-            assert_eq!(walked, brute, "{text}");
+            let brute = sorted_walk_against_brute_force(&w, &sorted, text);
             let mut raw: Vec<(Vec<u8>, u8)> = Vec::new();
             w.walk_fst_raw(map.as_fst(), |t, d| raw.push((t.to_vec(), d)));
             raw.sort();
