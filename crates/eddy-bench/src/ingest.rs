@@ -19,6 +19,7 @@ use tantivy::{Index, TantivyDocument};
 
 use crate::corpus::{Corpus, leaves, queries};
 use crate::stats::{cpu_seconds, peak_rss_mb, percentile, rss_split_mb};
+use crate::typo_baseline::typo_query;
 
 /// Documents per write.
 pub const BATCH: usize = 1000;
@@ -52,6 +53,10 @@ pub fn run(corpus: &str) -> Result<Value> {
         "eddy_search_p50_us": f(&eddy, "search_p50_us").round(),
         "search_ratio": round3(f(&eddy, "search_p50_us") / f(&tantivy, "search_p50_us")),
         "eddy_search_p99_us": f(&eddy, "search_p99_us").round(),
+        "tantivy_typo_search_p50_us": f(&tantivy, "typo_search_p50_us").round(),
+        "search_ratio_vs_typo_baseline": round3(
+            f(&eddy, "search_p50_us") / f(&tantivy, "typo_search_p50_us")
+        ),
         "memtable_docs_during_search": eddy["memtable_docs"],
         "peak_rss_mb": f(&eddy, "peak_rss_mb").round(),
         "tantivy_peak_rss_mb": f(&tantivy, "peak_rss_mb").round(),
@@ -129,11 +134,24 @@ fn tantivy_phase(corpus: &Corpus, dir: &Path) -> Result<Value> {
         }
         latencies.push(t.elapsed());
     }
+    // The same queries with eddy's typo and prefix rules (see `typo_baseline`).
+    let mut typo_latencies = Vec::new();
+    for q in queries()? {
+        let t = Instant::now();
+        let query = typo_query(&index, text, &q)?;
+        let (top, _count) =
+            searcher.search(&query, &(TopDocs::with_limit(10).order_by_score(), Count))?;
+        for (_, addr) in top {
+            let _doc: TantivyDocument = searcher.doc(addr)?;
+        }
+        typo_latencies.push(t.elapsed());
+    }
     Ok(json!({
         "docs": corpus.len(),
         "docs_per_s": corpus.len() as f64 / elapsed.as_secs_f64(),
         "cpu_s": cpu,
         "search_p50_us": percentile(&mut latencies, 0.5).as_secs_f64() * 1e6,
+        "typo_search_p50_us": percentile(&mut typo_latencies, 0.5).as_secs_f64() * 1e6,
         "peak_rss_mb": peak_rss_mb(),
     }))
 }

@@ -14,6 +14,7 @@ mod relevance;
 mod search;
 mod server;
 mod stats;
+mod typo_baseline;
 
 use std::path::Path;
 use std::process::Command;
