@@ -157,12 +157,20 @@ fn tantivy_phase(corpus: &Corpus, dir: &Path) -> Result<Value> {
 }
 
 fn bench_config() -> EngineConfig {
-    EngineConfig {
+    let mut config = EngineConfig {
         // Keep the last writes in memtables for the search phase: only size freezes.
         idle_freeze: Duration::from_secs(3600),
         max_memtable_age: Duration::from_secs(3600),
         ..EngineConfig::default()
+    };
+    // The server's `--max-indexing-threads`, for comparing it with the default.
+    if let Some(threads) = std::env::var("EDDY_BENCH_INDEXING_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+    {
+        config.segments.writer_threads = threads;
     }
+    config
 }
 
 fn batch_payload(

@@ -41,6 +41,7 @@ pub use engine::{
 pub use error::{Code, Error, ErrorType, ResponseError, Result};
 pub use ops::Method;
 pub use search::{MatchingStrategy, SearchRequest};
+pub use segments::SegmentConfig;
 pub use settings::Settings;
 pub use storage::{Disk, FsDisk};
 pub use task::{Task, TaskFilter, TaskKind, TaskStatus};

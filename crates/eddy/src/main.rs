@@ -82,6 +82,10 @@ struct ServeArgs {
     /// How long a write waits for memory before it is refused with 503 (milliseconds).
     #[arg(long, env = "EDDY_OVERLOAD_WAIT_MS")]
     overload_wait_ms: Option<u64>,
+    /// Tantivy indexing threads of a flush (default 1, which leaves the other cores to
+    /// searches and writers; more flush faster when the machine is otherwise idle).
+    #[arg(long, env = "MEILI_MAX_INDEXING_THREADS", value_parser = clap::value_parser!(u16).range(1..=256))]
+    max_indexing_threads: Option<u16>,
     /// How long a client may take to send a request's headers, or the next piece of its body
     /// (milliseconds); slower connections are dropped.
     #[arg(long, env = "EDDY_HTTP_READ_TIMEOUT_MS", default_value_t = 30_000)]
@@ -109,6 +113,9 @@ impl ServeArgs {
         }
         if let Some(ms) = self.overload_wait_ms {
             config.overload_wait = Duration::from_millis(ms);
+        }
+        if let Some(threads) = self.max_indexing_threads {
+            config.segments.writer_threads = usize::from(threads);
         }
         Ok(config)
     }
@@ -287,5 +294,36 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => tracing::info!("SIGINT received: finishing in-flight requests"),
         () = terminate => tracing::info!("SIGTERM received: finishing in-flight requests"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve_args(flags: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let argv = ["eddy", "serve"].iter().chain(flags);
+        match Cli::try_parse_from(argv)?.command {
+            Some(Command::Serve(args)) => Ok(args),
+            None => unreachable!("`serve` was given"),
+        }
+    }
+
+    #[test]
+    fn max_indexing_threads_sets_the_tantivy_writer_threads() {
+        let config = serve_args(&["--max-indexing-threads", "3"])
+            .unwrap()
+            .engine_config()
+            .unwrap();
+        assert_eq!(config.segments.writer_threads, 3);
+        let default = serve_args(&[]).unwrap().engine_config().unwrap();
+        assert_eq!(
+            default.segments.writer_threads,
+            EngineConfig::default().segments.writer_threads
+        );
+        for bad in ["0", "-1", "300", "many"] {
+            let e = serve_args(&[&format!("--max-indexing-threads={bad}")]).unwrap_err();
+            assert!(e.to_string().contains("--max-indexing-threads"), "{e}");
+        }
     }
 }

@@ -988,6 +988,7 @@ fn environment_variables_configure_the_server_and_startup_says_what_was_recovere
             .env("EDDY_OVERLOAD_WAIT_MS", "100")
             .env("EDDY_HTTP_READ_TIMEOUT_MS", "5000")
             .env("EDDY_HTTP_THREADS", "2")
+            .env("MEILI_MAX_INDEXING_THREADS", "2")
             .env_remove("RUST_LOG")
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
