@@ -73,6 +73,10 @@ struct ServeArgs {
     /// Memory budget of all memtables; writers wait, then get 503, beyond it.
     #[arg(long, env = "EDDY_MEMORY_BUDGET", value_parser = byte_size)]
     memory_budget: Option<u64>,
+    /// Meilisearch's name for the memory indexing may use: here the memtables' budget, when
+    /// `--memory-budget` is not given.
+    #[arg(long, env = "MEILI_MAX_INDEXING_MEMORY", value_parser = byte_size)]
+    max_indexing_memory: Option<u64>,
     /// When memtables go to Tantivy: immediate | batched:N | periodic:Nms | adaptive | manual.
     #[arg(long, env = "EDDY_MERGE_STRATEGY")]
     merge_strategy: Option<MergeStrategy>,
@@ -102,7 +106,7 @@ impl ServeArgs {
         if let Some(b) = self.write_buffer {
             config.write_buffer_bytes = usize::try_from(b).context("write buffer too large")?;
         }
-        if let Some(b) = self.memory_budget {
+        if let Some(b) = self.memory_budget.or(self.max_indexing_memory) {
             config.memory_budget_bytes = usize::try_from(b).context("memory budget too large")?;
         }
         if let Some(s) = self.merge_strategy {
@@ -325,5 +329,24 @@ mod tests {
             let e = serve_args(&[&format!("--max-indexing-threads={bad}")]).unwrap_err();
             assert!(e.to_string().contains("--max-indexing-threads"), "{e}");
         }
+    }
+
+    #[test]
+    fn max_indexing_memory_is_the_memory_budget_unless_eddys_flag_is_given() {
+        let budget = |flags: &[&str]| {
+            serve_args(flags)
+                .unwrap()
+                .engine_config()
+                .unwrap()
+                .memory_budget_bytes
+        };
+        assert_eq!(budget(&["--max-indexing-memory", "1GiB"]), 1 << 30);
+        assert_eq!(
+            budget(&["--max-indexing-memory", "1GiB", "--memory-budget", "64MiB"]),
+            64 << 20
+        );
+        assert_eq!(budget(&[]), EngineConfig::default().memory_budget_bytes);
+        let e = serve_args(&["--max-indexing-memory", "lots"]).unwrap_err();
+        assert!(e.to_string().contains("--max-indexing-memory"), "{e}");
     }
 }
