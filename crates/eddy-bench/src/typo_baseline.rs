@@ -33,45 +33,98 @@ fn typos(chars: usize) -> u8 {
     }
 }
 
-/// The query for `q`: every word or phrase is a `Should` clause.
+/// A query piece: its words, whether it was quoted, whether it was negated (`-word`).
+struct Piece {
+    words: Vec<String>,
+    phrase: bool,
+    negated: bool,
+}
+
+/// Splits `q` the way eddy's query parser does: `"phrases"`, `-` negating the next phrase or
+/// the first word of the next run of text, everything else words.
+fn pieces(index: &Index, field: Field, q: &str) -> tantivy::Result<Vec<Piece>> {
+    let mut out = Vec::new();
+    let mut rest = q;
+    loop {
+        let trimmed = rest.trim_start();
+        if trimmed.is_empty() {
+            return Ok(out);
+        }
+        let (negated, body) = match trimmed.strip_prefix('-') {
+            Some(after) if after.starts_with(|c: char| c.is_alphanumeric() || c == '"') => {
+                (true, after)
+            }
+            _ => (false, trimmed),
+        };
+        if let Some(quoted) = body.strip_prefix('"')
+            && let Some(end) = quoted.find('"')
+        {
+            let words = words(index, field, &quoted[..end])?;
+            if !words.is_empty() {
+                out.push(Piece {
+                    words,
+                    phrase: true,
+                    negated,
+                });
+            }
+            rest = &quoted[end + 1..];
+            continue;
+        }
+        let end = body.find(char::is_whitespace).unwrap_or(body.len());
+        for (i, word) in words(index, field, &body[..end])?.into_iter().enumerate() {
+            out.push(Piece {
+                words: vec![word],
+                phrase: false,
+                negated: negated && i == 0,
+            });
+        }
+        rest = &body[end..];
+    }
+}
+
+/// An exact match of a piece's words (a phrase when there are several).
+fn exact(field: Field, words: &[String]) -> Box<dyn Query> {
+    let mut terms: Vec<Term> = words
+        .iter()
+        .map(|w| Term::from_field_text(field, w))
+        .collect();
+    if terms.len() == 1 {
+        Box::new(TermQuery::new(
+            terms.remove(0),
+            IndexRecordOption::WithFreqs,
+        ))
+    } else {
+        Box::new(PhraseQuery::new(terms))
+    }
+}
+
+/// The query for `q`: every positive word or phrase is a `Should` clause, every negated one
+/// a `MustNot` clause.
 pub fn typo_query(index: &Index, field: Field, q: &str) -> tantivy::Result<Box<dyn Query>> {
+    let pieces = pieces(index, field, q)?;
+    // The last word is a prefix when it is the last positive piece and the query does not
+    // end with a separator.
+    let ends_with_separator = q.chars().last().is_none_or(|c| !c.is_alphanumeric());
+    let last_positive = pieces.iter().rposition(|p| !p.negated);
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-    // Quotes alternate between free words and phrases.
-    let parts: Vec<&str> = q.split('"').collect();
-    let last_free = (0..parts.len()).rev().find(|i| i % 2 == 0);
-    for (i, part) in parts.iter().enumerate() {
-        let words = words(index, field, part)?;
-        if words.is_empty() {
+    for (i, piece) in pieces.iter().enumerate() {
+        if piece.negated {
+            clauses.push((Occur::MustNot, exact(field, &piece.words)));
             continue;
         }
-        if i % 2 == 1 {
-            let terms: Vec<Term> = words
-                .iter()
-                .map(|w| Term::from_field_text(field, w))
-                .collect();
-            let query: Box<dyn Query> = if terms.len() == 1 {
-                Box::new(TermQuery::new(
-                    terms[0].clone(),
-                    IndexRecordOption::WithFreqs,
-                ))
-            } else {
-                Box::new(PhraseQuery::new(terms))
-            };
-            clauses.push((Occur::Should, query));
+        if piece.phrase {
+            clauses.push((Occur::Should, exact(field, &piece.words)));
             continue;
         }
-        let count = words.len();
-        for (j, word) in words.iter().enumerate() {
-            let term = Term::from_field_text(field, word);
-            let prefix = Some(i) == last_free && j + 1 == count && i + 1 == parts.len();
-            let distance = typos(word.chars().count());
-            let query: Box<dyn Query> = match (prefix, distance) {
-                (false, 0) => Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs)),
-                (false, d) => Box::new(FuzzyTermQuery::new(term, d, true)),
-                (true, d) => Box::new(FuzzyTermQuery::new_prefix(term, d, true)),
-            };
-            clauses.push((Occur::Should, query));
-        }
+        let word = &piece.words[0];
+        let term = Term::from_field_text(field, word);
+        let prefix = Some(i) == last_positive && !ends_with_separator;
+        let query: Box<dyn Query> = match (prefix, typos(word.chars().count())) {
+            (false, 0) => Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs)),
+            (false, d) => Box::new(FuzzyTermQuery::new(term, d, true)),
+            (true, d) => Box::new(FuzzyTermQuery::new_prefix(term, d, true)),
+        };
+        clauses.push((Occur::Should, query));
     }
     Ok(Box::new(BooleanQuery::new(clauses)))
 }
@@ -109,5 +162,13 @@ mod tests {
         assert_eq!(count(&index, text, "\"observatory griffith\""), 0);
         assert_eq!(count(&index, text, "\"griffith observatory\""), 1);
         assert_eq!(count(&index, text, "\"cat sat\" catal"), 2);
+        // A query ending with a separator has no prefix word.
+        assert_eq!(count(&index, text, "catal "), 0);
+        // `-word` excludes; only the first word of a negated run is negated.
+        assert_eq!(count(&index, text, "cat -sat"), 1);
+        assert_eq!(count(&index, text, "-\"cat sat\" cat"), 1);
+        // A closing quote is a separator too: no prefix here.
+        assert_eq!(count(&index, text, "cat -\"cat sat\""), 0);
+        assert_eq!(count(&index, text, "catal -zzz-sat"), 1);
     }
 }
