@@ -136,9 +136,10 @@ fn tantivy_phase(corpus: &Corpus, dir: &Path) -> Result<Value> {
     }
     // The same queries with eddy's typo and prefix rules (see `typo_baseline`).
     let mut typo_latencies = Vec::new();
+    let settings = eddy_engine::Settings::default();
     for q in queries()? {
         let t = Instant::now();
-        let query = typo_query(&index, text, &q)?;
+        let query = typo_query(text, &q, &settings);
         let (top, _count) =
             searcher.search(&query, &(TopDocs::with_limit(10).order_by_score(), Count))?;
         for (_, addr) in top {
