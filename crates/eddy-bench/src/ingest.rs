@@ -171,6 +171,13 @@ fn bench_config() -> EngineConfig {
     {
         config.segments.writer_threads = threads;
     }
+    // The bound on one merge's input, for comparing other values with the default.
+    if let Some(mb) = std::env::var("EDDY_BENCH_MAX_MERGE_MB")
+        .ok()
+        .and_then(|t| t.parse::<u64>().ok())
+    {
+        config.segments.max_merge_bytes = mb << 20;
+    }
     config
 }
 

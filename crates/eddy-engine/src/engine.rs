@@ -479,6 +479,8 @@ struct Inner {
     /// deletion is durable in the metadata store.
     removals: Mutex<Vec<(Lsn, Arc<IndexInstance>)>>,
     flush_wakeup: (Mutex<bool>, Condvar),
+    /// Wakes the refresher thread early (set at shutdown).
+    refresh_wakeup: (Mutex<bool>, Condvar),
     shutdown: AtomicBool,
     checkpoint_lock: Mutex<()>,
     last_periodic: Mutex<Instant>,
@@ -500,6 +502,7 @@ pub struct Engine {
     inner: Arc<Inner>,
     flusher: Mutex<Option<JoinHandle<()>>>,
     rebuilder: Mutex<Option<JoinHandle<()>>>,
+    refresher: Mutex<Option<JoinHandle<()>>>,
     recovery: RecoveryStats,
 }
 
@@ -560,7 +563,7 @@ impl Engine {
                 ..WalConfig::default()
             },
         )?;
-        let budget = MemoryBudget::new(config.memory_budget_bytes);
+        let budget = MemoryBudget::new(config.memtable_budget_bytes());
         let inner = Arc::new(Inner {
             path: path.clone(),
             config,
@@ -573,6 +576,7 @@ impl Engine {
             poisoned: RwLock::new(None),
             removals: Mutex::new(Vec::new()),
             flush_wakeup: (Mutex::new(false), Condvar::new()),
+            refresh_wakeup: (Mutex::new(false), Condvar::new()),
             shutdown: AtomicBool::new(false),
             checkpoint_lock: Mutex::new(()),
             last_periodic: Mutex::new(Instant::now()),
@@ -609,6 +613,7 @@ impl Engine {
             inner,
             flusher: Mutex::new(flusher),
             rebuilder: Mutex::new(None),
+            refresher: Mutex::new(None),
             recovery,
         };
         // On failure the engine is dropped here, which stops the flusher.
@@ -618,6 +623,12 @@ impl Engine {
             .spawn(move || inner2.rebuilder_loop())
             .map_err(io("spawn rebuilder thread", &path))?;
         *engine.rebuilder.lock() = Some(rebuilder);
+        let inner2 = engine.inner.clone();
+        let refresher = std::thread::Builder::new()
+            .name("eddy-refresher".into())
+            .spawn(move || inner2.refresher_loop())
+            .map_err(io("spawn refresher thread", &path))?;
+        *engine.refresher.lock() = Some(refresher);
         Ok(engine)
     }
 
@@ -848,10 +859,18 @@ impl Engine {
             let _queue = lock.lock();
             cv.notify_all();
         }
+        {
+            let (lock, cv) = &self.inner.refresh_wakeup;
+            *lock.lock() = true;
+            cv.notify_all();
+        }
         if let Some(handle) = self.flusher.lock().take() {
             let _ = handle.join();
         }
         if let Some(handle) = self.rebuilder.lock().take() {
+            let _ = handle.join();
+        }
+        if let Some(handle) = self.refresher.lock().take() {
             let _ = handle.join();
         }
     }
@@ -1127,7 +1146,8 @@ impl Engine {
         self.inner.wal.stats()
     }
 
-    /// Bytes charged to the memory budget, and the budget.
+    /// Bytes charged to the memtable budget, and that budget
+    /// ([`EngineConfig::memtable_budget_bytes`]).
     pub fn memory(&self) -> (usize, usize) {
         (self.inner.budget.in_use(), self.inner.budget.limit())
     }
@@ -2815,6 +2835,33 @@ impl Inner {
         }
     }
 
+    /// Publishes the segments of finished Tantivy merges (see
+    /// [`IndexInstance::refresh_after_merges`]). Its own thread, because the flusher can be
+    /// busy writing one flush for seconds, and until a view drops the merged-away segments
+    /// the pages their merge read stay mapped (M1: a merge of a few hundred MB on top of
+    /// full memtables).
+    fn refresher_loop(self: Arc<Self>) {
+        let tick = Duration::from_millis(50);
+        while !self.shutdown.load(Ordering::Acquire) {
+            {
+                let (lock, cv) = &self.refresh_wakeup;
+                let mut stop = lock.lock();
+                if !*stop {
+                    cv.wait_for(&mut stop, tick);
+                }
+            }
+            if self.shutdown.load(Ordering::Acquire) {
+                break;
+            }
+            for instance in self.instances() {
+                if let Err(e) = instance.refresh_after_merges() {
+                    // The published view stays as it was; the next flush reloads anyway.
+                    tracing::warn!(index = %instance.uid(), error = %e, "reload after a merge failed");
+                }
+            }
+        }
+    }
+
     fn flush_round(&self) -> Result<()> {
         let strategy = self.config.merge_strategy;
         let over_budget = self.budget.in_use() > self.budget.limit() / 2;
@@ -2846,8 +2893,7 @@ impl Inner {
         // Largest active memtables first when memory is short.
         instances.sort_by_key(|i| std::cmp::Reverse(i.view().active().bytes()));
         for instance in instances {
-            let view = instance.view();
-            let active = view.active();
+            let active = instance.view().active().clone();
             let freeze = match strategy {
                 MergeStrategy::Manual => false,
                 MergeStrategy::Periodic { .. } => periodic_due || over_budget,

@@ -652,7 +652,7 @@ impl IndexInstance {
         failpoint: &dyn Fn(&'static str) -> Result<()>,
     ) -> Result<()> {
         let _flush = self.flush_lock.lock();
-        let searcher = self.segments.flush(&[], lsn, failpoint)?;
+        let (searcher, _gate) = self.segments.flush(&[], lsn, failpoint)?;
         let deleted = self.deleted_tokens(&searcher)?;
         let segment_layers = SegmentLayers::prepared(&searcher, self.segments.fields(), &deleted)?;
         let _g = self.view_lock.lock();
@@ -850,6 +850,10 @@ impl IndexInstance {
             .take(max)
             .cloned()
             .collect();
+        // IMPORTANT: not held through the flush, which can take seconds: the view pins its
+        // searcher's segments, and with them every page a merge read from segments that
+        // merges have since replaced (see `refresh_after_merges`).
+        drop(view);
         if frozen.is_empty() {
             return Ok(FlushOutcome::default());
         }
@@ -862,7 +866,7 @@ impl IndexInstance {
         failpoint("flush.before_commit")?;
         let guards: Vec<_> = frozen.iter().map(|m| m.mem.read()).collect();
         let mems: Vec<&Memtable> = guards.iter().map(|g| &**g).collect();
-        let searcher = self.segments.flush(&mems, last_lsn, failpoint)?;
+        let (searcher, gate) = self.segments.flush(&mems, last_lsn, failpoint)?;
         drop(mems);
         drop(guards);
         failpoint("flush.after_dir_sync")?;
@@ -886,6 +890,7 @@ impl IndexInstance {
                 memtables,
             }));
         }
+        drop(gate);
         failpoint("flush.after_publish")?;
         let mut stats = self.flush_stats.lock();
         stats.last_flush_at = Some(OffsetDateTime::now_utc());
@@ -895,6 +900,27 @@ impl IndexInstance {
             memtables: frozen.len(),
             checkpoint: Some(last_lsn),
         })
+    }
+
+    /// Publishes a view on the segments Tantivy merged since the last publication, with the
+    /// same memtables: the merged-away segments, and the pages the merge read from them, are
+    /// released once the searches that pinned the old view end, not at the next flush (which
+    /// can be seconds away under load). Returns whether the view changed.
+    pub fn refresh_after_merges(&self) -> Result<bool> {
+        let Some((searcher, _gate)) = self.segments.reload_after_merges()? else {
+            return Ok(false);
+        };
+        let deleted = self.deleted_tokens(&searcher)?;
+        let segment_layers = SegmentLayers::prepared(&searcher, self.segments.fields(), &deleted)?;
+        let _g = self.view_lock.lock();
+        let current = self.view.load_full();
+        self.view.store(Arc::new(View {
+            searcher,
+            deleted_tokens: deleted,
+            segment_layers,
+            memtables: current.memtables.clone(),
+        }));
+        Ok(true)
     }
 
     /// Deletes the index's files.

@@ -23,6 +23,7 @@ pub mod hidden;
 pub mod index;
 pub mod memory;
 pub mod memtable;
+pub mod merge;
 pub mod meta;
 pub mod ops;
 pub mod rebuild;

@@ -14,10 +14,11 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use eddy_wal::Lsn;
-use parking_lot::Mutex;
-use tantivy::indexer::{IndexWriterOptions, LogMergePolicy, UserOperation};
+use parking_lot::{Mutex, MutexGuard};
+use tantivy::indexer::{IndexWriterOptions, UserOperation};
 use tantivy::query::AllQuery;
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions,
@@ -29,6 +30,7 @@ use tantivy::{
 
 use crate::error::{Error, Result};
 use crate::memtable::{FlushEntry, Memtable, pk_hash};
+use crate::merge::{BoundedMergePolicy, DirectorySizer};
 use crate::storage::Disk;
 
 /// Fields of the Tantivy schema.
@@ -124,6 +126,22 @@ pub struct SegmentConfig {
     pub writer_threads: usize,
     /// Merge when a segment has at least this share of deleted documents.
     pub deleted_ratio_before_merge: f32,
+    /// Most bytes of segments one merge reads (see [`crate::merge`]): a merge holds its inputs'
+    /// pages while the memtables may be full, and segments grow to about this size.
+    pub max_merge_bytes: u64,
+}
+
+/// Tantivy refuses a smaller indexing memory per thread.
+const MIN_WRITER_MEMORY_BYTES: usize = 15_000_000;
+
+impl SegmentConfig {
+    /// What the Tantivy writer may use for indexing: its memory per thread (at least
+    /// Tantivy's minimum) times its threads.
+    pub fn indexing_bytes(&self) -> usize {
+        self.writer_memory_bytes
+            .max(MIN_WRITER_MEMORY_BYTES)
+            .saturating_mul(self.writer_threads.max(1))
+    }
 }
 
 impl Default for SegmentConfig {
@@ -132,6 +150,7 @@ impl Default for SegmentConfig {
             writer_memory_bytes: 64 << 20,
             writer_threads: 1,
             deleted_ratio_before_merge: 0.3,
+            max_merge_bytes: 128 << 20,
         }
     }
 }
@@ -146,6 +165,12 @@ pub struct SegmentStore {
     writer: Mutex<Option<IndexWriter>>,
     reader: IndexReader,
     checkpoint: Mutex<Lsn>,
+    /// Set by the merge policy after every commit and merge: the committed segments may
+    /// differ from the reader's (see [`SegmentStore::reload_after_merges`]).
+    maybe_merged: Arc<AtomicBool>,
+    /// Held from a commit until its view is published, and while a view is reloaded after
+    /// merges, so that a reload never publishes a commit ahead of its flush.
+    commit_gate: Mutex<()>,
 }
 
 impl std::fmt::Debug for SegmentStore {
@@ -228,7 +253,7 @@ impl SegmentStore {
         };
         let writer: IndexWriter = index.writer_with_options(
             IndexWriterOptions::builder()
-                .memory_budget_per_thread(config.writer_memory_bytes.max(15_000_000))
+                .memory_budget_per_thread(config.writer_memory_bytes.max(MIN_WRITER_MEMORY_BYTES))
                 .num_worker_threads(config.writer_threads.max(1))
                 .num_merge_threads(1)
                 .build(),
@@ -238,9 +263,14 @@ impl SegmentStore {
         // one, so the next commit would try to create the same file and fail; remove them
         // before writing anything (found by the power-cut test).
         writer.garbage_collect_files().wait()?;
-        let mut policy = LogMergePolicy::default();
-        policy.set_del_docs_ratio_before_merge(config.deleted_ratio_before_merge);
-        writer.set_merge_policy(Box::new(policy));
+        let maybe_merged = Arc::new(AtomicBool::new(false));
+        let flag = maybe_merged.clone();
+        writer.set_merge_policy(Box::new(BoundedMergePolicy::new(
+            config.max_merge_bytes,
+            config.deleted_ratio_before_merge,
+            Box::new(DirectorySizer(Box::new(index.directory().clone()))),
+            Box::new(move || flag.store(true, Ordering::Release)),
+        )));
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -254,6 +284,8 @@ impl SegmentStore {
             writer: Mutex::new(Some(writer)),
             reader,
             checkpoint: Mutex::new(checkpoint),
+            maybe_merged,
+            commit_gate: Mutex::new(()),
         })
     }
 
@@ -279,13 +311,14 @@ impl SegmentStore {
 
     /// Writes memtables (oldest first) into one commit whose payload is `last_lsn`, makes it
     /// durable and reloads the reader. Each document gets the tokens its memtable indexed.
-    /// Returns the new searcher.
+    /// Returns the new searcher, and the commit gate: hold it until the searcher's view is
+    /// published.
     pub fn flush(
         &self,
         memtables: &[&Memtable],
         last_lsn: Lsn,
         failpoint: &dyn Fn(&'static str) -> Result<()>,
-    ) -> Result<Searcher> {
+    ) -> Result<(Searcher, MutexGuard<'_, ()>)> {
         let mut guard = self.writer.lock();
         let writer = guard
             .as_mut()
@@ -296,7 +329,7 @@ impl SegmentStore {
             // still holds them, so nothing is lost.
             let _ = writer.rollback();
         }
-        result?;
+        let gate = result?;
         failpoint("flush.after_commit")?;
         // IMPORTANT: Tantivy renames meta.json without syncing the directory; the checkpoint
         // is durable (and the log may be truncated below it) only after this.
@@ -306,7 +339,30 @@ impl SegmentStore {
             .map_err(|e| Error::io("fsync index directory", &self.dir, e))?;
         *self.checkpoint.lock() = last_lsn;
         self.reader.reload()?;
-        Ok(self.reader.searcher())
+        Ok((self.reader.searcher(), gate))
+    }
+
+    /// When Tantivy merged committed segments since the last reload: reloads the reader and
+    /// returns the new searcher with the commit gate held (publish it before releasing the
+    /// gate). A merge changes which segments hold the committed documents, never which
+    /// documents are committed, so the new searcher has the content of the published one.
+    /// Without this the merged-away segments — and every page the merge read from them —
+    /// would stay mapped until the next flush.
+    pub fn reload_after_merges(&self) -> Result<Option<(Searcher, MutexGuard<'_, ()>)>> {
+        if !self.maybe_merged.swap(false, Ordering::AcqRel) {
+            return Ok(None);
+        }
+        let gate = self.commit_gate.lock();
+        let committed = self.index.searchable_segment_ids()?;
+        let current = self.reader.searcher();
+        let readers = current.segment_readers();
+        if readers.len() == committed.len()
+            && readers.iter().all(|r| committed.contains(&r.segment_id()))
+        {
+            return Ok(None);
+        }
+        self.reader.reload()?;
+        Ok(Some((self.reader.searcher(), gate)))
     }
 
     fn write_and_commit(
@@ -314,7 +370,7 @@ impl SegmentStore {
         writer: &mut IndexWriter,
         memtables: &[&Memtable],
         last_lsn: Lsn,
-    ) -> Result<()> {
+    ) -> Result<MutexGuard<'_, ()>> {
         /// Entries whose tokens are read back from the postings in one pass.
         const CHUNK: usize = 16_384;
         let f = self.fields;
@@ -400,8 +456,11 @@ impl SegmentStore {
         })
         .map_err(Error::meta)?;
         prepared.set_payload(&payload);
+        // Taken only now: preparing (finishing the last segments) can take seconds and
+        // changes nothing a reload sees; the commit is what rewrites `meta.json`.
+        let gate = self.commit_gate.lock();
         prepared.commit()?;
-        Ok(())
+        Ok(gate)
     }
 
     /// A document with every field but the text.
