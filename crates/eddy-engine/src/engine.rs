@@ -2480,9 +2480,8 @@ impl Inner {
                 .map_err(|_| Error::Corrupt("the log reader thread panicked".into()))?;
             result
         })?;
-        for instance in self.instances() {
-            instance.seal_dictionaries(0, true);
-        }
+        // The memtables' term dictionaries are sealed by the refresher thread once the engine
+        // is open (see `refresher_loop`).
         self.meta.commit(&batch)?;
         stats.duration = started.elapsed();
         if stats.records_replayed > 0 {
@@ -2841,6 +2840,15 @@ impl Inner {
     /// the pages their merge read stay mapped (M1: a merge of a few hundred MB on top of
     /// full memtables).
     fn refresher_loop(self: Arc<Self>) {
+        // Replay leaves every term it added unsealed (sealing as it went would copy them
+        // again and again). Sealing here rather than in `open` lets the engine serve as soon
+        // as the log is applied: searches are exact meanwhile, their dictionary walks slower.
+        for instance in self.instances() {
+            if self.shutdown.load(Ordering::Acquire) {
+                return;
+            }
+            instance.seal_dictionaries(0, true);
+        }
         let tick = Duration::from_millis(50);
         while !self.shutdown.load(Ordering::Acquire) {
             {

@@ -652,7 +652,7 @@ impl IndexInstance {
         failpoint: &dyn Fn(&'static str) -> Result<()>,
     ) -> Result<()> {
         let _flush = self.flush_lock.lock();
-        let (searcher, _gate) = self.segments.flush(&[], lsn, failpoint)?;
+        let (searcher, gate) = self.segments.flush(&[], lsn, failpoint)?;
         let deleted = self.deleted_tokens(&searcher)?;
         let segment_layers = SegmentLayers::prepared(&searcher, self.segments.fields(), &deleted)?;
         let _g = self.view_lock.lock();
@@ -663,6 +663,8 @@ impl IndexInstance {
             segment_layers,
             memtables: current.memtables.clone(),
         }));
+        self.segments.published(lsn);
+        drop(gate);
         Ok(())
     }
 
@@ -890,6 +892,7 @@ impl IndexInstance {
                 memtables,
             }));
         }
+        self.segments.published(last_lsn);
         drop(gate);
         failpoint("flush.after_publish")?;
         let mut stats = self.flush_stats.lock();

@@ -25,7 +25,8 @@ use tantivy::schema::{
 };
 use tantivy::tokenizer::{PreTokenizedString, TextAnalyzer, Token, TokenStream, Tokenizer};
 use tantivy::{
-    Directory, Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Searcher, Term,
+    Directory, Index, IndexMeta, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Searcher,
+    Term,
 };
 
 use crate::error::{Error, Result};
@@ -117,6 +118,27 @@ struct Payload {
     lsn: Lsn,
 }
 
+/// The LSN in the payload of the commit `meta` describes (0 before the first commit).
+fn committed_lsn(meta: &IndexMeta, dir: &Path) -> Result<Lsn> {
+    let Some(p) = &meta.payload else {
+        return Ok(0);
+    };
+    let payload: Payload = serde_json::from_str(p).map_err(|e| {
+        Error::Corrupt(format!(
+            "commit payload of {} does not decode: {e}",
+            dir.display()
+        ))
+    })?;
+    if payload.version != PAYLOAD_VERSION {
+        return Err(Error::Corrupt(format!(
+            "commit payload of {} has version {}",
+            dir.display(),
+            payload.version
+        )));
+    }
+    Ok(payload.lsn)
+}
+
 /// Writer settings.
 #[derive(Debug, Clone, Copy)]
 pub struct SegmentConfig {
@@ -171,6 +193,9 @@ pub struct SegmentStore {
     /// Held from a commit until its view is published, and while a view is reloaded after
     /// merges, so that a reload never publishes a commit ahead of its flush.
     commit_gate: Mutex<()>,
+    /// Checkpoint of the commit whose searcher is published (see
+    /// [`SegmentStore::published`]).
+    published: Mutex<Lsn>,
 }
 
 impl std::fmt::Debug for SegmentStore {
@@ -232,25 +257,7 @@ impl SegmentStore {
         index
             .tokenizers()
             .register(TOKEN_LIST_TOKENIZER, TextAnalyzer::from(TokenListTokenizer));
-        let checkpoint = match index.load_metas()?.payload {
-            Some(p) => {
-                let payload: Payload = serde_json::from_str(&p).map_err(|e| {
-                    Error::Corrupt(format!(
-                        "commit payload of {} does not decode: {e}",
-                        dir.display()
-                    ))
-                })?;
-                if payload.version != PAYLOAD_VERSION {
-                    return Err(Error::Corrupt(format!(
-                        "commit payload of {} has version {}",
-                        dir.display(),
-                        payload.version
-                    )));
-                }
-                payload.lsn
-            }
-            None => 0,
-        };
+        let checkpoint = committed_lsn(&index.load_metas()?, dir)?;
         let writer: IndexWriter = index.writer_with_options(
             IndexWriterOptions::builder()
                 .memory_budget_per_thread(config.writer_memory_bytes.max(MIN_WRITER_MEMORY_BYTES))
@@ -286,6 +293,7 @@ impl SegmentStore {
             checkpoint: Mutex::new(checkpoint),
             maybe_merged,
             commit_gate: Mutex::new(()),
+            published: Mutex::new(checkpoint),
         })
     }
 
@@ -353,16 +361,29 @@ impl SegmentStore {
             return Ok(None);
         }
         let gate = self.commit_gate.lock();
-        let committed = self.index.searchable_segment_ids()?;
+        let meta = self.index.load_metas()?;
+        if committed_lsn(&meta, &self.dir)? != *self.published.lock() {
+            // A commit whose flush failed before publishing it (the engine is poisoned):
+            // its documents are still in the view's memtables and must not appear twice.
+            return Ok(None);
+        }
         let current = self.reader.searcher();
         let readers = current.segment_readers();
-        if readers.len() == committed.len()
-            && readers.iter().all(|r| committed.contains(&r.segment_id()))
+        if readers.len() == meta.segments.len()
+            && readers
+                .iter()
+                .all(|r| meta.segments.iter().any(|s| s.id() == r.segment_id()))
         {
             return Ok(None);
         }
         self.reader.reload()?;
         Ok(Some((self.reader.searcher(), gate)))
+    }
+
+    /// Records that the searcher of the commit at `checkpoint` is published; call it with the
+    /// commit gate [`SegmentStore::flush`] returned still held.
+    pub fn published(&self, checkpoint: Lsn) {
+        *self.published.lock() = checkpoint;
     }
 
     fn write_and_commit(

@@ -1,0 +1,128 @@
+//! Background merges and the view searches see: a merge's result is published at once (so
+//! the merged-away segments, and the pages the merge read from them, are released), and never
+//! ahead of the commit it builds on.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use eddy_engine::{
+    Engine, EngineConfig, Error, MergeStrategy, Method, PayloadFormat, SearchRequest,
+};
+
+fn config() -> EngineConfig {
+    let mut config = EngineConfig {
+        merge_strategy: MergeStrategy::Manual,
+        ..EngineConfig::default()
+    };
+    config.segments.writer_memory_bytes = 15_000_000;
+    config
+}
+
+/// Batch `i`: 50 documents that all contain `common`.
+fn write_batch(engine: &Engine, i: usize) {
+    let docs: Vec<String> = (0..50)
+        .map(|k| format!(r#"{{"id":"{i}-{k}","text":"common word{k} batch{i}"}}"#))
+        .collect();
+    let payload = format!("[{}]", docs.join(","));
+    engine
+        .add_documents(
+            "m",
+            payload.as_bytes(),
+            PayloadFormat::Json,
+            Method::Replace,
+            None,
+        )
+        .unwrap();
+}
+
+/// Every document matching `common`, once each; panics on a duplicate.
+fn all_ids(engine: &Engine) -> usize {
+    let found = engine
+        .search(
+            "m",
+            &SearchRequest {
+                q: Some("common".into()),
+                limit: 1000,
+                ..SearchRequest::default()
+            },
+        )
+        .unwrap();
+    let mut ids: Vec<String> = found.hits.into_iter().map(|h| h.id).collect();
+    let hits = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), hits, "a document appears twice");
+    assert_eq!(found.total as usize, hits);
+    hits
+}
+
+/// Segments in the index's last Tantivy commit (`meta.json`), whatever the view holds.
+fn committed_segments(data: &Path) -> usize {
+    let indexes: Vec<_> = std::fs::read_dir(data.join("indexes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(indexes.len(), 1);
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(indexes[0].join("meta.json")).unwrap()).unwrap();
+    meta["segments"].as_array().unwrap().len()
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn merged_segments_leave_the_view_without_waiting_for_a_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), config()).unwrap();
+    // Eight flushes, eight alike segments: Tantivy merges them in the background.
+    for i in 0..8 {
+        write_batch(&engine, i);
+        engine.flush().unwrap();
+    }
+    // No write and no flush from here on: the merged segment must still replace the eight
+    // in what searches see.
+    wait_until("the view holds the merged segment", || {
+        engine.index_stats("m", false).unwrap().segments == 1
+    });
+    assert_eq!(all_ids(&engine), 400);
+}
+
+#[test]
+fn a_merge_never_publishes_a_commit_whose_flush_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config();
+    // The eighth flush fails after its commit, before publishing its view (as a crash there
+    // would): the engine is poisoned and the batch stays in a memtable of the view.
+    let syncs = Arc::new(AtomicU64::new(0));
+    let seen = syncs.clone();
+    config.failpoint = Some(Arc::new(move |name| {
+        if name == "flush.after_dir_sync" && seen.fetch_add(1, Ordering::SeqCst) == 7 {
+            return Err(Error::Corrupt(format!("failpoint {name}")));
+        }
+        Ok(())
+    }));
+    let engine = Engine::open(dir.path(), config).unwrap();
+    for i in 0..8 {
+        write_batch(&engine, i);
+        let flushed = engine.flush();
+        assert_eq!(flushed.is_err(), i == 7, "flush {i}: {flushed:?}");
+    }
+    assert!(engine.poisoned().is_some());
+    assert_eq!(all_ids(&engine), 400);
+    // Tantivy merges the eight committed segments, the failed flush's among them. A view
+    // on that merge would show the last batch twice: from the segment and from the memtable.
+    wait_until("Tantivy merged", || committed_segments(dir.path()) == 1);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(all_ids(&engine), 400);
+    assert_eq!(engine.index_stats("m", false).unwrap().segments, 7);
+}
