@@ -2815,14 +2815,7 @@ impl Inner {
     fn flusher_loop(self: Arc<Self>) {
         let tick = Duration::from_millis(50);
         while !self.shutdown.load(Ordering::Acquire) {
-            {
-                let (lock, cv) = &self.flush_wakeup;
-                let mut woken = lock.lock();
-                if !*woken {
-                    cv.wait_for(&mut woken, tick);
-                }
-                *woken = false;
-            }
+            wait_for_wakeup(&self.flush_wakeup, tick, true);
             if self.shutdown.load(Ordering::Acquire) || self.poisoned.read().is_some() {
                 continue;
             }
@@ -2851,13 +2844,7 @@ impl Inner {
         }
         let tick = Duration::from_millis(50);
         while !self.shutdown.load(Ordering::Acquire) {
-            {
-                let (lock, cv) = &self.refresh_wakeup;
-                let mut stop = lock.lock();
-                if !*stop {
-                    cv.wait_for(&mut stop, tick);
-                }
-            }
+            wait_for_wakeup(&self.refresh_wakeup, tick, false);
             if self.shutdown.load(Ordering::Acquire) {
                 break;
             }
@@ -2941,6 +2928,18 @@ impl Inner {
             self.checkpoint()?;
         }
         Ok(())
+    }
+}
+
+/// Waits until `wakeup`'s flag is set or `tick` passes; `consume` clears the flag again.
+fn wait_for_wakeup(wakeup: &(Mutex<bool>, Condvar), tick: Duration, consume: bool) {
+    let (lock, cv) = wakeup;
+    let mut woken = lock.lock();
+    if !*woken {
+        cv.wait_for(&mut woken, tick);
+    }
+    if consume {
+        *woken = false;
     }
 }
 

@@ -653,18 +653,33 @@ impl IndexInstance {
     ) -> Result<()> {
         let _flush = self.flush_lock.lock();
         let (searcher, gate) = self.segments.flush(&[], lsn, failpoint)?;
+        self.publish(searcher, &[])?;
+        self.segments.published(lsn);
+        drop(gate);
+        Ok(())
+    }
+
+    /// Publishes a view with `searcher` and the current memtables but `flushed` (which the
+    /// searcher's commit holds). The deleted documents' tokens and the segment layers are
+    /// prepared first, off the search path: the first search would otherwise pay for merging
+    /// the segments' dictionaries.
+    fn publish(&self, searcher: Searcher, flushed: &[Arc<MemCell>]) -> Result<()> {
         let deleted = self.deleted_tokens(&searcher)?;
         let segment_layers = SegmentLayers::prepared(&searcher, self.segments.fields(), &deleted)?;
         let _g = self.view_lock.lock();
         let current = self.view.load_full();
+        let memtables = current
+            .memtables
+            .iter()
+            .filter(|m| !flushed.iter().any(|f| Arc::ptr_eq(f, m)))
+            .cloned()
+            .collect();
         self.view.store(Arc::new(View {
             searcher,
             deleted_tokens: deleted,
             segment_layers,
-            memtables: current.memtables.clone(),
+            memtables,
         }));
-        self.segments.published(lsn);
-        drop(gate);
         Ok(())
     }
 
@@ -872,26 +887,7 @@ impl IndexInstance {
         drop(mems);
         drop(guards);
         failpoint("flush.after_dir_sync")?;
-        let deleted = self.deleted_tokens(&searcher)?;
-        // Prepared here, off the search path: the first search after the flush would
-        // otherwise pay for merging the segments' dictionaries.
-        let segment_layers = SegmentLayers::prepared(&searcher, self.segments.fields(), &deleted)?;
-        {
-            let _g = self.view_lock.lock();
-            let current = self.view.load_full();
-            let memtables = current
-                .memtables
-                .iter()
-                .filter(|m| !frozen.iter().any(|f| Arc::ptr_eq(f, m)))
-                .cloned()
-                .collect();
-            self.view.store(Arc::new(View {
-                searcher,
-                deleted_tokens: deleted,
-                segment_layers,
-                memtables,
-            }));
-        }
+        self.publish(searcher, &frozen)?;
         self.segments.published(last_lsn);
         drop(gate);
         failpoint("flush.after_publish")?;
@@ -913,16 +909,7 @@ impl IndexInstance {
         let Some((searcher, _gate)) = self.segments.reload_after_merges()? else {
             return Ok(false);
         };
-        let deleted = self.deleted_tokens(&searcher)?;
-        let segment_layers = SegmentLayers::prepared(&searcher, self.segments.fields(), &deleted)?;
-        let _g = self.view_lock.lock();
-        let current = self.view.load_full();
-        self.view.store(Arc::new(View {
-            searcher,
-            deleted_tokens: deleted,
-            segment_layers,
-            memtables: current.memtables.clone(),
-        }));
+        self.publish(searcher, &[])?;
         Ok(true)
     }
 
