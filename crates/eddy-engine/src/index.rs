@@ -34,7 +34,7 @@ use crate::memtable::{Memtable, OlderVersion, PreparedDoc};
 use crate::meta::IndexRecord;
 use crate::ops::Method;
 use crate::search::layers::{SegLayer, SegmentLayers, Snapshot};
-use crate::segments::{SegmentConfig, SegmentStore};
+use crate::segments::{Commit, SegmentConfig, SegmentStore};
 use crate::settings::Settings;
 
 /// A memtable with its share of the memory budget.
@@ -234,6 +234,8 @@ pub struct IndexInstance {
     view: ArcSwap<View>,
     view_lock: Mutex<()>,
     flush_lock: Mutex<()>,
+    /// Held while the term dictionaries are sealed: a second thread would build the same FSTs.
+    seal_lock: Mutex<()>,
     next_mem_id: AtomicU64,
     deleted_cache: Mutex<HashMap<(SegmentId, u32), u64>>,
     budget: Arc<MemoryBudget>,
@@ -287,6 +289,7 @@ impl IndexInstance {
             }),
             view_lock: Mutex::new(()),
             flush_lock: Mutex::new(()),
+            seal_lock: Mutex::new(()),
             next_mem_id: AtomicU64::new(1),
             deleted_cache: Mutex::new(HashMap::new()),
             budget,
@@ -652,18 +655,16 @@ impl IndexInstance {
         failpoint: &dyn Fn(&'static str) -> Result<()>,
     ) -> Result<()> {
         let _flush = self.flush_lock.lock();
-        let (searcher, gate) = self.segments.flush(&[], lsn, failpoint)?;
-        self.publish(searcher, &[])?;
-        self.segments.published(lsn);
-        drop(gate);
-        Ok(())
+        let commit = self.segments.flush(&[], lsn, failpoint)?;
+        self.publish(commit, &[])
     }
 
-    /// Publishes a view with `searcher` and the current memtables but `flushed` (which the
-    /// searcher's commit holds). The deleted documents' tokens and the segment layers are
+    /// Publishes a view with the commit's searcher and the current memtables but `flushed`
+    /// (which the commit holds). The deleted documents' tokens and the segment layers are
     /// prepared first, off the search path: the first search would otherwise pay for merging
     /// the segments' dictionaries.
-    fn publish(&self, searcher: Searcher, flushed: &[Arc<MemCell>]) -> Result<()> {
+    fn publish(&self, commit: Commit<'_>, flushed: &[Arc<MemCell>]) -> Result<()> {
+        let searcher = commit.searcher.clone();
         let deleted = self.deleted_tokens(&searcher)?;
         let segment_layers = SegmentLayers::prepared(&searcher, self.segments.fields(), &deleted)?;
         let _g = self.view_lock.lock();
@@ -680,6 +681,7 @@ impl IndexInstance {
             segment_layers,
             memtables,
         }));
+        commit.published();
         Ok(())
     }
 
@@ -687,7 +689,12 @@ impl IndexInstance {
     /// [`Memtable::seal_input`]; `min_terms = 0`: every memtable with recent terms). The FST
     /// is built with no lock held; installing it takes the write lock for a moment. Frozen
     /// memtables are sealed only with `frozen_too`.
+    /// Skipped while another thread seals this index (the refresher after a replay and the
+    /// flusher's rounds can meet).
     pub fn seal_dictionaries(&self, min_terms: usize, frozen_too: bool) {
+        let Some(_sealing) = self.seal_lock.try_lock() else {
+            return;
+        };
         let view = self.view.load_full();
         let skip = if frozen_too {
             0
@@ -883,13 +890,11 @@ impl IndexInstance {
         failpoint("flush.before_commit")?;
         let guards: Vec<_> = frozen.iter().map(|m| m.mem.read()).collect();
         let mems: Vec<&Memtable> = guards.iter().map(|g| &**g).collect();
-        let (searcher, gate) = self.segments.flush(&mems, last_lsn, failpoint)?;
+        let commit = self.segments.flush(&mems, last_lsn, failpoint)?;
         drop(mems);
         drop(guards);
         failpoint("flush.after_dir_sync")?;
-        self.publish(searcher, &frozen)?;
-        self.segments.published(last_lsn);
-        drop(gate);
+        self.publish(commit, &frozen)?;
         failpoint("flush.after_publish")?;
         let mut stats = self.flush_stats.lock();
         stats.last_flush_at = Some(OffsetDateTime::now_utc());
@@ -906,10 +911,10 @@ impl IndexInstance {
     /// released once the searches that pinned the old view end, not at the next flush (which
     /// can be seconds away under load). Returns whether the view changed.
     pub fn refresh_after_merges(&self) -> Result<bool> {
-        let Some((searcher, _gate)) = self.segments.reload_after_merges()? else {
+        let Some(commit) = self.segments.reload_after_merges()? else {
             return Ok(false);
         };
-        self.publish(searcher, &[])?;
+        self.publish(commit, &[])?;
         Ok(true)
     }
 

@@ -177,6 +177,25 @@ impl Default for SegmentConfig {
     }
 }
 
+/// A commit whose searcher is to be published. It holds the commit gate, so no other commit
+/// can be published before it; [`Commit::published`] records it once its view is. Dropped
+/// instead (the publication failed), the published checkpoint stays the older one, and no
+/// reload after merges will publish this commit.
+pub struct Commit<'a> {
+    /// The searcher on the commit.
+    pub searcher: Searcher,
+    checkpoint: Lsn,
+    store: &'a SegmentStore,
+    _gate: MutexGuard<'a, ()>,
+}
+
+impl Commit<'_> {
+    /// Records that the commit's searcher is published, and opens the gate.
+    pub fn published(self) {
+        *self.store.published.lock() = self.checkpoint;
+    }
+}
+
 /// One index's Tantivy directory.
 pub struct SegmentStore {
     disk: Arc<dyn Disk>,
@@ -193,8 +212,7 @@ pub struct SegmentStore {
     /// Held from a commit until its view is published, and while a view is reloaded after
     /// merges, so that a reload never publishes a commit ahead of its flush.
     commit_gate: Mutex<()>,
-    /// Checkpoint of the commit whose searcher is published (see
-    /// [`SegmentStore::published`]).
+    /// Checkpoint of the commit whose searcher is published (see [`Commit::published`]).
     published: Mutex<Lsn>,
 }
 
@@ -319,14 +337,13 @@ impl SegmentStore {
 
     /// Writes memtables (oldest first) into one commit whose payload is `last_lsn`, makes it
     /// durable and reloads the reader. Each document gets the tokens its memtable indexed.
-    /// Returns the new searcher, and the commit gate: hold it until the searcher's view is
-    /// published.
+    /// Returns the commit, to publish.
     pub fn flush(
         &self,
         memtables: &[&Memtable],
         last_lsn: Lsn,
         failpoint: &dyn Fn(&'static str) -> Result<()>,
-    ) -> Result<(Searcher, MutexGuard<'_, ()>)> {
+    ) -> Result<Commit<'_>> {
         let mut guard = self.writer.lock();
         let writer = guard
             .as_mut()
@@ -347,22 +364,27 @@ impl SegmentStore {
             .map_err(|e| Error::io("fsync index directory", &self.dir, e))?;
         *self.checkpoint.lock() = last_lsn;
         self.reader.reload()?;
-        Ok((self.reader.searcher(), gate))
+        Ok(Commit {
+            searcher: self.reader.searcher(),
+            checkpoint: last_lsn,
+            store: self,
+            _gate: gate,
+        })
     }
 
     /// When Tantivy merged committed segments since the last reload: reloads the reader and
-    /// returns the new searcher with the commit gate held (publish it before releasing the
-    /// gate). A merge changes which segments hold the committed documents, never which
+    /// returns the published commit on the new segments, to publish. A merge changes which segments hold the committed documents, never which
     /// documents are committed, so the new searcher has the content of the published one.
     /// Without this the merged-away segments — and every page the merge read from them —
     /// would stay mapped until the next flush.
-    pub fn reload_after_merges(&self) -> Result<Option<(Searcher, MutexGuard<'_, ()>)>> {
+    pub fn reload_after_merges(&self) -> Result<Option<Commit<'_>>> {
         if !self.maybe_merged.swap(false, Ordering::AcqRel) {
             return Ok(None);
         }
         let gate = self.commit_gate.lock();
         let meta = self.index.load_metas()?;
-        if committed_lsn(&meta, &self.dir)? != *self.published.lock() {
+        let published = *self.published.lock();
+        if committed_lsn(&meta, &self.dir)? != published {
             // A commit whose flush failed before publishing it (the engine is poisoned):
             // its documents are still in the view's memtables and must not appear twice.
             return Ok(None);
@@ -377,13 +399,12 @@ impl SegmentStore {
             return Ok(None);
         }
         self.reader.reload()?;
-        Ok(Some((self.reader.searcher(), gate)))
-    }
-
-    /// Records that the searcher of the commit at `checkpoint` is published; call it with the
-    /// commit gate [`SegmentStore::flush`] returned still held.
-    pub fn published(&self, checkpoint: Lsn) {
-        *self.published.lock() = checkpoint;
+        Ok(Some(Commit {
+            searcher: self.reader.searcher(),
+            checkpoint: published,
+            store: self,
+            _gate: gate,
+        }))
     }
 
     fn write_and_commit(
