@@ -17,7 +17,6 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use parking_lot::Mutex;
 use tantivy::index::{SegmentComponent, SegmentId, SegmentMeta};
 use tantivy::indexer::{LogMergePolicy, MergeCandidate, MergePolicy};
 use tantivy::{Directory, HasLen};
@@ -65,9 +64,6 @@ pub struct BoundedMergePolicy {
     sizer: Box<dyn SegmentSizer>,
     /// Called whenever Tantivy reconsiders merges: after every commit and every merge.
     on_change: Box<dyn Fn() + Send + Sync>,
-    /// Segments are immutable (but for their deletes, which are a small file): sizes are
-    /// looked up once.
-    sizes: Mutex<HashMap<SegmentId, u64>>,
 }
 
 impl fmt::Debug for BoundedMergePolicy {
@@ -98,35 +94,35 @@ impl BoundedMergePolicy {
             deleted_ratio,
             sizer,
             on_change,
-            sizes: Mutex::new(HashMap::new()),
         }
-    }
-
-    fn sizes_of(&self, segments: &[SegmentMeta]) -> HashMap<SegmentId, u64> {
-        let mut cache = self.sizes.lock();
-        // Forget segments that are gone (merged away): the map stays as small as the index.
-        cache.retain(|id, _| segments.iter().any(|s| s.id() == *id));
-        segments
-            .iter()
-            .map(|s| {
-                let bytes = *cache
-                    .entry(s.id())
-                    .or_insert_with(|| self.sizer.segment_bytes(s));
-                (s.id(), bytes)
-            })
-            .collect()
     }
 
     fn too_many_deletes(&self, segment: &SegmentMeta) -> bool {
         segment.max_doc() > 0
             && segment.num_deleted_docs() as f32 / segment.max_doc() as f32 > self.deleted_ratio
     }
+
+    /// A group of two or more segments is a merge; a lone segment only if it has enough
+    /// deleted documents to be worth rewriting.
+    fn worth_merging(&self, group: &[&SegmentMeta]) -> Option<MergeCandidate> {
+        let worth = match group {
+            [] => false,
+            [one] => self.too_many_deletes(one),
+            _ => true,
+        };
+        worth.then(|| MergeCandidate(group.iter().map(|s| s.id()).collect()))
+    }
 }
 
 impl MergePolicy for BoundedMergePolicy {
     fn compute_merge_candidates(&self, segments: &[SegmentMeta]) -> Vec<MergeCandidate> {
         (self.on_change)();
-        let sizes = self.sizes_of(segments);
+        // Looked up on every call, not cached: Tantivy alternates calls for committed and
+        // uncommitted segments (often none), and opening a mapped file is cheap.
+        let sizes: HashMap<SegmentId, u64> = segments
+            .iter()
+            .map(|s| (s.id(), self.sizer.segment_bytes(s)))
+            .collect();
         let size = |s: &SegmentMeta| sizes.get(&s.id()).copied().unwrap_or(0);
         // Segments already at the bound never join a merge (but for their deletes, below);
         // leaving them out also keeps the log policy from grouping them with smaller ones.
@@ -162,19 +158,6 @@ impl MergePolicy for BoundedMergePolicy {
             }
         }
         merges
-    }
-}
-
-impl BoundedMergePolicy {
-    /// A group of two or more segments is a merge; a lone segment only if it has enough
-    /// deleted documents to be worth rewriting.
-    fn worth_merging(&self, group: &[&SegmentMeta]) -> Option<MergeCandidate> {
-        let worth = match group {
-            [] => false,
-            [one] => self.too_many_deletes(one),
-            _ => true,
-        };
-        worth.then(|| MergeCandidate(group.iter().map(|s| s.id()).collect()))
     }
 }
 

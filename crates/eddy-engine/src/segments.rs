@@ -185,14 +185,14 @@ pub struct Commit<'a> {
     /// The searcher on the commit.
     pub searcher: Searcher,
     checkpoint: Lsn,
-    store: &'a SegmentStore,
-    _gate: MutexGuard<'a, ()>,
+    /// The commit gate, which holds the published checkpoint.
+    gate: MutexGuard<'a, Lsn>,
 }
 
 impl Commit<'_> {
     /// Records that the commit's searcher is published, and opens the gate.
-    pub fn published(self) {
-        *self.store.published.lock() = self.checkpoint;
+    pub fn published(mut self) {
+        *self.gate = self.checkpoint;
     }
 }
 
@@ -209,11 +209,10 @@ pub struct SegmentStore {
     /// Set by the merge policy after every commit and merge: the committed segments may
     /// differ from the reader's (see [`SegmentStore::reload_after_merges`]).
     maybe_merged: Arc<AtomicBool>,
+    /// The checkpoint of the commit whose searcher is published (see [`Commit::published`]).
     /// Held from a commit until its view is published, and while a view is reloaded after
     /// merges, so that a reload never publishes a commit ahead of its flush.
-    commit_gate: Mutex<()>,
-    /// Checkpoint of the commit whose searcher is published (see [`Commit::published`]).
-    published: Mutex<Lsn>,
+    commit_gate: Mutex<Lsn>,
 }
 
 impl std::fmt::Debug for SegmentStore {
@@ -310,8 +309,7 @@ impl SegmentStore {
             reader,
             checkpoint: Mutex::new(checkpoint),
             maybe_merged,
-            commit_gate: Mutex::new(()),
-            published: Mutex::new(checkpoint),
+            commit_gate: Mutex::new(checkpoint),
         })
     }
 
@@ -367,8 +365,7 @@ impl SegmentStore {
         Ok(Commit {
             searcher: self.reader.searcher(),
             checkpoint: last_lsn,
-            store: self,
-            _gate: gate,
+            gate,
         })
     }
 
@@ -383,7 +380,7 @@ impl SegmentStore {
         }
         let gate = self.commit_gate.lock();
         let meta = self.index.load_metas()?;
-        let published = *self.published.lock();
+        let published = *gate;
         if committed_lsn(&meta, &self.dir)? != published {
             // A commit whose flush failed before publishing it (the engine is poisoned):
             // its documents are still in the view's memtables and must not appear twice.
@@ -402,8 +399,7 @@ impl SegmentStore {
         Ok(Some(Commit {
             searcher: self.reader.searcher(),
             checkpoint: published,
-            store: self,
-            _gate: gate,
+            gate,
         }))
     }
 
@@ -412,7 +408,7 @@ impl SegmentStore {
         writer: &mut IndexWriter,
         memtables: &[&Memtable],
         last_lsn: Lsn,
-    ) -> Result<MutexGuard<'_, ()>> {
+    ) -> Result<MutexGuard<'_, Lsn>> {
         /// Entries whose tokens are read back from the postings in one pass.
         const CHUNK: usize = 16_384;
         let f = self.fields;
