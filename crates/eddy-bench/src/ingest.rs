@@ -58,6 +58,11 @@ pub fn run(corpus: &str) -> Result<Value> {
             f(&eddy, "search_p50_us") / f(&tantivy, "typo_search_p50_us")
         ),
         "memtable_docs_during_search": eddy["memtable_docs"],
+        "eddy_search_warm_p50_us": f(&eddy, "search_warm_p50_us").round(),
+        "eddy_search_flushed_p50_us": f(&eddy, "search_flushed_p50_us").round(),
+        "search_memtable_overhead": round3(
+            f(&eddy, "search_warm_p50_us") / f(&eddy, "search_flushed_p50_us")
+        ),
         "peak_rss_mb": f(&eddy, "peak_rss_mb").round(),
         "tantivy_peak_rss_mb": f(&tantivy, "peak_rss_mb").round(),
         "memory_budget_mb": budget_mb,
@@ -344,23 +349,17 @@ fn eddy_phase(corpus: &Arc<Corpus>, dir: &Path) -> Result<Value> {
         )?;
         extra = end;
     }
-    let mut latencies = Vec::new();
-    for q in queries()? {
-        let t = Instant::now();
-        engine.search(
-            "bench",
-            &SearchRequest {
-                q: Some(q),
-                limit: 10,
-                ..SearchRequest::default()
-            },
-        )?;
-        latencies.push(t.elapsed());
-    }
+    let queries = queries()?;
+    let mut latencies = search_latencies(&engine, &queries)?;
     let docs = engine.index_stats("bench", false)?.number_of_documents;
     if docs != (corpus.len() + extra) as u64 {
         bail!("expected {} documents, found {docs}", corpus.len() + extra);
     }
+    // What the memtables cost a search, apart from eddy's match rules: the same queries
+    // again (warm, like the pass after the flush), then with every document in segments.
+    let mut warm = search_latencies(&engine, &queries)?;
+    engine.flush()?;
+    let mut flushed = search_latencies(&engine, &queries)?;
     Ok(json!({
         "docs": corpus.len(),
         "docs_per_s": corpus.len() as f64 / elapsed.as_secs_f64(),
@@ -374,11 +373,31 @@ fn eddy_phase(corpus: &Arc<Corpus>, dir: &Path) -> Result<Value> {
         "memtable_docs": extra,
         "search_p50_us": percentile(&mut latencies, 0.5).as_secs_f64() * 1e6,
         "search_p99_us": percentile(&mut latencies, 0.99).as_secs_f64() * 1e6,
+        "search_warm_p50_us": percentile(&mut warm, 0.5).as_secs_f64() * 1e6,
+        "search_flushed_p50_us": percentile(&mut flushed, 0.5).as_secs_f64() * 1e6,
         "peak_rss_mb": peak_rss_mb(),
         "ingest_peak_rss_anon_mb": memory.anon_mb,
         "ingest_peak_rss_file_mb": memory.file_mb,
         "ingest_peak_budget_mb": memory.budget_mb,
     }))
+}
+
+/// The latency of each query (top 10) against the engine's `bench` index.
+fn search_latencies(engine: &Engine, queries: &[String]) -> Result<Vec<Duration>> {
+    let mut latencies = Vec::with_capacity(queries.len());
+    for q in queries {
+        let t = Instant::now();
+        engine.search(
+            "bench",
+            &SearchRequest {
+                q: Some(q.clone()),
+                limit: 10,
+                ..SearchRequest::default()
+            },
+        )?;
+        latencies.push(t.elapsed());
+    }
+    Ok(latencies)
 }
 
 /// Peaks seen by [`MemorySampler`] during the ingest.

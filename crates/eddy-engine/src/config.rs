@@ -119,6 +119,9 @@ pub struct EngineConfig {
     /// New terms after which a memtable's term dictionary is re-sealed into an FST (the
     /// threshold also grows with the dictionary: a quarter of the sealed terms).
     pub seal_min_terms: usize,
+    /// A memtable without writes for this long has its dictionary sealed nearly whole (see
+    /// [`crate::memtable::Memtable::seal_input`]).
+    pub seal_idle: Duration,
     /// Test hook (see [`Failpoint`]).
     pub failpoint: Option<Failpoint>,
     /// Where the files live: the real file system by default; crash tests use a simulated
@@ -166,6 +169,7 @@ impl Default for EngineConfig {
             segments: SegmentConfig::default(),
             apply_chunk_docs: 256,
             seal_min_terms: 1024,
+            seal_idle: Duration::from_millis(100),
             failpoint: None,
             disk: fs_disk(),
         }

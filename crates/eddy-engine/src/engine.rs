@@ -91,6 +91,8 @@ pub struct IndexStats {
     pub memtable_bytes: usize,
     /// Frozen memtables waiting for a flush (the flush queue).
     pub frozen_memtables: usize,
+    /// Terms of the memtables outside their sealed (FST) dictionaries.
+    pub unsealed_terms: usize,
     /// Tantivy segments.
     pub segments: usize,
     /// LSN of the last durable commit.
@@ -1131,6 +1133,11 @@ impl Engine {
             active_memtable_bytes: view.active().bytes(),
             memtable_bytes: view.memtables.iter().map(|m| m.bytes()).sum(),
             frozen_memtables: view.memtables.len() - 1,
+            unsealed_terms: view
+                .memtables
+                .iter()
+                .map(|m| m.mem.read().unsealed_terms())
+                .sum(),
             segments: view.searcher.segment_readers().len(),
             checkpoint,
             wal_segments,
@@ -2840,7 +2847,7 @@ impl Inner {
             if self.shutdown.load(Ordering::Acquire) {
                 return;
             }
-            instance.seal_dictionaries(0, true);
+            instance.seal_dictionaries(0, Duration::ZERO, true);
         }
         let tick = Duration::from_millis(50);
         while !self.shutdown.load(Ordering::Acquire) {
@@ -2883,7 +2890,11 @@ impl Inner {
             MergeStrategy::Manual | MergeStrategy::Batched { .. } | MergeStrategy::Periodic { .. }
         );
         for instance in &instances {
-            instance.seal_dictionaries(self.config.seal_min_terms, seal_frozen);
+            instance.seal_dictionaries(
+                self.config.seal_min_terms,
+                self.config.seal_idle,
+                seal_frozen,
+            );
         }
         // Largest active memtables first when memory is short.
         instances.sort_by_key(|i| std::cmp::Reverse(i.view().active().bytes()));

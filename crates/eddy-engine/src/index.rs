@@ -686,12 +686,13 @@ impl IndexInstance {
     }
 
     /// Re-seals the term dictionary of every memtable that is due (see
-    /// [`Memtable::seal_input`]; `min_terms = 0`: every memtable with recent terms). The FST
-    /// is built with no lock held; installing it takes the write lock for a moment. Frozen
-    /// memtables are sealed only with `frozen_too`.
+    /// [`Memtable::seal_input`]; `min_terms = 0`: every memtable with recent terms); a
+    /// memtable without writes for `idle_after` counts as idle. The FST is built with no lock
+    /// held; installing it takes the write lock for a moment. Frozen memtables are sealed
+    /// only with `frozen_too`.
     /// Skipped while another thread seals this index (the refresher after a replay and the
     /// flusher's rounds can meet).
-    pub fn seal_dictionaries(&self, min_terms: usize, frozen_too: bool) {
+    pub fn seal_dictionaries(&self, min_terms: usize, idle_after: Duration, frozen_too: bool) {
         let Some(_sealing) = self.seal_lock.try_lock() else {
             return;
         };
@@ -702,7 +703,8 @@ impl IndexInstance {
             view.memtables.len() - 1
         };
         for cell in view.memtables.iter().skip(skip) {
-            let input = cell.mem.read().seal_input(min_terms);
+            let idle = cell.idle() >= idle_after;
+            let input = cell.mem.read().seal_input(min_terms, idle);
             if let Some((map, upto)) = input.and_then(crate::memtable::SealInput::build) {
                 let mut mem = cell.mem.write();
                 mem.install_sealed(map, upto);

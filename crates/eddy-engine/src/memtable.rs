@@ -464,15 +464,24 @@ impl Memtable {
     /// from (see [`SealInput::build`], which runs without any lock held). Cheap: the sealed
     /// FST is shared, only the recent terms are copied.
     ///
-    /// `min_terms = 0` seals whatever arrived. Otherwise sealing is geometric (at least
-    /// `min_terms` and a quarter of the sealed terms must have arrived), so each term is
-    /// copied a bounded number of times: about five times over a memtable's life (with an
-    /// eighth it was nine, and sealing took a seventh of the ingest CPU), while the terms
-    /// searched outside the FST stay under a fifth of the dictionary.
-    pub fn seal_input(&self, min_terms: usize) -> Option<SealInput> {
+    /// `min_terms = 0` seals whatever arrived. Otherwise, while writes come in, sealing
+    /// is geometric (at least `min_terms` and a quarter of the sealed terms must have
+    /// arrived), so each term is copied a bounded number of times: about five times over a
+    /// memtable's life (with an eighth it was nine, and sealing took a seventh of the ingest
+    /// CPU), while the terms searched outside the FST stay under a fifth of the dictionary.
+    ///
+    /// Once writes pause (`idle`), a sixty-fourth of the sealed terms is enough: the walk
+    /// of the recent terms was a fifth of a typo search on a memtable, and one more copy
+    /// per quiet spell is cheap next to the searches it speeds up.
+    pub fn seal_input(&self, min_terms: usize, idle: bool) -> Option<SealInput> {
         let sealed_len = self.sealed.as_ref().map_or(0, |m| m.len());
         let recent = self.recent_terms.len();
-        if recent == 0 || (min_terms > 0 && recent < min_terms.max(sealed_len / 4)) {
+        let due = match (min_terms, idle) {
+            (0, _) => recent > 0,
+            (_, true) => recent > 0 && recent >= sealed_len / 64,
+            (min, false) => recent > 0 && recent >= min.max(sealed_len / 4),
+        };
+        if !due {
             return None;
         }
         Some(SealInput {
@@ -542,6 +551,11 @@ impl Memtable {
             tokens.sort_unstable();
         }
         out
+    }
+
+    /// Terms outside the sealed dictionary (searched by walking a sorted map).
+    pub fn unsealed_terms(&self) -> usize {
+        self.recent_terms.len()
     }
 
     /// The term with id `id` (ids come from [`Memtable::slot_tokens`]).
@@ -946,7 +960,7 @@ mod tests {
                 "after {i} docs: counted {bytes} > 2 x {floor}"
             );
             if i % 500 == 499
-                && let Some((map, upto)) = m.seal_input(0).and_then(SealInput::build)
+                && let Some((map, upto)) = m.seal_input(0, false).and_then(SealInput::build)
             {
                 // Sealing moves terms into an FST; the count follows.
                 m.install_sealed(map, upto);
@@ -1024,6 +1038,42 @@ mod tests {
     }
 
     #[test]
+    fn sealing_is_geometric_while_busy_and_nearly_complete_once_idle() {
+        let mut m = Memtable::new(1, None);
+        let mut lsn = 0;
+        let mut add = |m: &mut Memtable, prefix: &str, n: u64| {
+            for i in 0..n {
+                lsn += 1;
+                let term = format!("{prefix}{i}");
+                m.upsert(lsn, doc(&format!("{prefix}-{i}"), &[&term], lsn, None));
+                m.finish(lsn);
+            }
+        };
+        let seal = |m: &mut Memtable, min: usize, idle: bool| {
+            let input = m.seal_input(min, idle);
+            let sealed = input.is_some();
+            if let Some((map, upto)) = input.and_then(SealInput::build) {
+                m.install_sealed(map, upto);
+            }
+            sealed
+        };
+        add(&mut m, "a", 640);
+        assert!(!seal(&mut m, 1000, false), "under the minimum");
+        assert!(seal(&mut m, 100, false));
+        assert_eq!(m.unsealed_terms(), 0);
+        // 640 sealed: busy needs a quarter (160), idle a sixty-fourth (10).
+        add(&mut m, "b", 159);
+        assert!(!seal(&mut m, 100, false));
+        assert!(seal(&mut m, 100, true));
+        assert_eq!(m.unsealed_terms(), 0);
+        add(&mut m, "c", 9);
+        assert!(!seal(&mut m, 100, true), "too few to be worth a copy");
+        assert!(seal(&mut m, 0, false), "0 seals whatever arrived");
+        assert_eq!(m.unsealed_terms(), 0);
+        assert!(!seal(&mut m, 0, true), "nothing left");
+    }
+
+    #[test]
     fn sealing_keeps_every_term_findable() {
         use tantivy_fst::Streamer;
         let mut m = Memtable::new(1, None);
@@ -1036,7 +1086,7 @@ mod tests {
             all.insert(b.clone());
             m.upsert(i + 1, doc(&format!("d{i}"), &[&a, &b], i, None));
             m.finish(i + 1);
-            if let Some(input) = m.seal_input(5) {
+            if let Some(input) = m.seal_input(5, false) {
                 let (map, upto) = input.build().unwrap();
                 // Terms may arrive between building and installing.
                 let late = format!("late{i}");
