@@ -502,22 +502,13 @@ fn search_phase(dir: &Path) -> Result<Value> {
     let verbose = std::env::var_os("EDDY_BENCH_VERBOSE").is_some();
     let mut latencies = Vec::new();
     for _ in 0..rounds {
-        for q in &queries {
-            let t = Instant::now();
-            engine.search(
-                "bench",
-                &SearchRequest {
-                    q: Some(q.clone()),
-                    limit: 10,
-                    ..SearchRequest::default()
-                },
-            )?;
-            let elapsed = t.elapsed();
-            if verbose {
+        let round = search_latencies(&engine, &queries)?;
+        if verbose {
+            for (q, elapsed) in queries.iter().zip(&round) {
                 eprintln!("{}\t{q}", elapsed.as_micros());
             }
-            latencies.push(elapsed);
         }
+        latencies.extend(round);
     }
     Ok(json!({
         "search_p50_us": percentile(&mut latencies, 0.5).as_secs_f64() * 1e6,
