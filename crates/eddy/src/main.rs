@@ -91,6 +91,11 @@ struct ServeArgs {
     /// searches and writers; more flush faster when the machine is otherwise idle).
     #[arg(long, env = "MEILI_MAX_INDEXING_THREADS", value_parser = clap::value_parser!(u16).range(1..=256))]
     max_indexing_threads: Option<u16>,
+    /// Most bytes of segments one background merge reads (default 128MiB). A merge holds the
+    /// pages of its inputs, so this bounds the memory merges take beyond the budget; segments
+    /// grow to about this size and no further.
+    #[arg(long, env = "EDDY_MAX_MERGE_SIZE", value_parser = byte_size)]
+    max_merge_size: Option<u64>,
     /// How long a client may take to send a request's headers, or the next piece of its body
     /// (milliseconds); slower connections are dropped.
     #[arg(long, env = "EDDY_HTTP_READ_TIMEOUT_MS", default_value_t = 30_000)]
@@ -121,6 +126,12 @@ impl ServeArgs {
         }
         if let Some(threads) = self.max_indexing_threads {
             config.segments.writer_threads = usize::from(threads);
+        }
+        if let Some(bytes) = self.max_merge_size {
+            if bytes == 0 {
+                bail!("--max-merge-size must be above 0: with no room, no segments would merge");
+            }
+            config.segments.max_merge_bytes = bytes;
         }
         Ok(config)
     }
@@ -330,6 +341,25 @@ mod tests {
             let e = serve_args(&[&format!("--max-indexing-threads={bad}")]).unwrap_err();
             assert!(e.to_string().contains("--max-indexing-threads"), "{e}");
         }
+    }
+
+    #[test]
+    fn max_merge_size_bounds_the_bytes_a_merge_reads() {
+        let bound = |flags: &[&str]| {
+            serve_args(flags)
+                .unwrap()
+                .engine_config()
+                .map(|c| c.segments.max_merge_bytes)
+        };
+        assert_eq!(bound(&["--max-merge-size", "256MiB"]).unwrap(), 256 << 20);
+        assert_eq!(
+            bound(&[]).unwrap(),
+            EngineConfig::default().segments.max_merge_bytes
+        );
+        let e = bound(&["--max-merge-size", "0"]).unwrap_err();
+        assert!(e.to_string().contains("--max-merge-size"), "{e}");
+        let e = serve_args(&["--max-merge-size", "lots"]).unwrap_err();
+        assert!(e.to_string().contains("--max-merge-size"), "{e}");
     }
 
     #[test]
