@@ -258,8 +258,6 @@ impl PreparedSegments {
 
 /// The union of the segments' text dictionaries, or `None` when it would be too large.
 fn merged_terms(layers: &[SegLayer]) -> Result<Option<tantivy_fst::Map<Vec<u8>>>> {
-    use std::cmp::Reverse;
-    use std::collections::BinaryHeap;
     let dict_error = |e| crate::error::Error::io("read term dictionary of", "a segment", e);
     let total: usize = layers.iter().map(|l| l.text.terms().num_terms()).sum();
     if total > MAX_MERGED_TERMS {
@@ -269,23 +267,13 @@ fn merged_terms(layers: &[SegLayer]) -> Result<Option<tantivy_fst::Map<Vec<u8>>>
     for l in layers {
         streams.push(l.text.terms().stream().map_err(dict_error)?);
     }
-    let mut heap = BinaryHeap::with_capacity(streams.len());
-    for (i, s) in streams.iter_mut().enumerate() {
-        if s.advance() {
-            heap.push(Reverse((s.key().to_vec(), i)));
-        }
-    }
+    // Tantivy's own k-way union of FST streams (what its segment merges use): each distinct
+    // term once, in order.
+    let mut union = tantivy::termdict::TermMerger::new(streams);
     let mut builder = tantivy_fst::MapBuilder::memory();
-    let mut last: Option<Vec<u8>> = None;
-    while let Some(Reverse((key, i))) = heap.pop() {
-        if last.as_deref() != Some(key.as_slice()) {
-            if builder.insert(&key, 0).is_err() {
-                return Ok(None);
-            }
-            last = Some(key);
-        }
-        if streams[i].advance() {
-            heap.push(Reverse((streams[i].key().to_vec(), i)));
+    while union.advance() {
+        if builder.insert(union.key(), 0).is_err() {
+            return Ok(None);
         }
     }
     let Ok(bytes) = builder.into_inner() else {
