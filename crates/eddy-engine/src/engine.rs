@@ -2860,6 +2860,10 @@ impl Inner {
                     // The published view stays as it was; the next flush reloads anyway.
                     tracing::warn!(index = %instance.uid(), error = %e, "reload after a merge failed");
                 }
+                if let Err(e) = instance.merge_dictionaries() {
+                    // Searches walk each segment's dictionary instead, with the same results.
+                    tracing::warn!(index = %instance.uid(), error = %e, "merging segment dictionaries failed");
+                }
             }
         }
     }

@@ -685,6 +685,15 @@ impl IndexInstance {
         Ok(())
     }
 
+    /// Builds the union of the published segments' dictionaries if the view lacks it (see
+    /// [`crate::search::layers::PreparedSegments`]). Returns whether it built one.
+    ///
+    /// # Errors
+    /// A dictionary could not be read.
+    pub fn merge_dictionaries(&self) -> Result<bool> {
+        self.view.load_full().segment_layers.merge_dictionaries()
+    }
+
     /// Re-seals the term dictionary of every memtable that is due (see
     /// [`Memtable::seal_input`]; `min_terms = 0`: every memtable with recent terms); a
     /// memtable without writes for `idle_after` counts as idle. The FST is built with no lock

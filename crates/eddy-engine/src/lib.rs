@@ -28,6 +28,7 @@ pub mod meta;
 pub mod ops;
 pub mod rebuild;
 pub mod search;
+pub mod segment_build;
 pub mod segments;
 pub mod settings;
 pub mod storage;

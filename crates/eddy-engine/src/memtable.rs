@@ -122,7 +122,7 @@ pub struct MemStats {
 /// What the flusher writes to Tantivy for one primary key.
 #[derive(Debug, Clone)]
 pub enum FlushEntry {
-    /// Add this version (after deleting the older one when `replaces` is set).
+    /// Add this version (after deleting the older ones when `replaces` is set).
     Upsert {
         /// Primary key.
         pk: Arc<str>,
@@ -136,13 +136,17 @@ pub enum FlushEntry {
         seq: u64,
         /// Version LSN.
         lsn: Lsn,
-        /// Whether an older version must be deleted.
-        replaces: bool,
+        /// When an older layer holds a version to delete: the LSN from which this memtable
+        /// hides the key. Every older version has a smaller LSN, and every version this
+        /// memtable or a newer one writes has this LSN or a greater one.
+        replaces: Option<Lsn>,
     },
-    /// Delete the older version.
+    /// Delete the older versions.
     Delete {
         /// Primary key.
         pk: Arc<str>,
+        /// The LSN from which this memtable hides the key (see `Upsert::replaces`).
+        since: Lsn,
     },
 }
 
@@ -568,6 +572,27 @@ impl Memtable {
         MemReader { mem: self, lsn }
     }
 
+    /// Every term id, in byte order of its term (the order a segment's dictionary wants).
+    pub fn term_ids_in_order(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = (0..u32::try_from(self.terms.len()).unwrap_or(u32::MAX)).collect();
+        ids.sort_unstable_by(|a, b| {
+            self.terms[*a as usize]
+                .as_bytes()
+                .cmp(self.terms[*b as usize].as_bytes())
+        });
+        ids
+    }
+
+    /// The postings of a term id, dead slots included: `(slot, positions)` by ascending slot,
+    /// positions ascending within a slot (their count is the term frequency).
+    pub fn term_postings(&self, id: u32) -> impl Iterator<Item = (u32, &[u32])> + '_ {
+        let postings = &self.postings[id as usize];
+        postings.entries.iter().map(move |p| {
+            let start = p.pos_start as usize;
+            (p.slot, &postings.positions[start..start + p.tf as usize])
+        })
+    }
+
     /// Final state of every key, in insertion order of the final version, for the flusher.
     pub fn flush_entries(&self) -> Vec<FlushEntry> {
         let mut entries: Vec<(u64, FlushEntry)> = self
@@ -585,11 +610,17 @@ impl Memtable {
                             len: s.len,
                             seq: s.seq,
                             lsn: s.lsn,
-                            replaces: e.shadows_older,
+                            replaces: e.shadows_older.then_some(e.first_lsn),
                         },
                     ))
                 }
-                None if e.shadows_older => Some((0, FlushEntry::Delete { pk: pk.clone() })),
+                None if e.shadows_older => Some((
+                    0,
+                    FlushEntry::Delete {
+                        pk: pk.clone(),
+                        since: e.first_lsn,
+                    },
+                )),
                 None => None,
             })
             .collect();
@@ -983,7 +1014,7 @@ mod tests {
         let s = m.stats();
         assert_eq!((s.live_docs, s.dead_docs, s.dead_tokens), (0, 1, 7));
         let entries = m.flush_entries();
-        assert!(matches!(&entries[..], [FlushEntry::Delete { pk }] if &**pk == "x"));
+        assert!(matches!(&entries[..], [FlushEntry::Delete { pk, since: 5 }] if &**pk == "x"));
     }
 
     #[test]
@@ -1005,14 +1036,14 @@ mod tests {
         );
         m.finish(1);
         let entries = m.flush_entries();
-        let flags: Vec<(String, bool)> = entries
+        let flags: Vec<(String, Option<Lsn>)> = entries
             .iter()
             .map(|e| match e {
                 FlushEntry::Upsert { pk, replaces, .. } => (pk.to_string(), *replaces),
-                FlushEntry::Delete { pk } => (pk.to_string(), true),
+                FlushEntry::Delete { pk, since } => (pk.to_string(), Some(*since)),
             })
             .collect();
-        assert_eq!(flags, vec![("new".into(), false), ("old".into(), true)]);
+        assert_eq!(flags, vec![("new".into(), None), ("old".into(), Some(1))]);
     }
 
     #[test]

@@ -6,11 +6,12 @@
 //! because Tantivy does not fsync it after renaming `meta.json`: until that fsync the new
 //! checkpoint is not durable and the log must not be truncated below it.
 //!
-//! Documents reach Tantivy pre-tokenized by [`crate::analysis`], so a document has the same
-//! terms, positions and length here as in a memtable. The tokens travel as one encoded string
-//! per document (see [`TokenListTokenizer`]): Tantivy's own pre-tokenized values would cost
-//! several allocations per token (the document serializes them, indexing decodes and clones
-//! them). Indexes created before that encoding keep their pre-tokenized schema.
+//! A flush does not hand documents to Tantivy's indexer: each frozen memtable is serialized
+//! as a segment of its own by [`crate::segment_build`], with the terms, positions and lengths
+//! the write path computed, and the writer adopts it. The `_text` field's tokenizer
+//! ([`TokenListTokenizer`]) is therefore only named by the schema; it decodes the token
+//! lists earlier versions fed Tantivy. Indexes created before those lists name Tantivy's
+//! `raw` tokenizer instead; both schemas are read and written the same way.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,20 +19,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use eddy_wal::Lsn;
 use parking_lot::{Mutex, MutexGuard};
-use tantivy::indexer::{IndexWriterOptions, UserOperation};
-use tantivy::query::AllQuery;
+use tantivy::indexer::IndexWriterOptions;
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions,
 };
-use tantivy::tokenizer::{PreTokenizedString, TextAnalyzer, Token, TokenStream, Tokenizer};
+use tantivy::tokenizer::{TextAnalyzer, Token, TokenStream, Tokenizer};
 use tantivy::{
     Directory, Index, IndexMeta, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Searcher,
-    Term,
 };
 
 use crate::error::{Error, Result};
-use crate::memtable::{FlushEntry, Memtable, pk_hash};
+use crate::memtable::{FlushEntry, Memtable};
 use crate::merge::{BoundedMergePolicy, DirectorySizer};
+use crate::segment_build::{self, OlderVersions, SegmentDoc};
 use crate::storage::Disk;
 
 /// Fields of the Tantivy schema.
@@ -65,6 +65,14 @@ enum TextEncoding {
     TokenList,
     /// Tantivy pre-tokenized values (indexes created before the token lists).
     PreTokenized,
+}
+
+/// The schema new indexes get, and the tokenizer its `_text` field names (for tests that
+/// build an index by hand).
+#[cfg(test)]
+pub(crate) fn new_schema() -> (Schema, SegmentFields, &'static str, TokenListTokenizer) {
+    let (schema, fields) = build_schema(TextEncoding::TokenList);
+    (schema, fields, TOKEN_LIST_TOKENIZER, TokenListTokenizer)
 }
 
 fn build_schema(encoding: TextEncoding) -> (Schema, SegmentFields) {
@@ -202,13 +210,14 @@ pub struct SegmentStore {
     dir: PathBuf,
     index: Index,
     fields: SegmentFields,
-    encoding: TextEncoding,
     writer: Mutex<Option<IndexWriter>>,
     reader: IndexReader,
     checkpoint: Mutex<Lsn>,
     /// Set by the merge policy after every commit and merge: the committed segments may
     /// differ from the reader's (see [`SegmentStore::reload_after_merges`]).
     maybe_merged: Arc<AtomicBool>,
+    /// Threads writing the segments of one flush.
+    threads: usize,
     /// The checkpoint of the commit whose searcher is published (see [`Commit::published`]).
     /// Held from a commit until its view is published, and while a view is reloaded after
     /// merges, so that a reload never publishes a commit ahead of its flush.
@@ -261,16 +270,13 @@ impl SegmentStore {
         } else {
             Index::open(directory)?
         };
-        let encoding = if index.schema() == schema {
-            TextEncoding::TokenList
-        } else if index.schema() == build_schema(TextEncoding::PreTokenized).0 {
-            TextEncoding::PreTokenized
-        } else {
+        if index.schema() != schema && index.schema() != build_schema(TextEncoding::PreTokenized).0
+        {
             return Err(Error::Corrupt(format!(
                 "the Tantivy schema in {} is not the one this eddy writes",
                 dir.display()
             )));
-        };
+        }
         index
             .tokenizers()
             .register(TOKEN_LIST_TOKENIZER, TextAnalyzer::from(TokenListTokenizer));
@@ -278,7 +284,9 @@ impl SegmentStore {
         let writer: IndexWriter = index.writer_with_options(
             IndexWriterOptions::builder()
                 .memory_budget_per_thread(config.writer_memory_bytes.max(MIN_WRITER_MEMORY_BYTES))
-                .num_worker_threads(config.writer_threads.max(1))
+                // No document is ever handed to the writer (flushes write whole segments,
+                // see `segment_build`): its one worker thread stays idle.
+                .num_worker_threads(1)
                 .num_merge_threads(1)
                 .build(),
         )?;
@@ -304,11 +312,11 @@ impl SegmentStore {
             dir: dir.to_path_buf(),
             index,
             fields,
-            encoding,
             writer: Mutex::new(Some(writer)),
             reader,
             checkpoint: Mutex::new(checkpoint),
             maybe_merged,
+            threads: config.writer_threads.max(1),
             commit_gate: Mutex::new(checkpoint),
         })
     }
@@ -409,82 +417,63 @@ impl SegmentStore {
         memtables: &[&Memtable],
         last_lsn: Lsn,
     ) -> Result<MutexGuard<'_, Lsn>> {
-        /// Entries whose tokens are read back from the postings in one pass.
-        const CHUNK: usize = 16_384;
         let f = self.fields;
+        // The memtables' segments are written side by side on up to `threads` threads
+        // (several memtables are frozen at once at the end of a bulk load, and there nothing
+        // else runs), then adopted one by one, each right after the deletes of the versions
+        // its memtable hides.
+        //
+        // IMPORTANT: that order. Every segment added *before* a memtable's deletes are queued
+        // is certain to see them, and only the older memtables' segments hold versions it
+        // hides. A segment added after them may or may not see them (Tantivy starts its
+        // delete cursor after the last *flushed* block of the queue, and any merge may flush
+        // it): that is why the deletes are bounded by LSN (see `OlderVersions`). Queuing all
+        // deletes before adopting any segment left older versions alive whenever a merge
+        // flushed the queue in between (found by the crash test).
+        let mut work = Vec::with_capacity(memtables.len());
         for mem in memtables {
-            if mem.clear_lsn().is_some() {
-                writer.delete_query(Box::new(AllQuery))?;
-            }
-            let entries = mem.flush_entries();
-            for chunk in entries.chunks(CHUNK) {
-                let slots: Vec<u32> = chunk
-                    .iter()
-                    .filter_map(|e| match e {
-                        FlushEntry::Upsert { slot, .. } => Some(*slot),
-                        FlushEntry::Delete { .. } => None,
-                    })
-                    .collect();
-                let mut tokens = mem.slot_tokens(&slots).into_iter();
-                let mut ops = Vec::with_capacity(chunk.len() * 2);
-                let mut encoded = String::new();
-                for entry in chunk {
-                    match entry {
-                        FlushEntry::Delete { pk } => {
-                            ops.push(UserOperation::Delete(Term::from_field_text(f.pk, pk)));
+            let mut older = Vec::new();
+            let mut docs = Vec::new();
+            for entry in mem.flush_entries() {
+                match entry {
+                    FlushEntry::Delete { pk, since } => older.push((pk, since)),
+                    FlushEntry::Upsert {
+                        pk,
+                        json,
+                        slot,
+                        len,
+                        seq,
+                        lsn,
+                        replaces,
+                    } => {
+                        if let Some(since) = replaces {
+                            older.push((pk.clone(), since));
                         }
-                        FlushEntry::Upsert {
+                        docs.push(SegmentDoc {
+                            slot,
                             pk,
                             json,
                             len,
                             seq,
                             lsn,
-                            replaces,
-                            ..
-                        } => {
-                            if *replaces {
-                                ops.push(UserOperation::Delete(Term::from_field_text(f.pk, pk)));
-                            }
-                            let doc_tokens = tokens.next().unwrap_or_default();
-                            debug_assert_eq!(doc_tokens.len(), *len as usize);
-                            let mut doc = self.tantivy_doc(pk, json, *seq, *lsn, *len);
-                            match self.encoding {
-                                TextEncoding::TokenList => {
-                                    encoded.clear();
-                                    let terms = doc_tokens
-                                        .iter()
-                                        .map(|&(position, id)| (position, mem.term_text(id)));
-                                    encode_token_list(terms, &mut encoded);
-                                    doc.add_text(f.text, &encoded);
-                                }
-                                TextEncoding::PreTokenized => {
-                                    let tokens = doc_tokens
-                                        .iter()
-                                        .map(|&(position, id)| Token {
-                                            offset_from: 0,
-                                            offset_to: 0,
-                                            position: position as usize,
-                                            text: mem.term_text(id).to_string(),
-                                            position_length: 1,
-                                        })
-                                        .collect();
-                                    doc.add_pre_tokenized_text(
-                                        f.text,
-                                        PreTokenizedString {
-                                            text: String::new(),
-                                            tokens,
-                                        },
-                                    );
-                                }
-                            }
-                            ops.push(UserOperation::Add(doc));
-                        }
-                    }
-                    if ops.len() >= 4096 {
-                        writer.run(std::mem::take(&mut ops))?;
+                        });
                     }
                 }
-                writer.run(ops)?;
+            }
+            let deletes = OlderVersions::new(f.pk, older, mem.clear_lsn());
+            work.push((*mem, docs, deletes));
+        }
+        let index = &self.index;
+        let metas = parallel_map(&work, self.threads, |(mem, docs, _)| {
+            segment_build::write_segment(index, f, mem, docs)
+        });
+        for ((_, _, deletes), meta) in work.into_iter().zip(metas) {
+            let meta = meta?;
+            if !deletes.is_empty() {
+                writer.delete_query(Box::new(deletes))?;
+            }
+            if let Some(meta) = meta {
+                writer.add_segment(meta)?;
             }
         }
         let mut prepared = writer.prepare_commit()?;
@@ -499,26 +488,6 @@ impl SegmentStore {
         let gate = self.commit_gate.lock();
         prepared.commit()?;
         Ok(gate)
-    }
-
-    /// A document with every field but the text.
-    fn tantivy_doc(
-        &self,
-        pk: &str,
-        json: &[u8],
-        seq: u64,
-        lsn: Lsn,
-        len: u32,
-    ) -> tantivy::TantivyDocument {
-        let f = self.fields;
-        let mut doc = tantivy::TantivyDocument::new();
-        doc.add_text(f.pk, pk);
-        doc.add_u64(f.pk_hash, pk_hash(pk));
-        doc.add_u64(f.len, u64::from(len));
-        doc.add_u64(f.seq, seq);
-        doc.add_u64(f.lsn, lsn);
-        doc.add_bytes(f.doc, json);
-        doc
     }
 
     /// Stops the writer, waiting for its background merges: a merge that outlived its writer
@@ -552,10 +521,51 @@ impl SegmentStore {
     }
 }
 
+/// `f` applied to every item, on up to `threads` threads (scoped), results in item order.
+fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    if threads <= 1 || items.len() <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads.min(items.len()))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i) else {
+                            return out;
+                        };
+                        out.push((i, f(item)));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| match h.join() {
+                Ok(out) => out,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    });
+    results.sort_unstable_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
 /// Encodes tokens (ascending positions) as the text [`TokenListTokenizer`] decodes: per token
 /// `<position gap>,<term bytes>:<term>`, the gap taken from the previous token (from 0 for the
 /// first). Lengths make any term byte, separators included, safe.
-fn encode_token_list<'a>(tokens: impl Iterator<Item = (u32, &'a str)>, out: &mut String) {
+#[cfg(test)]
+pub(crate) fn encode_token_list<'a>(
+    tokens: impl Iterator<Item = (u32, &'a str)>,
+    out: &mut String,
+) {
     use std::fmt::Write;
     let mut previous = 0;
     for (position, term) in tokens {

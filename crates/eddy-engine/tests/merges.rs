@@ -126,3 +126,62 @@ fn a_merge_never_publishes_a_commit_whose_flush_failed() {
     assert_eq!(all_ids(&engine), 400);
     assert_eq!(engine.index_stats("m", false).unwrap().segments, 7);
 }
+
+/// Round `round` replaces the same 50 documents; the text names the round.
+fn write_round(engine: &Engine, round: usize) {
+    let docs: Vec<String> = (0..50)
+        .map(|k| format!(r#"{{"id":"{k}","text":"common round{round}"}}"#))
+        .collect();
+    let payload = format!("[{}]", docs.join(","));
+    engine
+        .add_documents(
+            "m",
+            payload.as_bytes(),
+            PayloadFormat::Json,
+            Method::Replace,
+            None,
+        )
+        .unwrap();
+}
+
+/// Every match of `common`, once each, all from `round`.
+fn assert_only_round(engine: &Engine, round: usize) {
+    assert_eq!(all_ids(engine), 50);
+    let found = engine
+        .search(
+            "m",
+            &SearchRequest {
+                q: Some(format!("round{round}")),
+                limit: 1000,
+                ..SearchRequest::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(found.total, 50, "every document holds its last version");
+}
+
+#[test]
+fn one_flush_of_many_memtables_keeps_only_the_newest_versions() {
+    // Each memtable replaces the previous one's documents, and one flush writes all of them:
+    // twenty-four segments adopted in a row, so Tantivy starts merges (and applies queued
+    // deletes) while later segments are still being adopted. Every older version must be
+    // deleted whatever segment holds it and whenever that segment was adopted.
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), config()).unwrap();
+    for round in 0..24 {
+        write_round(&engine, round);
+        engine.freeze_all();
+    }
+    engine.flush().unwrap();
+    assert_only_round(&engine, 23);
+    engine.close().unwrap();
+    let engine = Engine::open(dir.path(), config()).unwrap();
+    assert_only_round(&engine, 23);
+    for round in 24..48 {
+        write_round(&engine, round);
+        engine.freeze_all();
+    }
+    engine.close().unwrap();
+    let engine = Engine::open(dir.path(), config()).unwrap();
+    assert_only_round(&engine, 47);
+}

@@ -1,0 +1,565 @@
+//! A frozen memtable written straight into a Tantivy segment.
+//!
+//! A memtable already is an inverted index: terms with their postings (documents, term
+//! frequencies, positions), document lengths, and the stored documents. Handing its documents
+//! to Tantivy's `IndexWriter` indexed every one of them a second time — Tantivy hashed each
+//! token again into its own in-memory index before sorting and serializing it — and that
+//! second pass was about half of eddy's ingest CPU. Here the flusher serializes the memtable
+//! itself with Tantivy's segment serializers: field norms (`FieldNormsWriter`), postings,
+//! positions and term dictionaries (`InvertedIndexSerializer`), fast columns
+//! (`FastFieldsWriter`) and the document store (`StoreWriter`). The index writer then adopts
+//! the finished segment (`IndexWriter::add_segment`), so commits, deletes and merges treat it
+//! as one of its own.
+//!
+//! The files are the ones Tantivy writes for the same documents and tokens, byte for byte:
+//! the tests below build a segment both ways and compare every file.
+//!
+//! The older versions a memtable replaces or deletes are removed through Tantivy's delete
+//! queue, with one [`OlderVersions`] query per memtable. The query says *which* versions: a
+//! key's versions below the LSN from which the memtable hides it. A plain term delete would
+//! not do: Tantivy applies to an adopted segment every delete that was still pending in its
+//! queue when the segment was added (`DeleteQueue::cursor` starts after the last *flushed*
+//! block of deletes), so a segment could lose the very versions it brings.
+
+use std::sync::Arc;
+
+use eddy_wal::Lsn;
+use tantivy::directory::TerminatingWrite;
+use tantivy::fastfield::FastFieldsWriter;
+use tantivy::fieldnorm::{FieldNormReaders, FieldNormsSerializer, FieldNormsWriter};
+use tantivy::index::{SegmentComponent, SegmentMeta};
+use tantivy::postings::InvertedIndexSerializer;
+use tantivy::query::{
+    BitSetDocSet, ConstScorer, EnableScoring, Explanation, Query, Scorer, Weight,
+};
+use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::store::StoreWriter;
+use tantivy::{
+    BitSet, DocId, DocSet, Index, Score, SegmentReader, TERMINATED, TantivyDocument, Term,
+};
+
+use crate::error::{Error, Result};
+use crate::memtable::{Memtable, pk_hash};
+use crate::segments::SegmentFields;
+
+/// One document of the segment: a live version held by the memtable.
+#[derive(Debug, Clone)]
+pub struct SegmentDoc {
+    /// The memtable slot of the version.
+    pub slot: u32,
+    /// Primary key.
+    pub pk: Arc<str>,
+    /// Stored JSON.
+    pub json: Arc<[u8]>,
+    /// Number of tokens.
+    pub len: u32,
+    /// Ordering key.
+    pub seq: u64,
+    /// Version LSN.
+    pub lsn: Lsn,
+}
+
+/// A slot that is not in the segment.
+const NO_DOC: u32 = u32::MAX;
+
+fn io(what: &'static str) -> impl Fn(std::io::Error) -> Error {
+    move |e| Error::io(what, "a new segment", e)
+}
+
+fn open_write(
+    segment: &tantivy::index::Segment,
+    component: SegmentComponent,
+) -> Result<tantivy::directory::WritePtr> {
+    Ok(segment
+        .open_write(component)
+        .map_err(tantivy::TantivyError::from)?)
+}
+
+/// Writes `docs` (ascending slots; document `i` of the segment is `docs[i]`) with the
+/// tokens `mem` indexed for them into a new segment of `index`, and returns its meta for
+/// [`IndexWriter::add_segment`]. `None` when `docs` is empty.
+///
+/// # Errors
+/// Writing a file failed.
+pub fn write_segment(
+    index: &Index,
+    fields: SegmentFields,
+    mem: &Memtable,
+    docs: &[SegmentDoc],
+) -> Result<Option<SegmentMeta>> {
+    if docs.is_empty() {
+        return Ok(None);
+    }
+    let max_doc = u32::try_from(docs.len())
+        .map_err(|_| Error::Corrupt("a memtable holds more than 2^32 documents".into()))?;
+    debug_assert!(docs.windows(2).all(|w| w[0].slot < w[1].slot));
+    let segment = index.new_segment();
+    let schema = segment.schema();
+
+    // Field norms come first: the postings serializer reads them for its block-max scores.
+    let mut norms = FieldNormsWriter::for_schema(&schema);
+    for (doc, d) in (0u32..).zip(docs) {
+        norms.record(doc, fields.text, d.len);
+        norms.record(doc, fields.lsn, 1);
+    }
+    norms.fill_up_to_max_doc(max_doc);
+    norms
+        .serialize(
+            FieldNormsSerializer::from_write(open_write(&segment, SegmentComponent::FieldNorms)?)
+                .map_err(io("write field norms of"))?,
+            None,
+        )
+        .map_err(io("write field norms of"))?;
+    let norms = FieldNormReaders::open(
+        segment
+            .open_read(SegmentComponent::FieldNorms)
+            .map_err(tantivy::TantivyError::from)?,
+    )?;
+
+    // The inverted index, one field at a time in field order.
+    let mut inverted = InvertedIndexSerializer::open(&segment)?;
+    write_pks(&mut inverted, fields, &norms, docs, max_doc)?;
+    write_text(&mut inverted, fields, &norms, mem, docs)?;
+    write_lsns(&mut inverted, fields, &norms, docs, max_doc)?;
+    inverted.close().map_err(io("write postings of"))?;
+
+    // Fast columns, through Tantivy's own writer (its column names and encodings).
+    let mut fast = FastFieldsWriter::from_schema_and_tokenizer_manager(
+        &schema,
+        index.fast_field_tokenizer().clone(),
+    )?;
+    for d in docs {
+        let mut doc = TantivyDocument::new();
+        doc.add_text(fields.pk, &d.pk);
+        doc.add_u64(fields.pk_hash, pk_hash(&d.pk));
+        doc.add_u64(fields.len, u64::from(d.len));
+        doc.add_u64(fields.seq, d.seq);
+        doc.add_u64(fields.lsn, d.lsn);
+        fast.add_document(&doc)?;
+    }
+    let mut out = open_write(&segment, SegmentComponent::FastFields)?;
+    fast.serialize(&mut out, None)
+        .map_err(io("write fast fields of"))?;
+    out.terminate().map_err(io("write fast fields of"))?;
+
+    // The document store.
+    let settings = index.settings();
+    let mut store = StoreWriter::new(
+        open_write(&segment, SegmentComponent::Store)?,
+        settings.docstore_compression,
+        settings.docstore_blocksize,
+        settings.docstore_compress_dedicated_thread,
+    )
+    .map_err(io("write the store of"))?;
+    for d in docs {
+        let mut doc = TantivyDocument::new();
+        doc.add_bytes(fields.doc, &d.json);
+        store
+            .store(&doc, &schema)
+            .map_err(io("write the store of"))?;
+    }
+    store.close().map_err(io("write the store of"))?;
+
+    Ok(Some(segment.with_max_doc(max_doc).meta().clone()))
+}
+
+/// `_pk`: one term per document, document ids only (the `raw` tokenizer makes a key one
+/// token).
+fn write_pks(
+    inverted: &mut InvertedIndexSerializer,
+    fields: SegmentFields,
+    norms: &FieldNormReaders,
+    docs: &[SegmentDoc],
+    max_doc: u32,
+) -> Result<()> {
+    let mut order: Vec<u32> = (0..max_doc).collect();
+    order.sort_unstable_by(|a, b| docs[*a as usize].pk.cmp(&docs[*b as usize].pk));
+    let mut field = inverted
+        .new_field(fields.pk, u64::from(max_doc), norms.get_field(fields.pk)?)
+        .map_err(io("write keys of"))?;
+    for doc in order {
+        field
+            .new_term(docs[doc as usize].pk.as_bytes(), 0, false)
+            .map_err(io("write keys of"))?;
+        field.write_doc(doc, 0, &[]);
+        field.close_term().map_err(io("write keys of"))?;
+    }
+    field.close().map_err(io("write keys of"))
+}
+
+/// `_text`: every term of the memtable with its live postings, positions delta-encoded
+/// within each document as Tantivy stores them.
+fn write_text(
+    inverted: &mut InvertedIndexSerializer,
+    fields: SegmentFields,
+    norms: &FieldNormReaders,
+    mem: &Memtable,
+    docs: &[SegmentDoc],
+) -> Result<()> {
+    let mut doc_of_slot = vec![NO_DOC; mem.slot_count()];
+    for (doc, d) in (0u32..).zip(docs) {
+        doc_of_slot[d.slot as usize] = doc;
+    }
+    let total_tokens: u64 = docs.iter().map(|d| u64::from(d.len)).sum();
+    let mut field = inverted
+        .new_field(fields.text, total_tokens, norms.get_field(fields.text)?)
+        .map_err(io("write postings of"))?;
+    let mut live: Vec<(u32, u32)> = Vec::new();
+    let mut deltas: Vec<u32> = Vec::new();
+    for id in mem.term_ids_in_order() {
+        live.clear();
+        deltas.clear();
+        for (slot, positions) in mem.term_postings(id) {
+            let doc = doc_of_slot[slot as usize];
+            if doc == NO_DOC {
+                continue;
+            }
+            live.push((doc, u32::try_from(positions.len()).unwrap_or(u32::MAX)));
+            let mut previous = 0;
+            for &p in positions {
+                deltas.push(p - previous);
+                previous = p;
+            }
+        }
+        if live.is_empty() {
+            continue;
+        }
+        field
+            .new_term(
+                mem.term_text(id).as_bytes(),
+                u32::try_from(live.len()).unwrap_or(u32::MAX),
+                true,
+            )
+            .map_err(io("write postings of"))?;
+        let mut at = 0;
+        for &(doc, tf) in &live {
+            let end = at + tf as usize;
+            field.write_doc(doc, tf, &deltas[at..end]);
+            at = end;
+        }
+        field.close_term().map_err(io("write postings of"))?;
+    }
+    field.close().map_err(io("write postings of"))
+}
+
+/// `_lsn`: an indexed u64, its terms the big-endian values.
+fn write_lsns(
+    inverted: &mut InvertedIndexSerializer,
+    fields: SegmentFields,
+    norms: &FieldNormReaders,
+    docs: &[SegmentDoc],
+    max_doc: u32,
+) -> Result<()> {
+    let mut order: Vec<u32> = (0..max_doc).collect();
+    // Stable: documents of one LSN stay in ascending order.
+    order.sort_by_key(|d| docs[*d as usize].lsn);
+    let mut field = inverted
+        .new_field(fields.lsn, u64::from(max_doc), norms.get_field(fields.lsn)?)
+        .map_err(io("write LSNs of"))?;
+    let mut current = None;
+    for doc in order {
+        let lsn = docs[doc as usize].lsn;
+        if current != Some(lsn) {
+            if current.is_some() {
+                field.close_term().map_err(io("write LSNs of"))?;
+            }
+            field
+                .new_term(&lsn.to_be_bytes(), 0, false)
+                .map_err(io("write LSNs of"))?;
+            current = Some(lsn);
+        }
+        field.write_doc(doc, 0, &[]);
+    }
+    field.close().map_err(io("write LSNs of"))
+}
+
+/// The versions a memtable hides in older segments, as one delete query: for each key, its
+/// documents whose `_lsn` is below the LSN from which the memtable hides the key, and with
+/// `all_below` (the memtable starts with a `delete all`) every document below that LSN.
+/// Versions the memtable itself, or a newer one, brings have at least that LSN, so the
+/// query never touches them, whichever segments Tantivy applies it to.
+#[derive(Debug, Clone)]
+pub struct OlderVersions {
+    pk_field: Field,
+    keys: Arc<Vec<(Arc<str>, Lsn)>>,
+    all_below: Option<Lsn>,
+}
+
+impl OlderVersions {
+    /// Versions of `keys` (key, bound) below their bounds, and every document below
+    /// `all_below`.
+    pub fn new(pk_field: Field, keys: Vec<(Arc<str>, Lsn)>, all_below: Option<Lsn>) -> Self {
+        OlderVersions {
+            pk_field,
+            keys: Arc::new(keys),
+            all_below,
+        }
+    }
+
+    /// Whether the query deletes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty() && self.all_below.is_none()
+    }
+
+    fn matching(&self, reader: &SegmentReader) -> tantivy::Result<BitSet> {
+        let max_doc = reader.max_doc();
+        let mut docs = BitSet::with_max_value(max_doc);
+        let lsn = reader.fast_fields().u64("_lsn")?.first_or_default_col(0);
+        if let Some(below) = self.all_below {
+            for doc in 0..max_doc {
+                if lsn.get_val(doc) < below {
+                    docs.insert(doc);
+                }
+            }
+        }
+        let keys = reader.inverted_index(self.pk_field)?;
+        for (pk, below) in self.keys.iter() {
+            let term = Term::from_field_text(self.pk_field, pk);
+            let Some(mut postings) = keys.read_postings(&term, IndexRecordOption::Basic)? else {
+                continue;
+            };
+            let mut doc = postings.doc();
+            while doc != TERMINATED {
+                if lsn.get_val(doc) < *below {
+                    docs.insert(doc);
+                }
+                doc = postings.advance();
+            }
+        }
+        Ok(docs)
+    }
+}
+
+impl Query for OlderVersions {
+    fn weight(&self, _scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        Ok(Box::new(self.clone()))
+    }
+}
+
+impl Weight for OlderVersions {
+    fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
+        let docs = BitSetDocSet::from(self.matching(reader)?);
+        Ok(Box::new(ConstScorer::new(docs, boost)))
+    }
+
+    fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
+        if self.matching(reader)?.contains(doc) {
+            Ok(Explanation::new("an older version", 1.0))
+        } else {
+            Err(tantivy::TantivyError::InvalidArgument(format!(
+                "document {doc} is not an older version"
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+    use tantivy::IndexWriter;
+    use tantivy::indexer::{IndexWriterOptions, NoMergePolicy};
+    use tantivy::tokenizer::TextAnalyzer;
+    use tantivy::{Index, IndexSettings};
+
+    use super::*;
+    use crate::analysis::{DocTerms, Token};
+    use crate::memtable::{FlushEntry, PreparedDoc};
+    use crate::segments::{encode_token_list, new_schema};
+
+    /// An operation on the memtable: write `pk` with these (term index, position) tokens, or
+    /// delete it.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Put(u8, Vec<(u8, u32)>),
+        Delete(u8),
+    }
+
+    /// Terms with multi-byte characters, shared prefixes and one long enough to matter.
+    const TERMS: [&str; 12] = [
+        "a",
+        "ab",
+        "abc",
+        "b",
+        "bé",
+        "car",
+        "cart",
+        "日本",
+        "x1",
+        "zz",
+        "zzz",
+        "ünïcode",
+    ];
+
+    fn op() -> impl Strategy<Value = Op> {
+        let put = (
+            0u8..24,
+            prop::collection::vec(
+                (
+                    0u8..12,
+                    prop::sample::select(vec![
+                        0u32,
+                        1,
+                        2,
+                        3,
+                        7,
+                        200,
+                        1 << 16,
+                        (1 << 16) + 1,
+                        5 << 16,
+                    ]),
+                ),
+                0..12,
+            ),
+        )
+            .prop_map(|(pk, tokens)| Op::Put(pk, tokens));
+        prop_oneof![4 => put, 1 => (0u8..24).prop_map(Op::Delete)]
+    }
+
+    fn index_in(dir: &Path) -> (Index, SegmentFields) {
+        let (schema, fields, tokenizer_name, tokenizer) = new_schema();
+        let index = Index::builder()
+            .schema(schema)
+            .settings(IndexSettings {
+                docstore_compression: tantivy::store::Compressor::Lz4,
+                ..IndexSettings::default()
+            })
+            .create_in_dir(dir)
+            .expect("create index");
+        index
+            .tokenizers()
+            .register(tokenizer_name, TextAnalyzer::from(tokenizer));
+        (index, fields)
+    }
+
+    fn writer(index: &Index) -> IndexWriter {
+        let writer: IndexWriter = index
+            .writer_with_options(
+                IndexWriterOptions::builder()
+                    .memory_budget_per_thread(50_000_000)
+                    .num_worker_threads(1)
+                    .build(),
+            )
+            .expect("writer");
+        writer.set_merge_policy(Box::new(NoMergePolicy));
+        writer
+    }
+
+    /// Every file of the index's only segment, by extension.
+    fn segment_files(index: &Index, dir: &Path) -> BTreeMap<String, Vec<u8>> {
+        let metas = index.searchable_segment_metas().expect("metas");
+        assert_eq!(metas.len(), 1, "one segment");
+        [
+            SegmentComponent::Postings,
+            SegmentComponent::Positions,
+            SegmentComponent::FastFields,
+            SegmentComponent::FieldNorms,
+            SegmentComponent::Terms,
+            SegmentComponent::Store,
+            SegmentComponent::Delete,
+        ]
+        .into_iter()
+        .filter_map(|c| {
+            let bytes = std::fs::read(dir.join(metas[0].relative_path(c.clone()))).ok()?;
+            Some((c.to_string(), bytes))
+        })
+        .collect()
+    }
+
+    fn apply(ops: &[Op]) -> Memtable {
+        let mut mem = Memtable::new(1, None);
+        for (i, op) in ops.iter().enumerate() {
+            let lsn = i as u64 + 1;
+            match op {
+                Op::Put(pk, tokens) => {
+                    let tokens: Vec<Token> = tokens
+                        .iter()
+                        .map(|&(t, position)| Token {
+                            position,
+                            term: TERMS[t as usize].to_string(),
+                        })
+                        .collect();
+                    let pk = format!("k{pk}");
+                    mem.upsert(
+                        lsn,
+                        PreparedDoc {
+                            json: Arc::from(format!("{{\"id\":\"{pk}\",\"n\":{i}}}").into_bytes()),
+                            pk: Arc::from(pk),
+                            terms: DocTerms::from_tokens(&tokens),
+                            new_seq: lsn << 24,
+                            older: None,
+                        },
+                    );
+                }
+                Op::Delete(pk) => {
+                    mem.delete(lsn, Arc::from(format!("k{pk}")), None);
+                }
+            }
+            mem.finish(lsn);
+        }
+        mem
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        /// The segment written from a memtable is, file for file and byte for byte, the one
+        /// Tantivy's own indexer writes for the same documents and tokens.
+        #[test]
+        fn segment_files_are_the_ones_tantivy_writes(ops in prop::collection::vec(op(), 1..80)) {
+            let mem = apply(&ops);
+            let entries = mem.flush_entries();
+            let docs: Vec<SegmentDoc> = entries
+                .iter()
+                .filter_map(|e| match e {
+                    FlushEntry::Upsert { pk, json, slot, len, seq, lsn, .. } => Some(SegmentDoc {
+                        slot: *slot,
+                        pk: pk.clone(),
+                        json: json.clone(),
+                        len: *len,
+                        seq: *seq,
+                        lsn: *lsn,
+                    }),
+                    FlushEntry::Delete { .. } => None,
+                })
+                .collect();
+            prop_assume!(!docs.is_empty());
+
+            let reference_dir = tempfile::tempdir().expect("tempdir");
+            let (reference, f) = index_in(reference_dir.path());
+            let mut w = writer(&reference);
+            let slots: Vec<u32> = docs.iter().map(|d| d.slot).collect();
+            for (d, tokens) in docs.iter().zip(mem.slot_tokens(&slots)) {
+                let mut doc = TantivyDocument::new();
+                doc.add_text(f.pk, &d.pk);
+                doc.add_u64(f.pk_hash, pk_hash(&d.pk));
+                doc.add_u64(f.len, u64::from(d.len));
+                doc.add_u64(f.seq, d.seq);
+                doc.add_u64(f.lsn, d.lsn);
+                doc.add_bytes(f.doc, &d.json);
+                let mut text = String::new();
+                encode_token_list(tokens.iter().map(|&(p, id)| (p, mem.term_text(id))), &mut text);
+                doc.add_text(f.text, &text);
+                w.add_document(doc).expect("add");
+            }
+            w.commit().expect("commit");
+
+            let direct_dir = tempfile::tempdir().expect("tempdir");
+            let (direct, f) = index_in(direct_dir.path());
+            let mut w = writer(&direct);
+            let meta = write_segment(&direct, f, &mem, &docs).expect("write").expect("a segment");
+            w.add_segment(meta).expect("adopt");
+            w.commit().expect("commit");
+
+            let want = segment_files(&reference, reference_dir.path());
+            let got = segment_files(&direct, direct_dir.path());
+            prop_assert_eq!(want.keys().collect::<Vec<_>>(), got.keys().collect::<Vec<_>>());
+            for (ext, bytes) in &want {
+                prop_assert!(&got[ext] == bytes, "the .{} files differ", ext);
+            }
+        }
+    }
+}
