@@ -97,8 +97,8 @@ pub type Failpoint = Arc<dyn Fn(&'static str) -> Result<()> + Send + Sync>;
 pub struct EngineConfig {
     /// An index's active memtable freezes at this size.
     pub write_buffer_bytes: usize,
-    /// Budget for the engine's indexing memory: all memtables, plus the Tantivy indexing
-    /// memory of the flush in progress (see [`EngineConfig::memtable_budget_bytes`]).
+    /// Budget for the engine's indexing memory: all memtables, plus what the flush in
+    /// progress and the merges hold beyond them (see [`EngineConfig::memtable_budget_bytes`]).
     pub memory_budget_bytes: usize,
     /// How long a writer waits for memory before `Overloaded`.
     pub overload_wait: Duration,
@@ -145,9 +145,9 @@ impl fmt::Debug for EngineConfig {
 
 impl EngineConfig {
     /// The share of [`EngineConfig::memory_budget_bytes`] that memtables may hold: the budget
-    /// less the Tantivy indexing memory of one flush (flushes run one at a time;
+    /// less what one flush and the merges may hold beyond them (flushes run one at a time;
     /// [`SegmentConfig::indexing_bytes`]), but never less than half of it. Under a sustained
-    /// load the memtables are full while a flush indexes, so both are held at once.
+    /// load the memtables are full while a flush writes, so both are held at once.
     pub fn memtable_budget_bytes(&self) -> usize {
         self.memory_budget_bytes
             .saturating_sub(self.segments.indexing_bytes())
@@ -184,12 +184,15 @@ mod tests {
     fn memtables_get_the_budget_less_one_flush_of_indexing_memory() {
         let mut c = EngineConfig::default();
         assert_eq!(c.memtable_budget_bytes(), (512 << 20) - (64 << 20));
-        c.segments.writer_threads = 2;
-        assert_eq!(c.memtable_budget_bytes(), (512 << 20) - (128 << 20));
-        // Tantivy's floor of 15 MB per thread counts, and memtables keep half at least.
+        // Segment-writing threads share the flush's reservation.
+        c.segments.writer_threads = 4;
+        assert_eq!(c.memtable_budget_bytes(), (512 << 20) - (64 << 20));
+        // Tantivy's floor of 15 MB counts, and memtables keep half at least.
         c.segments.writer_memory_bytes = 1;
         c.memory_budget_bytes = 40_000_000;
-        assert_eq!(c.memtable_budget_bytes(), 20_000_000);
+        assert_eq!(c.memtable_budget_bytes(), 25_000_000);
+        c.memory_budget_bytes = 20_000_000;
+        assert_eq!(c.memtable_budget_bytes(), 10_000_000);
     }
 
     #[test]

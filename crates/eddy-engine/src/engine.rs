@@ -2860,7 +2860,7 @@ impl Inner {
                     // The published view stays as it was; the next flush reloads anyway.
                     tracing::warn!(index = %instance.uid(), error = %e, "reload after a merge failed");
                 }
-                if let Err(e) = instance.merge_dictionaries() {
+                if let Err(e) = instance.merge_dictionaries(self.config.seal_idle, UNION_MAX_WAIT) {
                     // Searches walk each segment's dictionary instead, with the same results.
                     tracing::warn!(index = %instance.uid(), error = %e, "merging segment dictionaries failed");
                 }
@@ -2945,6 +2945,10 @@ impl Inner {
         Ok(())
     }
 }
+
+/// Longest a view waits for the union of its segments' dictionaries while writes keep
+/// coming (see [`IndexInstance::merge_dictionaries`]).
+const UNION_MAX_WAIT: Duration = Duration::from_secs(2);
 
 /// Waits until `wakeup`'s flag is set or `tick` passes; `consume` clears the flag again.
 fn wait_for_wakeup(wakeup: &(Mutex<bool>, Condvar), tick: Duration, consume: bool) {

@@ -686,12 +686,24 @@ impl IndexInstance {
     }
 
     /// Builds the union of the published segments' dictionaries if the view lacks it (see
-    /// [`crate::search::layers::PreparedSegments`]). Returns whether it built one.
+    /// [`crate::search::layers::PreparedSegments`]), once the index had no write for
+    /// `idle_after`, or the view is older than `max_wait`, and no flush is under way: while
+    /// writes keep coming, a new view may replace this one before its union would have
+    /// served many searches.
+    /// Returns whether it built one.
     ///
     /// # Errors
     /// A dictionary could not be read.
-    pub fn merge_dictionaries(&self) -> Result<bool> {
-        self.view.load_full().segment_layers.merge_dictionaries()
+    pub fn merge_dictionaries(&self, idle_after: Duration, max_wait: Duration) -> Result<bool> {
+        if self.flush_lock.try_lock().is_none() {
+            // A flush in progress publishes a new view soon: this one's union would serve
+            // few searches, and would take CPU from the flush.
+            return Ok(false);
+        }
+        let view = self.view.load_full();
+        let busy = view.active().idle() < idle_after;
+        view.segment_layers
+            .merge_dictionaries(|age| busy && age < max_wait)
     }
 
     /// Re-seals the term dictionary of every memtable that is due (see
@@ -832,10 +844,11 @@ impl IndexInstance {
             active.mem.write().freeze();
         }
         let id = self.next_mem_id.fetch_add(1, Ordering::Relaxed);
-        memtables.push(MemCell::new(
-            Memtable::new(id, clear_lsn),
-            self.budget.clone(),
-        ));
+        let mut next = Memtable::new(id, clear_lsn);
+        if !active_empty {
+            next.reserve_like(&active.mem.read());
+        }
+        memtables.push(MemCell::new(next, self.budget.clone()));
         if let Some(lsn) = clear_lsn {
             // The clear is its own finished operation.
             memtables

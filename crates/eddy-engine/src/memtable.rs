@@ -101,9 +101,10 @@ impl TermPostings {
     }
 }
 
-/// Heap bytes of a term in the recent-term map: its boxed bytes and its share of a node.
-fn recent_term_bytes(len: usize) -> usize {
-    alloc_bytes(len) + RECENT_ENTRY_BYTES
+/// Heap bytes of a term in the recent-term map: its share of a node (the key shares the
+/// term's allocation).
+fn recent_term_bytes(_len: usize) -> usize {
+    RECENT_ENTRY_BYTES
 }
 
 /// Counters describing the memtable at its visible LSN.
@@ -174,7 +175,11 @@ pub struct Memtable {
     /// Term of each term id.
     terms: Vec<Arc<str>>,
     /// Terms added since the dictionary was last sealed, in order.
-    recent_terms: BTreeMap<Box<[u8]>, u32>,
+    /// (The keys share the allocations of `terms`.)
+    recent_terms: BTreeMap<Arc<[u8]>, u32>,
+    /// Whether a search walked the recent terms since the last seal (see
+    /// [`Memtable::seal_input`]).
+    walked: std::sync::atomic::AtomicBool,
     /// Every other term, as an FST (term -> term id): automata intersect it natively, so
     /// typo and prefix derivations cost what they cost on a segment.
     sealed: Option<Arc<tantivy_fst::Map<Vec<u8>>>>,
@@ -229,6 +234,7 @@ impl Memtable {
             term_ids: FxHashMap::default(),
             terms: Vec::new(),
             recent_terms: BTreeMap::new(),
+            walked: std::sync::atomic::AtomicBool::new(false),
             sealed: None,
             sealed_upto: 0,
             postings: Vec::new(),
@@ -236,6 +242,20 @@ impl Memtable {
             pending: MemStats::default(),
             item_bytes: 0,
         }
+    }
+
+    /// Reserves room for as many terms and documents as `previous` holds: the next memtable
+    /// of a steady load fills its tables about as far, and growing them while writers wait
+    /// on the memtable lock rehashed every table several times.
+    pub fn reserve_like(&mut self, previous: &Memtable) {
+        let terms = previous.terms.len();
+        let docs = previous.slots.len();
+        self.term_ids.reserve(terms);
+        self.terms.reserve(terms);
+        self.postings.reserve(terms);
+        self.pks.reserve(previous.pks.len());
+        self.slots.reserve(docs);
+        self.fieldnorms.reserve(docs);
     }
 
     /// Creation order among the index's memtables.
@@ -389,8 +409,8 @@ impl Memtable {
                     let id = u32::try_from(self.postings.len()).expect("fewer than 2^32 terms");
                     let key: Arc<str> = Arc::from(term);
                     self.term_ids.insert(key.clone(), id);
+                    self.recent_terms.insert(Arc::<[u8]>::from(key.clone()), id);
                     self.terms.push(key);
-                    self.recent_terms.insert(Box::from(term.as_bytes()), id);
                     self.postings.push(TermPostings::default());
                     self.item_bytes += arc_bytes(term.len()) + recent_term_bytes(term.len());
                     id
@@ -473,6 +493,9 @@ impl Memtable {
     /// arrived), so each term is copied a bounded number of times: about five times over a
     /// memtable's life (with an eighth it was nine, and sealing took a seventh of the ingest
     /// CPU), while the terms searched outside the FST stay under a fifth of the dictionary.
+    /// And it waits for a search to walk the recent terms (a typo or prefix derivation; exact
+    /// words are looked up by hash): a bulk load that nobody searches that way would seal
+    /// for nothing, and sealing was still a fourteenth of the ingest CPU of WordNet.
     ///
     /// Once writes pause (`idle`), a sixty-fourth of the sealed terms is enough: the walk
     /// of the recent terms was a fifth of a typo search on a memtable, and one more copy
@@ -483,7 +506,11 @@ impl Memtable {
         let due = match (min_terms, idle) {
             (0, _) => recent > 0,
             (_, true) => recent > 0 && recent >= sealed_len / 64,
-            (min, false) => recent > 0 && recent >= min.max(sealed_len / 4),
+            (min, false) => {
+                recent > 0
+                    && recent >= min.max(sealed_len / 4)
+                    && self.walked.load(std::sync::atomic::Ordering::Relaxed)
+            }
         };
         if !due {
             return None;
@@ -509,6 +536,8 @@ impl Memtable {
         self.item_bytes = self.item_bytes + map.as_fst().size() - old_fst;
         self.sealed = Some(Arc::new(map));
         self.sealed_upto = upto;
+        self.walked
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         let mut freed = 0;
         self.recent_terms.retain(|term, id| {
             let keep = *id >= upto;
@@ -572,14 +601,24 @@ impl Memtable {
         MemReader { mem: self, lsn }
     }
 
-    /// Every term id, in byte order of its term (the order a segment's dictionary wants).
+    /// Every term id, in byte order of its term (the order a segment's dictionary wants):
+    /// the sealed dictionary and the recent terms are both in that order already, so this
+    /// merges them instead of sorting.
     pub fn term_ids_in_order(&self) -> Vec<u32> {
-        let mut ids: Vec<u32> = (0..u32::try_from(self.terms.len()).unwrap_or(u32::MAX)).collect();
-        ids.sort_unstable_by(|a, b| {
-            self.terms[*a as usize]
-                .as_bytes()
-                .cmp(self.terms[*b as usize].as_bytes())
-        });
+        let mut ids = Vec::with_capacity(self.terms.len());
+        let mut recent = self.recent_terms.iter().peekable();
+        if let Some(sealed) = &self.sealed {
+            use tantivy_fst::Streamer;
+            let mut stream = sealed.stream();
+            while let Some((term, id)) = stream.next() {
+                while let Some((_, id)) = recent.next_if(|(r, _)| &***r < term) {
+                    ids.push(*id);
+                }
+                ids.push(u32::try_from(id).unwrap_or(u32::MAX));
+            }
+        }
+        ids.extend(recent.map(|(_, id)| *id));
+        debug_assert_eq!(ids.len(), self.terms.len());
         ids
     }
 
@@ -633,7 +672,7 @@ impl Memtable {
 /// the terms added since.
 pub struct SealInput {
     sealed: Option<Arc<tantivy_fst::Map<Vec<u8>>>>,
-    recent: Vec<(Box<[u8]>, u32)>,
+    recent: Vec<(Arc<[u8]>, u32)>,
     upto: u32,
 }
 
@@ -801,6 +840,9 @@ impl<'a> MemReader<'a> {
         lo: &[u8],
         hi: Option<&[u8]>,
     ) -> impl Iterator<Item = &'a [u8]> + use<'a> {
+        self.mem
+            .walked
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let upper = match hi {
             Some(h) => Bound::Excluded(h),
             None => Bound::Unbounded,
@@ -951,11 +993,9 @@ mod tests {
         use std::mem::size_of;
         let postings: usize = m.postings.iter().map(TermPostings::heap_bytes).sum();
         let terms: usize = m.terms.iter().map(|t| 16 + t.len()).sum();
-        let recent: usize = m.recent_terms.keys().map(|k| k.len()).sum();
         let slots: usize = m.slots.iter().map(|s| 32 + s.json.len() + s.pk.len()).sum();
         postings
             + terms
-            + recent
             + slots
             + m.sealed.as_ref().map_or(0, |f| f.as_fst().size())
             + m.slots.capacity() * size_of::<Slot>()
@@ -1088,12 +1128,19 @@ mod tests {
             }
             sealed
         };
+        let walk = |m: &Memtable| m.reader(u64::MAX).recent_terms_in(b"", None).count();
         add(&mut m, "a", 640);
+        assert!(
+            !seal(&mut m, 100, false),
+            "no search walked the recent terms"
+        );
+        walk(&m);
         assert!(!seal(&mut m, 1000, false), "under the minimum");
         assert!(seal(&mut m, 100, false));
         assert_eq!(m.unsealed_terms(), 0);
         // 640 sealed: busy needs a quarter (160), idle a sixty-fourth (10).
         add(&mut m, "b", 159);
+        walk(&m);
         assert!(!seal(&mut m, 100, false));
         assert!(seal(&mut m, 100, true));
         assert_eq!(m.unsealed_terms(), 0);
@@ -1117,6 +1164,10 @@ mod tests {
             all.insert(b.clone());
             m.upsert(i + 1, doc(&format!("d{i}"), &[&a, &b], i, None));
             m.finish(i + 1);
+            // A search walks the recent terms now and then (busy sealing waits for one).
+            if i % 10 == 0 {
+                m.reader(i + 1).recent_terms_in(b"w", None).count();
+            }
             if let Some(input) = m.seal_input(5, false) {
                 let (map, upto) = input.build().unwrap();
                 // Terms may arrive between building and installing.

@@ -24,15 +24,15 @@
 use std::sync::Arc;
 
 use eddy_wal::Lsn;
+use tantivy::columnar::{ColumnType, ColumnarWriter};
 use tantivy::directory::TerminatingWrite;
-use tantivy::fastfield::FastFieldsWriter;
 use tantivy::fieldnorm::{FieldNormReaders, FieldNormsSerializer, FieldNormsWriter};
 use tantivy::index::{SegmentComponent, SegmentMeta};
 use tantivy::postings::InvertedIndexSerializer;
 use tantivy::query::{
     BitSetDocSet, ConstScorer, EnableScoring, Explanation, Query, Scorer, Weight,
 };
-use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::schema::{Field, FieldType, IndexRecordOption};
 use tantivy::store::StoreWriter;
 use tantivy::{
     BitSet, DocId, DocSet, Index, Score, SegmentReader, TERMINATED, TantivyDocument, Term,
@@ -123,22 +123,40 @@ pub fn write_segment(
     write_lsns(&mut inverted, fields, &norms, docs, max_doc)?;
     inverted.close().map_err(io("write postings of"))?;
 
-    // Fast columns, through Tantivy's own writer (its column names and encodings).
-    let mut fast = FastFieldsWriter::from_schema_and_tokenizer_manager(
-        &schema,
-        index.fast_field_tokenizer().clone(),
-    )?;
-    for d in docs {
-        let mut doc = TantivyDocument::new();
-        doc.add_text(fields.pk, &d.pk);
-        doc.add_u64(fields.pk_hash, pk_hash(&d.pk));
-        doc.add_u64(fields.len, u64::from(d.len));
-        doc.add_u64(fields.seq, d.seq);
-        doc.add_u64(fields.lsn, d.lsn);
-        fast.add_document(&doc)?;
+    // Fast columns: what Tantivy's fast-field writer records for these fields (declared
+    // column types in field order, the key through the `raw` tokenizer, that is whole),
+    // without building a document per row for it to walk.
+    let mut columns = ColumnarWriter::default();
+    for (_, entry) in schema.fields().filter(|(_, e)| e.is_fast()) {
+        let column_type = match entry.field_type() {
+            FieldType::Str(_) => ColumnType::Str,
+            FieldType::U64(_) => ColumnType::U64,
+            other => {
+                return Err(Error::Corrupt(format!(
+                    "unexpected fast field type {other:?} in the segment schema"
+                )));
+            }
+        };
+        columns.record_column_type(entry.name(), column_type, false);
+    }
+    let name = |field: Field| schema.get_field_name(field);
+    let (pk, pk_hash_col, len, seq, lsn) = (
+        name(fields.pk),
+        name(fields.pk_hash),
+        name(fields.len),
+        name(fields.seq),
+        name(fields.lsn),
+    );
+    for (doc, d) in (0u32..).zip(docs) {
+        columns.record_str(doc, pk, &d.pk);
+        columns.record_numerical(doc, pk_hash_col, pk_hash(&d.pk));
+        columns.record_numerical(doc, len, u64::from(d.len));
+        columns.record_numerical(doc, seq, d.seq);
+        columns.record_numerical(doc, lsn, d.lsn);
     }
     let mut out = open_write(&segment, SegmentComponent::FastFields)?;
-    fast.serialize(&mut out, None)
+    columns
+        .serialize(max_doc, None, &mut out)
         .map_err(io("write fast fields of"))?;
     out.terminate().map_err(io("write fast fields of"))?;
 
@@ -370,12 +388,14 @@ mod tests {
     use crate::memtable::{FlushEntry, PreparedDoc};
     use crate::segments::{encode_token_list, new_schema};
 
-    /// An operation on the memtable: write `pk` with these (term index, position) tokens, or
-    /// delete it.
+    /// An operation on the memtable: write `pk` with these (term index, position) tokens,
+    /// delete it, or seal the term dictionary (terms then come from the FST and the recent
+    /// map).
     #[derive(Debug, Clone)]
     enum Op {
         Put(u8, Vec<(u8, u32)>),
         Delete(u8),
+        Seal,
     }
 
     /// Terms with multi-byte characters, shared prefixes and one long enough to matter.
@@ -416,7 +436,11 @@ mod tests {
             ),
         )
             .prop_map(|(pk, tokens)| Op::Put(pk, tokens));
-        prop_oneof![4 => put, 1 => (0u8..24).prop_map(Op::Delete)]
+        prop_oneof![
+            8 => put,
+            2 => (0u8..24).prop_map(Op::Delete),
+            1 => Just(Op::Seal),
+        ]
     }
 
     fn index_in(dir: &Path) -> (Index, SegmentFields) {
@@ -496,6 +520,12 @@ mod tests {
                 }
                 Op::Delete(pk) => {
                     mem.delete(lsn, Arc::from(format!("k{pk}")), None);
+                }
+                Op::Seal => {
+                    if let Some((map, upto)) = mem.seal_input(0, false).and_then(|s| s.build()) {
+                        mem.install_sealed(map, upto);
+                    }
+                    continue;
                 }
             }
             mem.finish(lsn);

@@ -150,9 +150,12 @@ fn committed_lsn(meta: &IndexMeta, dir: &Path) -> Result<Lsn> {
 /// Writer settings.
 #[derive(Debug, Clone, Copy)]
 pub struct SegmentConfig {
-    /// Tantivy indexing memory budget (per writer thread).
+    /// Memory set aside within the memory budget for a flush beyond the memtables it
+    /// writes (its columns, store blocks and buffers, a few MB per segment) and for Tantivy's
+    /// background merges; also the memory Tantivy's writer is configured with.
     pub writer_memory_bytes: usize,
-    /// Tantivy indexing threads.
+    /// Threads writing the segments of one flush. Only a flush of several frozen memtables
+    /// (the end of a bulk load, or a flusher that fell behind) uses more than one.
     pub writer_threads: usize,
     /// Merge when a segment has at least this share of deleted documents.
     pub deleted_ratio_before_merge: f32,
@@ -165,12 +168,10 @@ pub struct SegmentConfig {
 const MIN_WRITER_MEMORY_BYTES: usize = 15_000_000;
 
 impl SegmentConfig {
-    /// What the Tantivy writer may use for indexing: its memory per thread (at least
-    /// Tantivy's minimum) times its threads.
+    /// What a flush and the merges may hold beyond the memtables (at least Tantivy's minimum
+    /// writer memory).
     pub fn indexing_bytes(&self) -> usize {
-        self.writer_memory_bytes
-            .max(MIN_WRITER_MEMORY_BYTES)
-            .saturating_mul(self.writer_threads.max(1))
+        self.writer_memory_bytes.max(MIN_WRITER_MEMORY_BYTES)
     }
 }
 
@@ -178,7 +179,9 @@ impl Default for SegmentConfig {
     fn default() -> Self {
         SegmentConfig {
             writer_memory_bytes: 64 << 20,
-            writer_threads: 1,
+            // Every core: a flush of several memtables has the machine to itself at the end
+            // of a bulk load (Tantivy's own writer defaults to every core too).
+            writer_threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
             deleted_ratio_before_merge: 0.3,
             max_merge_bytes: 128 << 20,
         }

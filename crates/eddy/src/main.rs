@@ -87,8 +87,8 @@ struct ServeArgs {
     /// How long a write waits for memory before it is refused with 503 (milliseconds).
     #[arg(long, env = "EDDY_OVERLOAD_WAIT_MS")]
     overload_wait_ms: Option<u64>,
-    /// Tantivy indexing threads of a flush (default 1, which leaves the other cores to
-    /// searches and writers; more flush faster when the machine is otherwise idle).
+    /// Threads writing the segments of one flush (default: every core, at most 8). Only a
+    /// flush of several frozen memtables, as at the end of a bulk load, uses more than one.
     #[arg(long, env = "MEILI_MAX_INDEXING_THREADS", value_parser = clap::value_parser!(u16).range(1..=256))]
     max_indexing_threads: Option<u16>,
     /// Most bytes of segments one background merge reads (default 128MiB). A merge holds the
@@ -326,7 +326,7 @@ mod tests {
     }
 
     #[test]
-    fn max_indexing_threads_sets_the_tantivy_writer_threads() {
+    fn max_indexing_threads_sets_the_segment_writing_threads() {
         let config = serve_args(&["--max-indexing-threads", "3"])
             .unwrap()
             .engine_config()

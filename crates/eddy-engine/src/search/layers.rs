@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use eddy_wal::Lsn;
 use tantivy::columnar::{ColumnValues, StrColumn};
@@ -239,13 +240,17 @@ const MAX_MERGED_TERMS: usize = 4_000_000;
 /// by node; see [`super::derive`]). Its size is bounded by the segments' vocabulary, like
 /// their own dictionaries.
 ///
-/// The union is built after the view is published, by the engine's refresher thread: it
-/// takes time in the order of the vocabulary (about 0.8 µs a term, 175 ms for WordNet's
-/// 220,000), which a flush would otherwise add to the time before its view is published.
-/// Searches meanwhile walk each segment's dictionary, with the same results.
+/// The union is built after the view is published, by the engine's refresher thread, and
+/// only once writes to the index pause or the view has lasted a while (see
+/// [`crate::index::IndexInstance::merge_dictionaries`]): it takes time in the order of the
+/// vocabulary (about 0.8 µs a term, 175 ms for WordNet's 220,000), which a flush would
+/// otherwise add before its view is published, and which a bulk load would pay again for
+/// every view it publishes. Searches meanwhile walk each segment's dictionary, with the same
+/// results.
 pub struct PreparedSegments {
     layers: Vec<SegLayer>,
     terms: OnceLock<Option<tantivy_fst::Map<Vec<u8>>>>,
+    opened: std::time::Instant,
 }
 
 impl PreparedSegments {
@@ -259,6 +264,7 @@ impl PreparedSegments {
         Ok(PreparedSegments {
             layers: open_all(searcher, fields, deleted_tokens)?,
             terms: OnceLock::new(),
+            opened: std::time::Instant::now(),
         })
     }
 
@@ -350,14 +356,17 @@ impl SegmentLayers {
     }
 
     /// Builds the union of the prepared segments' dictionaries unless it exists (see
-    /// [`PreparedSegments::merge_dictionaries`]). Returns whether it built one.
+    /// [`PreparedSegments::merge_dictionaries`]) or `wait` says to wait, given how long ago
+    /// the segments were prepared. Returns whether it built one.
     ///
     /// # Errors
     /// A dictionary could not be read.
-    pub fn merge_dictionaries(&self) -> Result<bool> {
+    pub fn merge_dictionaries(&self, wait: impl FnOnce(Duration) -> bool) -> Result<bool> {
         match self.0.get() {
-            Some(p) => p.merge_dictionaries(),
-            None => Ok(false),
+            Some(p) if p.terms.get().is_none() && !wait(p.opened.elapsed()) => {
+                p.merge_dictionaries()
+            }
+            _ => Ok(false),
         }
     }
 
