@@ -29,11 +29,12 @@ use crate::analysis::{Analyzer, DocTerms, Tokenization};
 use crate::config::EngineConfig;
 use crate::document::{Document, document_id, merge_update};
 use crate::error::{Error, Result};
+use crate::key_filter::KeyFilter;
 use crate::memory::MemoryBudget;
 use crate::memtable::{Memtable, OlderVersion, PreparedDoc};
 use crate::meta::IndexRecord;
 use crate::ops::Method;
-use crate::search::layers::{SegLayer, SegmentLayers, Snapshot};
+use crate::search::layers::{SegLayer, SegmentInfo, SegmentLayers, Snapshot};
 use crate::segments::{Commit, SegmentConfig, SegmentStore};
 use crate::settings::Settings;
 
@@ -121,8 +122,8 @@ impl Drop for MemCell {
 pub struct View {
     /// Tantivy searcher of the last published flush.
     pub searcher: Searcher,
-    /// Tokens of deleted documents per segment (same order as the searcher's segments).
-    pub deleted_tokens: Vec<u64>,
+    /// What the view knows of each segment (same order as the searcher's segments).
+    pub segment_info: Vec<SegmentInfo>,
     /// The searcher's segments prepared for search, shared by the views that pin the same
     /// searcher (a view with a new searcher starts with an empty one).
     pub segment_layers: SegmentLayers,
@@ -238,6 +239,8 @@ pub struct IndexInstance {
     seal_lock: Mutex<()>,
     next_mem_id: AtomicU64,
     deleted_cache: Mutex<HashMap<(SegmentId, u32), u64>>,
+    /// Key filter of each segment (see [`crate::key_filter`]).
+    key_filters: Mutex<HashMap<SegmentId, KeyFilter>>,
     budget: Arc<MemoryBudget>,
     flush_stats: Mutex<FlushStats>,
     /// While a rebuild runs: what the write path changed since it began.
@@ -283,7 +286,7 @@ impl IndexInstance {
             segments,
             view: ArcSwap::from_pointee(View {
                 searcher: searcher.clone(),
-                deleted_tokens: Vec::new(),
+                segment_info: Vec::new(),
                 segment_layers: SegmentLayers::default(),
                 memtables: vec![MemCell::new(Memtable::new(0, None), budget.clone())],
             }),
@@ -292,17 +295,17 @@ impl IndexInstance {
             seal_lock: Mutex::new(()),
             next_mem_id: AtomicU64::new(1),
             deleted_cache: Mutex::new(HashMap::new()),
+            key_filters: Mutex::new(HashMap::new()),
             budget,
             flush_stats: Mutex::new(FlushStats::default()),
             touched: Mutex::new(None),
         };
-        let deleted = instance.deleted_tokens(&searcher)?;
-        let segment_layers =
-            SegmentLayers::prepared(&searcher, instance.segments.fields(), &deleted)?;
+        let info = instance.segment_info(&searcher)?;
+        let segment_layers = SegmentLayers::prepared(&searcher, instance.segments.fields(), &info)?;
         let view = instance.view.load_full();
         instance.view.store(Arc::new(View {
             searcher,
-            deleted_tokens: deleted,
+            segment_info: info,
             segment_layers,
             memtables: view.memtables.clone(),
         }));
@@ -380,29 +383,45 @@ impl IndexInstance {
         let mems = guards.iter().map(|g| g.reader(g.visible_lsn())).collect();
         let segs = view
             .segment_layers
-            .get(&view.searcher, fields, &view.deleted_tokens)?;
+            .get(&view.searcher, fields, &view.segment_info)?;
         let snapshot = Snapshot::new(&view.searcher, &segs, mems);
         f(&snapshot)
     }
 
-    fn deleted_tokens(&self, searcher: &Searcher) -> Result<Vec<u64>> {
-        let mut cache = self.deleted_cache.lock();
+    /// What the view needs of each segment of `searcher`: the tokens of its deleted
+    /// documents (per segment and delete generation) and its key filter (per segment), from
+    /// caches, so that a publication computes them for new segments only.
+    fn segment_info(&self, searcher: &Searcher) -> Result<Vec<SegmentInfo>> {
+        let mut deleted_cache = self.deleted_cache.lock();
+        let mut filters = self.key_filters.lock();
         let mut out = Vec::with_capacity(searcher.segment_readers().len());
         let mut live_keys = Vec::new();
         for reader in searcher.segment_readers() {
             let key = (reader.segment_id(), reader.num_deleted_docs());
             live_keys.push(key);
-            let tokens = match cache.get(&key) {
+            let deleted_tokens = match deleted_cache.get(&key) {
                 Some(t) => *t,
                 None => {
                     let t = SegLayer::deleted_tokens_of(reader)?;
-                    cache.insert(key, t);
+                    deleted_cache.insert(key, t);
                     t
                 }
             };
-            out.push(tokens);
+            let keys = match filters.get(&reader.segment_id()) {
+                Some(f) => f.clone(),
+                None => {
+                    let f = KeyFilter::of_segment(reader)?;
+                    filters.insert(reader.segment_id(), f.clone());
+                    f
+                }
+            };
+            out.push(SegmentInfo {
+                deleted_tokens,
+                keys,
+            });
         }
-        cache.retain(|k, _| live_keys.contains(k));
+        deleted_cache.retain(|k, _| live_keys.contains(k));
+        filters.retain(|id, _| live_keys.iter().any(|(live, _)| live == id));
         Ok(out)
     }
 
@@ -665,8 +684,8 @@ impl IndexInstance {
     /// the segments' dictionaries.
     fn publish(&self, commit: Commit<'_>, flushed: &[Arc<MemCell>]) -> Result<()> {
         let searcher = commit.searcher.clone();
-        let deleted = self.deleted_tokens(&searcher)?;
-        let segment_layers = SegmentLayers::prepared(&searcher, self.segments.fields(), &deleted)?;
+        let info = self.segment_info(&searcher)?;
+        let segment_layers = SegmentLayers::prepared(&searcher, self.segments.fields(), &info)?;
         let _g = self.view_lock.lock();
         let current = self.view.load_full();
         let memtables = current
@@ -677,7 +696,7 @@ impl IndexInstance {
             .collect();
         self.view.store(Arc::new(View {
             searcher,
-            deleted_tokens: deleted,
+            segment_info: info,
             segment_layers,
             memtables,
         }));
@@ -860,7 +879,7 @@ impl IndexInstance {
         }
         self.view.store(Arc::new(View {
             searcher: old.searcher.clone(),
-            deleted_tokens: old.deleted_tokens.clone(),
+            segment_info: old.segment_info.clone(),
             segment_layers: old.segment_layers.clone(),
             memtables,
         }));

@@ -21,6 +21,7 @@ pub mod engine;
 pub mod error;
 pub mod hidden;
 pub mod index;
+pub mod key_filter;
 pub mod memory;
 pub mod memtable;
 pub mod merge;

@@ -20,7 +20,8 @@ use super::derive::{self, WordDfa};
 use crate::bm25::CorpusStats;
 use crate::error::Result;
 use crate::hidden::{DocBits, DocsOfKey, LayerId};
-use crate::memtable::{MemPostings, MemReader};
+use crate::key_filter::KeyFilter;
+use crate::memtable::{MemPostings, MemReader, pk_hash};
 use crate::segments::SegmentFields;
 
 fn postings_error(e: std::io::Error) -> crate::error::Error {
@@ -44,17 +45,26 @@ pub struct SegLayer {
     len: Arc<dyn ColumnValues<u64>>,
     pk: StrColumn,
     deleted_tokens: u64,
+    keys: KeyFilter,
+}
+
+/// What a view knows of each of its segments beyond Tantivy's readers, computed once per
+/// segment (and delete generation) by the index.
+#[derive(Debug, Clone)]
+pub struct SegmentInfo {
+    /// Tokens of the segment's deleted documents.
+    pub deleted_tokens: u64,
+    /// The keys the segment may hold.
+    pub keys: KeyFilter,
 }
 
 impl SegLayer {
-    /// Opens the readers of segment `ord` of a searcher. `deleted_tokens` is the token count
-    /// of its deleted documents (computed once per segment and delete generation by the
-    /// caller).
+    /// Opens the readers of segment `ord` of a searcher, with what the caller knows of it.
     pub fn open(
         searcher: &tantivy::Searcher,
         ord: u32,
         fields: SegmentFields,
-        deleted_tokens: u64,
+        info: SegmentInfo,
     ) -> Result<SegLayer> {
         let reader = searcher.segment_reader(ord);
         let ff = reader.fast_fields();
@@ -72,7 +82,8 @@ impl SegLayer {
             seq: ff.u64("_seq")?.first_or_default_col(0),
             len: ff.u64("_len")?.first_or_default_col(0),
             pk,
-            deleted_tokens,
+            deleted_tokens: info.deleted_tokens,
+            keys: info.keys,
         })
     }
 
@@ -106,6 +117,9 @@ impl SegLayer {
 
     /// The document id holding a primary key in this segment, if alive.
     pub fn find_pk(&self, pk: &str) -> Result<Option<u32>> {
+        if !self.keys.may_contain(pk_hash(pk)) {
+            return Ok(None);
+        }
         let term = Term::from_field_text(self.fields.pk, pk);
         let Some(mut postings) = self
             .pk_index
@@ -126,6 +140,9 @@ impl SegLayer {
 
     /// Calls `sink` with every document (dead or alive) holding a primary key.
     pub fn docs_with_pk(&self, pk: &str, sink: &mut dyn FnMut(u32)) -> Result<()> {
+        if !self.keys.may_contain(pk_hash(pk)) {
+            return Ok(());
+        }
         let term = Term::from_field_text(self.fields.pk, pk);
         if let Some(mut postings) = self
             .pk_index
@@ -254,15 +271,14 @@ pub struct PreparedSegments {
 }
 
 impl PreparedSegments {
-    /// Opens the layers of every segment of `searcher`. `deleted_tokens` holds, per
-    /// segment, the tokens of its deleted documents.
+    /// Opens the layers of every segment of `searcher`, with what `info` holds of each.
     pub fn open(
         searcher: &tantivy::Searcher,
         fields: SegmentFields,
-        deleted_tokens: &[u64],
+        info: &[SegmentInfo],
     ) -> Result<PreparedSegments> {
         Ok(PreparedSegments {
-            layers: open_all(searcher, fields, deleted_tokens)?,
+            layers: open_all(searcher, fields, info)?,
             terms: OnceLock::new(),
             opened: std::time::Instant::now(),
         })
@@ -348,10 +364,10 @@ impl SegmentLayers {
     pub fn prepared(
         searcher: &tantivy::Searcher,
         fields: SegmentFields,
-        deleted_tokens: &[u64],
+        info: &[SegmentInfo],
     ) -> Result<SegmentLayers> {
         let cell = OnceLock::new();
-        let _ = cell.set(PreparedSegments::open(searcher, fields, deleted_tokens)?);
+        let _ = cell.set(PreparedSegments::open(searcher, fields, info)?);
         Ok(SegmentLayers(Arc::new(cell)))
     }
 
@@ -370,23 +386,20 @@ impl SegmentLayers {
         }
     }
 
-    /// The layers of every segment of `searcher`. `deleted_tokens` holds, per segment, the
-    /// tokens of its deleted documents.
+    /// The layers of every segment of `searcher`, with what `info` holds of each.
     pub fn get(
         &self,
         searcher: &tantivy::Searcher,
         fields: SegmentFields,
-        deleted_tokens: &[u64],
+        info: &[SegmentInfo],
     ) -> Result<Layers<'_>> {
         if self.0.get().is_none() {
             // A concurrent search may win the race; both prepared the same segments.
-            let _ = self
-                .0
-                .set(PreparedSegments::open(searcher, fields, deleted_tokens)?);
+            let _ = self.0.set(PreparedSegments::open(searcher, fields, info)?);
         }
         match self.0.get() {
             Some(p) if same_segments(&p.layers, searcher) => Ok(Layers::Cached(p)),
-            _ => Ok(Layers::Owned(open_all(searcher, fields, deleted_tokens)?)),
+            _ => Ok(Layers::Owned(open_all(searcher, fields, info)?)),
         }
     }
 }
@@ -403,15 +416,23 @@ fn same_segments(layers: &[SegLayer], searcher: &tantivy::Searcher) -> bool {
 fn open_all(
     searcher: &tantivy::Searcher,
     fields: SegmentFields,
-    deleted_tokens: &[u64],
+    info: &[SegmentInfo],
 ) -> Result<Vec<SegLayer>> {
     let n = searcher.segment_readers().len();
     let mut layers = Vec::with_capacity(n);
     for i in 0..n {
         let ord = u32::try_from(i)
             .map_err(|_| crate::error::Error::Corrupt("too many segments".into()))?;
-        let deleted = deleted_tokens.get(i).copied().unwrap_or(0);
-        layers.push(SegLayer::open(searcher, ord, fields, deleted)?);
+        // Without what the caller knows (a mismatch it did not foresee), the exact
+        // fallbacks: deleted tokens recounted, every key possible.
+        let info = match info.get(i) {
+            Some(info) => info.clone(),
+            None => SegmentInfo {
+                deleted_tokens: SegLayer::deleted_tokens_of(searcher.segment_reader(ord))?,
+                keys: KeyFilter::everything(),
+            },
+        };
+        layers.push(SegLayer::open(searcher, ord, fields, info)?);
     }
     Ok(layers)
 }
