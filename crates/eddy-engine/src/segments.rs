@@ -468,7 +468,7 @@ impl SegmentStore {
         }
         let index = &self.index;
         let metas = parallel_map(&work, self.threads, |(mem, docs, _)| {
-            segment_build::write_segment(index, f, mem, docs)
+            segment_build::write_segment(index, f, mem, docs, self.threads > 1)
         });
         for ((_, _, deletes), meta) in work.into_iter().zip(metas) {
             let meta = meta?;
