@@ -635,7 +635,7 @@ mod tests {
         let (direct, f) = index_in(direct_dir.path());
         let mut w = writer(&direct);
         // Both ways of writing: with the side thread, and all on this one.
-        let side_thread = ops.len() % 2 == 0;
+        let side_thread = ops.len().is_multiple_of(2);
         let meta = write_segment(&direct, f, &mem, &docs, side_thread)
             .expect("write")
             .expect("a segment");
