@@ -70,8 +70,8 @@ struct ServeArgs {
     /// Size at which an index's active memtable freezes (`64MiB`…).
     #[arg(long, env = "EDDY_WRITE_BUFFER", value_parser = byte_size)]
     write_buffer: Option<u64>,
-    /// Indexing memory: all memtables plus the Tantivy indexing memory of a flush (which
-    /// memtables leave free); writers wait, then get 503, beyond it.
+    /// Indexing memory: all memtables plus 64 MiB that memtables leave free for the flush in
+    /// progress and Tantivy's merges; writers wait, then get 503, beyond it.
     #[arg(long, env = "EDDY_MEMORY_BUDGET", value_parser = byte_size)]
     memory_budget: Option<u64>,
     /// Meilisearch's name for the memory indexing may use: the memory budget, when
