@@ -95,7 +95,8 @@ pub type Failpoint = Arc<dyn Fn(&'static str) -> Result<()> + Send + Sync>;
 /// Engine settings.
 #[derive(Clone)]
 pub struct EngineConfig {
-    /// An index's active memtable freezes at this size.
+    /// An index's active memtable freezes at this size (at most [`MAX_WRITE_BUFFER_BYTES`];
+    /// [`crate::Engine::open`] lowers a larger value to it).
     pub write_buffer_bytes: usize,
     /// Budget for the engine's indexing memory: all memtables, plus what the flush in
     /// progress and the merges hold beyond them (see [`EngineConfig::memtable_budget_bytes`]).
@@ -142,6 +143,10 @@ impl fmt::Debug for EngineConfig {
             .finish_non_exhaustive()
     }
 }
+
+/// The largest write buffer: a memtable addresses its positions and documents with 32-bit
+/// offsets, and every position takes 4 bytes of the buffer.
+pub const MAX_WRITE_BUFFER_BYTES: usize = 4 << 30;
 
 impl EngineConfig {
     /// The share of [`EngineConfig::memory_budget_bytes`] that memtables may hold: the budget

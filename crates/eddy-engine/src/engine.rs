@@ -535,8 +535,16 @@ impl Engine {
     /// `Locked` when another process holds the directory, `UnsupportedVersion` for an
     /// unknown format, I/O and corruption errors (the directory is never modified to
     /// "repair" it, except truncating a torn log tail).
-    pub fn open(path: impl AsRef<Path>, config: EngineConfig) -> Result<Engine> {
+    pub fn open(path: impl AsRef<Path>, mut config: EngineConfig) -> Result<Engine> {
         let path = path.as_ref().to_path_buf();
+        if config.write_buffer_bytes > crate::config::MAX_WRITE_BUFFER_BYTES {
+            tracing::warn!(
+                requested = config.write_buffer_bytes,
+                used = crate::config::MAX_WRITE_BUFFER_BYTES,
+                "write buffer lowered to its maximum"
+            );
+            config.write_buffer_bytes = crate::config::MAX_WRITE_BUFFER_BYTES;
+        }
         let disk = config.disk.clone();
         disk.create_dir_all(&path)
             .map_err(io("create data directory", &path))?;

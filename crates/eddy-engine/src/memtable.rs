@@ -79,7 +79,8 @@ struct PkEntry {
     shadows_older: bool,
 }
 
-/// One posting: a slot, its term frequency and where its positions start.
+/// One posting: a slot, its term frequency and where its positions start in the memtable's
+/// position list.
 #[derive(Debug, Clone, Copy)]
 struct Posting {
     slot: u32,
@@ -90,14 +91,12 @@ struct Posting {
 #[derive(Debug, Default)]
 struct TermPostings {
     entries: Vec<Posting>,
-    positions: Vec<u32>,
 }
 
 impl TermPostings {
-    /// Heap bytes of the two lists, by capacity.
+    /// Heap bytes of the list, by capacity.
     fn heap_bytes(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<Posting>()
-            + self.positions.capacity() * std::mem::size_of::<u32>()
     }
 }
 
@@ -186,6 +185,10 @@ pub struct Memtable {
     /// Terms with ids below this are in `sealed`.
     sealed_upto: u32,
     postings: Vec<TermPostings>,
+    /// The positions of every posting, in insertion order: a document's positions are
+    /// appended together, so inserting it writes one place in memory rather than one list
+    /// per term (a list per term was a cache miss and often an allocation per token).
+    positions: Vec<u32>,
     visible: MemStats,
     pending: MemStats,
     /// Heap bytes of the individual items: shared payloads, posting-list allocations (by
@@ -238,6 +241,7 @@ impl Memtable {
             sealed: None,
             sealed_upto: 0,
             postings: Vec::new(),
+            positions: Vec::new(),
             visible: MemStats::default(),
             pending: MemStats::default(),
             item_bytes: 0,
@@ -256,6 +260,7 @@ impl Memtable {
         self.pks.reserve(previous.pks.len());
         self.slots.reserve(docs);
         self.fieldnorms.reserve(docs);
+        self.positions.reserve(previous.positions.len());
     }
 
     /// Creation order among the index's memtables.
@@ -311,6 +316,7 @@ impl Memtable {
             + table_bytes(self.term_ids.capacity(), size_of::<(Arc<str>, u32)>())
             + self.terms.capacity() * size_of::<Arc<str>>()
             + self.postings.capacity() * size_of::<TermPostings>()
+            + self.positions.capacity() * size_of::<u32>()
     }
 
     /// Makes the memtable answer for the log from `lsn` on (its first LSN becomes at most
@@ -421,10 +427,12 @@ impl Memtable {
             postings.entries.push(Posting {
                 slot: slot_id,
                 tf: u32::try_from(positions.len()).unwrap_or(u32::MAX),
-                pos_start: u32::try_from(postings.positions.len()).unwrap_or(u32::MAX),
+                // Below 2^32: the engine caps the write buffer at 4 GiB (see
+                // `MAX_WRITE_BUFFER_BYTES`), and every position takes 4 bytes of it.
+                pos_start: u32::try_from(self.positions.len()).unwrap_or(u32::MAX),
             });
-            postings.positions.extend_from_slice(positions);
             self.item_bytes += postings.heap_bytes() - capacity_before;
+            self.positions.extend_from_slice(positions);
         }
         self.item_bytes += arc_bytes(doc.json.len()) + arc_bytes(doc.pk.len());
         self.pending.live_docs += 1;
@@ -575,7 +583,7 @@ impl Memtable {
                 }
                 let from = p.pos_start as usize;
                 let to = from + p.tf as usize;
-                for &pos in &postings.positions[from..to] {
+                for &pos in &self.positions[from..to] {
                     out[i as usize].push((pos, term_id as u32));
                 }
             }
@@ -628,7 +636,7 @@ impl Memtable {
         let postings = &self.postings[id as usize];
         postings.entries.iter().map(move |p| {
             let start = p.pos_start as usize;
-            (p.slot, &postings.positions[start..start + p.tf as usize])
+            (p.slot, &self.positions[start..start + p.tf as usize])
         })
     }
 
@@ -824,6 +832,7 @@ impl<'a> MemReader<'a> {
         let id = *self.mem.term_ids.get(term)?;
         Some(MemPostings {
             postings: &self.mem.postings[id as usize],
+            positions: &self.mem.positions,
             index: 0,
         })
     }
@@ -878,6 +887,7 @@ impl<'a> MemReader<'a> {
 /// Cursor over a memtable posting list (slots ascending).
 pub struct MemPostings<'a> {
     postings: &'a TermPostings,
+    positions: &'a [u32],
     index: usize,
 }
 
@@ -913,7 +923,7 @@ impl MemPostings<'_> {
         out.clear();
         if let Some(p) = self.postings.entries.get(self.index) {
             let start = p.pos_start as usize;
-            out.extend_from_slice(&self.postings.positions[start..start + p.tf as usize]);
+            out.extend_from_slice(&self.positions[start..start + p.tf as usize]);
         }
     }
 
@@ -1003,6 +1013,7 @@ mod tests {
             + m.term_ids.capacity() * size_of::<(Arc<str>, u32)>()
             + m.terms.capacity() * size_of::<Arc<str>>()
             + m.postings.capacity() * size_of::<TermPostings>()
+            + m.positions.capacity() * size_of::<u32>()
     }
 
     #[test]

@@ -67,7 +67,7 @@ struct ServeArgs {
     /// Log level (`RUST_LOG` overrides it with a full filter).
     #[arg(long, env = "MEILI_LOG_LEVEL", default_value = "info")]
     log_level: String,
-    /// Size at which an index's active memtable freezes (`64MiB`…).
+    /// Size at which an index's active memtable freezes (`64MiB`…, at most `4GiB`).
     #[arg(long, env = "EDDY_WRITE_BUFFER", value_parser = byte_size)]
     write_buffer: Option<u64>,
     /// Indexing memory: all memtables plus 64 MiB that memtables leave free for the flush in
@@ -110,7 +110,11 @@ impl ServeArgs {
     fn engine_config(&self) -> Result<EngineConfig> {
         let mut config = EngineConfig::default();
         if let Some(b) = self.write_buffer {
-            config.write_buffer_bytes = usize::try_from(b).context("write buffer too large")?;
+            let max = eddy_engine::config::MAX_WRITE_BUFFER_BYTES;
+            config.write_buffer_bytes = usize::try_from(b)
+                .ok()
+                .filter(|b| *b <= max)
+                .with_context(|| format!("--write-buffer must be at most {}GiB", max >> 30))?;
         }
         if let Some(b) = self.memory_budget.or(self.max_indexing_memory) {
             config.memory_budget_bytes = usize::try_from(b).context("memory budget too large")?;
@@ -360,6 +364,19 @@ mod tests {
         assert!(e.to_string().contains("--max-merge-size"), "{e}");
         let e = serve_args(&["--max-merge-size", "lots"]).unwrap_err();
         assert!(e.to_string().contains("--max-merge-size"), "{e}");
+    }
+
+    #[test]
+    fn a_write_buffer_above_the_maximum_is_refused() {
+        let config = |flag: &str| {
+            serve_args(&["--write-buffer", flag])
+                .unwrap()
+                .engine_config()
+                .map(|c| c.write_buffer_bytes)
+        };
+        assert_eq!(config("4GiB").unwrap(), 4 << 30);
+        let e = config("5GiB").unwrap_err();
+        assert!(e.to_string().contains("at most 4GiB"), "{e}");
     }
 
     #[test]
