@@ -16,8 +16,6 @@
 //! A memtable never contains a `delete all`: the engine freezes the active memtable and
 //! starts an empty one that carries `clear_lsn`, which hides every older layer.
 
-use std::collections::BTreeMap;
-use std::ops::Bound;
 use std::sync::Arc;
 
 use eddy_wal::Lsn;
@@ -100,10 +98,27 @@ impl TermPostings {
     }
 }
 
-/// Heap bytes of a term in the recent-term map: its share of a node (the key shares the
-/// term's allocation).
-fn recent_term_bytes(_len: usize) -> usize {
-    RECENT_ENTRY_BYTES
+/// The terms added since the last seal, as runs of term ids sorted by their terms, which
+/// searches build when they walk them (see [`MemReader::recent_terms`]). Writers only append
+/// to the memtable's term list: keeping a sorted map up to date on every new term was a
+/// quarter of the time writes spend in the memtable (its string comparisons chase pointers).
+#[derive(Debug, Default)]
+struct RecentRuns {
+    /// Term ids from the sealed bound up to this one are in `runs`.
+    upto: u32,
+    /// Each run sorted by term bytes, each more than twice as long as the next (a binary
+    /// counter: a term is merged a logarithmic number of times).
+    runs: Vec<Arc<[u32]>>,
+}
+
+impl RecentRuns {
+    fn bytes(&self) -> usize {
+        self.runs
+            .iter()
+            .map(|r| arc_bytes(r.len() * 4))
+            .sum::<usize>()
+            + self.runs.capacity() * std::mem::size_of::<Arc<[u32]>>()
+    }
 }
 
 /// Counters describing the memtable at its visible LSN.
@@ -175,7 +190,7 @@ pub struct Memtable {
     terms: Vec<Arc<str>>,
     /// Terms added since the dictionary was last sealed, in order.
     /// (The keys share the allocations of `terms`.)
-    recent_terms: BTreeMap<Arc<[u8]>, u32>,
+    recent: parking_lot::Mutex<RecentRuns>,
     /// Whether a search walked the recent terms since the last seal (see
     /// [`Memtable::seal_input`]).
     walked: std::sync::atomic::AtomicBool,
@@ -196,9 +211,6 @@ pub struct Memtable {
     /// added by [`Memtable::bytes`] from their capacities.
     item_bytes: usize,
 }
-
-/// Share of a `BTreeMap` node per recent term (nodes of 11 entries, about two-thirds full).
-const RECENT_ENTRY_BYTES: usize = 40;
 
 /// What the allocator really hands out for `n` requested bytes: jemalloc's size classes
 /// are 16 bytes apart up to 128 and a quarter of a power of two above.
@@ -236,7 +248,7 @@ impl Memtable {
             hidden: HiddenCache::default(),
             term_ids: FxHashMap::default(),
             terms: Vec::new(),
-            recent_terms: BTreeMap::new(),
+            recent: parking_lot::Mutex::new(RecentRuns::default()),
             walked: std::sync::atomic::AtomicBool::new(false),
             sealed: None,
             sealed_upto: 0,
@@ -317,6 +329,7 @@ impl Memtable {
             + self.terms.capacity() * size_of::<Arc<str>>()
             + self.postings.capacity() * size_of::<TermPostings>()
             + self.positions.capacity() * size_of::<u32>()
+            + self.recent.lock().bytes()
     }
 
     /// Makes the memtable answer for the log from `lsn` on (its first LSN becomes at most
@@ -415,10 +428,9 @@ impl Memtable {
                     let id = u32::try_from(self.postings.len()).expect("fewer than 2^32 terms");
                     let key: Arc<str> = Arc::from(term);
                     self.term_ids.insert(key.clone(), id);
-                    self.recent_terms.insert(Arc::<[u8]>::from(key.clone()), id);
                     self.terms.push(key);
                     self.postings.push(TermPostings::default());
-                    self.item_bytes += arc_bytes(term.len()) + recent_term_bytes(term.len());
+                    self.item_bytes += arc_bytes(term.len());
                     id
                 }
             };
@@ -510,7 +522,7 @@ impl Memtable {
     /// per quiet spell is cheap next to the searches it speeds up.
     pub fn seal_input(&self, min_terms: usize, idle: bool) -> Option<SealInput> {
         let sealed_len = self.sealed.as_ref().map_or(0, |m| m.len());
-        let recent = self.recent_terms.len();
+        let recent = self.unsealed_terms();
         let due = match (min_terms, idle) {
             (0, _) => recent > 0,
             (_, true) => recent > 0 && recent >= sealed_len / 64,
@@ -523,19 +535,19 @@ impl Memtable {
         if !due {
             return None;
         }
+        let upto = u32::try_from(self.terms.len()).unwrap_or(u32::MAX);
         Some(SealInput {
             sealed: self.sealed.clone(),
-            recent: self
-                .recent_terms
-                .iter()
-                .map(|(k, v)| (k.clone(), *v))
+            // Sorted by `build`, with no lock held.
+            recent: (self.sealed_upto..upto)
+                .map(|id| (Arc::<[u8]>::from(self.terms[id as usize].clone()), id))
                 .collect(),
-            upto: u32::try_from(self.terms.len()).unwrap_or(u32::MAX),
+            upto,
         })
     }
 
     /// Installs a dictionary built from [`Memtable::seal_input`]: terms with ids below
-    /// `upto` are in it and leave the recent map; terms that arrived meanwhile stay there.
+    /// `upto` are in it and leave the recent terms; terms that arrived meanwhile stay there.
     pub fn install_sealed(&mut self, map: tantivy_fst::Map<Vec<u8>>, upto: u32) {
         if upto <= self.sealed_upto {
             return;
@@ -546,15 +558,11 @@ impl Memtable {
         self.sealed_upto = upto;
         self.walked
             .store(false, std::sync::atomic::Ordering::Relaxed);
-        let mut freed = 0;
-        self.recent_terms.retain(|term, id| {
-            let keep = *id >= upto;
-            if !keep {
-                freed += recent_term_bytes(term.len());
-            }
-            keep
-        });
-        self.item_bytes -= freed;
+        // The runs are built again from the terms still recent when a search needs them.
+        *self.recent.get_mut() = RecentRuns {
+            upto,
+            runs: Vec::new(),
+        };
     }
 
     /// The tokens of the given slots (ascending), read back from the postings: for each slot
@@ -594,9 +602,21 @@ impl Memtable {
         out
     }
 
-    /// Terms outside the sealed dictionary (searched by walking a sorted map).
+    /// Terms outside the sealed dictionary (searched by walking sorted runs of them).
     pub fn unsealed_terms(&self) -> usize {
-        self.recent_terms.len()
+        self.terms.len() - self.sealed_upto as usize
+    }
+
+    fn term_bytes(&self, id: u32) -> &[u8] {
+        self.terms[id as usize].as_bytes()
+    }
+
+    /// The terms from id `from` on, sorted.
+    fn sorted_ids(&self, from: u32) -> Vec<u32> {
+        let upto = u32::try_from(self.terms.len()).unwrap_or(u32::MAX);
+        let mut ids: Vec<u32> = (from..upto).collect();
+        ids.sort_unstable_by(|a, b| self.term_bytes(*a).cmp(self.term_bytes(*b)));
+        ids
     }
 
     /// The term with id `id` (ids come from [`Memtable::slot_tokens`]).
@@ -610,22 +630,23 @@ impl Memtable {
     }
 
     /// Every term id, in byte order of its term (the order a segment's dictionary wants):
-    /// the sealed dictionary and the recent terms are both in that order already, so this
-    /// merges them instead of sorting.
+    /// the sealed dictionary is in that order already, so only the recent terms are sorted,
+    /// and merged into it.
     pub fn term_ids_in_order(&self) -> Vec<u32> {
         let mut ids = Vec::with_capacity(self.terms.len());
-        let mut recent = self.recent_terms.iter().peekable();
+        let recent = self.sorted_ids(self.sealed_upto);
+        let mut recent = recent.into_iter().peekable();
         if let Some(sealed) = &self.sealed {
             use tantivy_fst::Streamer;
             let mut stream = sealed.stream();
             while let Some((term, id)) = stream.next() {
-                while let Some((_, id)) = recent.next_if(|(r, _)| &***r < term) {
-                    ids.push(*id);
+                while let Some(id) = recent.next_if(|r| self.term_bytes(*r) < term) {
+                    ids.push(id);
                 }
                 ids.push(u32::try_from(id).unwrap_or(u32::MAX));
             }
         }
-        ids.extend(recent.map(|(_, id)| *id));
+        ids.extend(recent);
         debug_assert_eq!(ids.len(), self.terms.len());
         ids
     }
@@ -687,7 +708,8 @@ pub struct SealInput {
 impl SealInput {
     /// Merges the sealed FST and the recent terms into a new FST (term -> term id). Returns
     /// it with the term-id bound to pass to [`Memtable::install_sealed`].
-    pub fn build(self) -> Option<(tantivy_fst::Map<Vec<u8>>, u32)> {
+    pub fn build(mut self) -> Option<(tantivy_fst::Map<Vec<u8>>, u32)> {
+        self.recent.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut builder = tantivy_fst::MapBuilder::memory();
         let mut recent = self.recent.iter().peekable();
         if let Some(sealed) = &self.sealed {
@@ -842,29 +864,38 @@ impl<'a> MemReader<'a> {
         self.mem.sealed.as_deref()
     }
 
-    /// Terms not yet sealed in `[lo, hi)` (`hi = None`: unbounded), in byte order (which for
-    /// UTF-8 is code-point order).
-    pub fn recent_terms_in(
-        &self,
-        lo: &[u8],
-        hi: Option<&[u8]>,
-    ) -> impl Iterator<Item = &'a [u8]> + use<'a> {
-        self.mem
-            .walked
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        let upper = match hi {
-            Some(h) => Bound::Excluded(h),
-            None => Bound::Unbounded,
-        };
-        self.mem
-            .recent_terms
-            .range::<[u8], _>((Bound::Included(lo), upper))
-            .map(|(k, _)| &**k)
+    /// The terms not yet sealed, as sorted runs: the terms that arrived since the last call
+    /// are sorted into a new run (merged with the last runs while those are not more than
+    /// twice as long). Marks the memtable as walked, so that a busy memtable gets sealed.
+    pub fn recent_terms(&self) -> RecentTerms<'a> {
+        let mem = self.mem;
+        mem.walked.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut recent = mem.recent.lock();
+        let len = u32::try_from(mem.terms.len()).unwrap_or(u32::MAX);
+        let from = recent.upto.max(mem.sealed_upto);
+        if from < len {
+            let mut run: Vec<u32> = mem.sorted_ids(from);
+            while recent
+                .runs
+                .last()
+                .is_some_and(|last| last.len() <= 2 * run.len())
+            {
+                if let Some(last) = recent.runs.pop() {
+                    run = merge_runs(mem, &last, &run);
+                }
+            }
+            recent.runs.push(run.into());
+            recent.upto = len;
+        }
+        RecentTerms {
+            mem,
+            runs: recent.runs.clone(),
+        }
     }
 
     /// Number of distinct terms.
     pub fn term_count(&self) -> usize {
-        self.mem.sealed.as_ref().map_or(0, |m| m.len()) + self.mem.recent_terms.len()
+        self.mem.terms.len()
     }
 
     /// Looks a key up: its live slot at the snapshot, if any.
@@ -881,6 +912,57 @@ impl<'a> MemReader<'a> {
         (0..self.slot_count())
             .rev()
             .find(|&s| self.slot_visible(s) && &*self.mem.slots[s as usize].pk == pk)
+    }
+}
+
+/// Two runs of term ids merged into one, by term bytes.
+fn merge_runs(mem: &Memtable, a: &[u32], b: &[u32]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if mem.term_bytes(a[i]) <= mem.term_bytes(b[j]) {
+            out.push(a[i]);
+            i += 1;
+        } else {
+            out.push(b[j]);
+            j += 1;
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
+/// The recent terms of a memtable as sorted runs (see [`MemReader::recent_terms`]).
+pub struct RecentTerms<'a> {
+    mem: &'a Memtable,
+    runs: Vec<Arc<[u32]>>,
+}
+
+impl<'a> RecentTerms<'a> {
+    /// Number of runs.
+    pub fn run_count(&self) -> usize {
+        self.runs.len()
+    }
+
+    /// The terms of run `run` in `[lo, hi)` (`hi = None`: unbounded), in byte order (which
+    /// for UTF-8 is code-point order).
+    pub fn range(
+        &self,
+        run: usize,
+        lo: &[u8],
+        hi: Option<&[u8]>,
+    ) -> impl Iterator<Item = &'a [u8]> + use<'a, '_> {
+        let mem = self.mem;
+        let ids: &[u32] = self.runs.get(run).map_or(&[], |r| r);
+        let start = ids.partition_point(|id| mem.term_bytes(*id) < lo);
+        let end = match hi {
+            Some(hi) => ids.partition_point(|id| mem.term_bytes(*id) < hi),
+            None => ids.len(),
+        };
+        ids[start..end.max(start)]
+            .iter()
+            .map(move |id| mem.term_bytes(*id))
     }
 }
 
@@ -941,6 +1023,16 @@ impl MemPostings<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The recent terms in `[lo, hi)`, from every run, in byte order.
+    fn recent_in<'a>(r: &MemReader<'a>, lo: &[u8], hi: Option<&[u8]>) -> Vec<&'a [u8]> {
+        let recent = r.recent_terms();
+        let mut out: Vec<&[u8]> = (0..recent.run_count())
+            .flat_map(|run| recent.range(run, lo, hi).collect::<Vec<_>>())
+            .collect();
+        out.sort_unstable();
+        out
+    }
 
     fn doc(pk: &str, words: &[&str], seq: u64, older: Option<OlderVersion>) -> PreparedDoc {
         let tokens: Vec<crate::analysis::Token> = words
@@ -1112,7 +1204,7 @@ mod tests {
         assert_eq!(p.seek(4), 4);
         assert_eq!(p.seek(2), 4);
         assert_eq!(p.seek(100), u32::MAX);
-        let after = |from: &[u8]| r.recent_terms_in(from, None).next();
+        let after = |from: &[u8]| recent_in(&r, from, None).first().copied();
         assert_eq!(after(b"t5"), Some(&b"t5"[..]));
         assert_eq!(after(b"t50"), Some(&b"t6"[..]));
         assert_eq!(after(b"u"), None);
@@ -1139,7 +1231,7 @@ mod tests {
             }
             sealed
         };
-        let walk = |m: &Memtable| m.reader(u64::MAX).recent_terms_in(b"", None).count();
+        let walk = |m: &Memtable| recent_in(&m.reader(u64::MAX), b"", None).len();
         add(&mut m, "a", 640);
         assert!(
             !seal(&mut m, 100, false),
@@ -1162,6 +1254,62 @@ mod tests {
         assert!(!seal(&mut m, 0, true), "nothing left");
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Terms arriving between searches and seals: every search finds, in any range,
+        /// exactly the terms not yet sealed, from runs that are each sorted and few.
+        #[test]
+        fn recent_runs_hold_exactly_the_unsealed_terms(
+            steps in proptest::collection::vec(
+                (0u8..3, proptest::collection::vec("[a-d]{1,3}", 1..20), "[a-e]{0,2}", "[a-e]{0,2}"),
+                1..40,
+            )
+        ) {
+            let mut m = Memtable::new(1, None);
+            let mut lsn = 0;
+            let mut sealed = std::collections::BTreeSet::new();
+            let mut all = std::collections::BTreeSet::new();
+            for (kind, words, lo, hi) in steps {
+                lsn += 1;
+                let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+                m.upsert(lsn, doc(&format!("d{lsn}"), &refs, lsn, None));
+                m.finish(lsn);
+                all.extend(words);
+                match kind {
+                    0 => {
+                        if let Some((map, upto)) = m.seal_input(0, false).and_then(SealInput::build) {
+                            m.install_sealed(map, upto);
+                            sealed = all.clone();
+                        }
+                    }
+                    _ => {
+                        let r = m.reader(lsn);
+                        let hi = (!hi.is_empty()).then_some(hi.as_bytes());
+                        let got = recent_in(&r, lo.as_bytes(), hi);
+                        let want: Vec<&[u8]> = all
+                            .iter()
+                            .filter(|t| !sealed.contains(*t))
+                            .map(|t| t.as_bytes())
+                            .filter(|t| *t >= lo.as_bytes() && hi.is_none_or(|h| *t < h))
+                            .collect();
+                        proptest::prop_assert_eq!(got, want);
+                        let recent = r.recent_terms();
+                        let unsealed = all.len() - sealed.len();
+                        proptest::prop_assert!(
+                            recent.run_count() <= (usize::BITS - unsealed.leading_zeros()) as usize + 1,
+                            "{} runs for {} terms", recent.run_count(), unsealed
+                        );
+                        for run in 0..recent.run_count() {
+                            let terms: Vec<&[u8]> = recent.range(run, b"", None).collect();
+                            proptest::prop_assert!(terms.windows(2).all(|w| w[0] < w[1]));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn sealing_keeps_every_term_findable() {
         use tantivy_fst::Streamer;
@@ -1177,7 +1325,7 @@ mod tests {
             m.finish(i + 1);
             // A search walks the recent terms now and then (busy sealing waits for one).
             if i % 10 == 0 {
-                m.reader(i + 1).recent_terms_in(b"w", None).count();
+                recent_in(&m.reader(i + 1), b"w", None);
             }
             if let Some(input) = m.seal_input(5, false) {
                 let (map, upto) = input.build().unwrap();
@@ -1201,7 +1349,8 @@ mod tests {
         }
         let sealed_count = seen.len();
         seen.extend(
-            r.recent_terms_in(b"", None)
+            recent_in(&r, b"", None)
+                .into_iter()
                 .map(|t| String::from_utf8(t.to_vec()).unwrap()),
         );
         assert!(

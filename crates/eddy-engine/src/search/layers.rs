@@ -823,10 +823,13 @@ impl<'a> Snapshot<'a> {
             if let Some(map) = mem.sealed_terms() {
                 dfa.walk_fst_raw(map.as_fst(), |term, typos| derive::add(union, term, typos));
             }
-            dfa.walk_sorted(
-                |lo, hi| mem.recent_terms_in(lo, hi),
-                |term, typos| derive::add(union, term, typos),
-            );
+            let recent = mem.recent_terms();
+            for run in 0..recent.run_count() {
+                dfa.walk_sorted(
+                    |lo, hi| recent.range(run, lo, hi),
+                    |term, typos| derive::add(union, term, typos),
+                );
+            }
         }
         Ok(())
     }
