@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -46,6 +46,17 @@ pub struct MemCell {
     charged: AtomicUsize,
     created: Instant,
     last_write_ms: AtomicU64,
+    /// Whether a flush has taken the (frozen) memtable.
+    taken: AtomicBool,
+}
+
+/// The order in which overlapping flushes commit.
+#[derive(Debug, Default)]
+struct FlushOrder {
+    /// The ticket of the next flush to take memtables.
+    next_ticket: u64,
+    /// The ticket whose turn it is to commit.
+    next_to_commit: u64,
 }
 
 impl std::fmt::Debug for MemCell {
@@ -64,6 +75,7 @@ impl MemCell {
             charged: AtomicUsize::new(0),
             created: Instant::now(),
             last_write_ms: AtomicU64::new(0),
+            taken: AtomicBool::new(false),
         })
     }
 
@@ -235,6 +247,10 @@ pub struct IndexInstance {
     view: ArcSwap<View>,
     view_lock: Mutex<()>,
     flush_lock: Mutex<()>,
+    /// Tickets ordering the commits of overlapping flushes (see [`IndexInstance::flush`]).
+    flush_order: (Mutex<FlushOrder>, parking_lot::Condvar),
+    /// Flushes under way.
+    flushing: AtomicUsize,
     /// Held while the term dictionaries are sealed: a second thread would build the same FSTs.
     seal_lock: Mutex<()>,
     next_mem_id: AtomicU64,
@@ -292,6 +308,11 @@ impl IndexInstance {
             }),
             view_lock: Mutex::new(()),
             flush_lock: Mutex::new(()),
+            flush_order: (
+                Mutex::new(FlushOrder::default()),
+                parking_lot::Condvar::new(),
+            ),
+            flushing: AtomicUsize::new(0),
             seal_lock: Mutex::new(()),
             next_mem_id: AtomicU64::new(1),
             deleted_cache: Mutex::new(HashMap::new()),
@@ -714,7 +735,7 @@ impl IndexInstance {
     /// # Errors
     /// A dictionary could not be read.
     pub fn merge_dictionaries(&self, idle_after: Duration, max_wait: Duration) -> Result<bool> {
-        if self.flush_lock.try_lock().is_none() {
+        if self.flushing.load(Ordering::Acquire) > 0 {
             // A flush in progress publishes a new view soon: this one's union would serve
             // few searches, and would take CPU from the flush.
             return Ok(false);
@@ -903,42 +924,34 @@ impl IndexInstance {
 
     /// Writes up to `max` frozen memtables into one Tantivy commit and publishes the new
     /// view. `before_commit` runs first (the engine makes metadata durable there).
+    ///
+    /// Flushes overlap where they can: each takes the oldest frozen memtables no other flush
+    /// has taken, writes their segments with no lock held, and then commits in the order the
+    /// flushes took their memtables (a ticket each). At the end of a bulk load, the flush of
+    /// the last memtable writes its segment while the flusher still writes the one before.
     pub fn flush(
         &self,
         max: usize,
         before_commit: &dyn Fn() -> Result<()>,
         failpoint: &dyn Fn(&'static str) -> Result<()>,
     ) -> Result<FlushOutcome> {
-        let _flush = self.flush_lock.lock();
         let started = Instant::now();
-        let view = self.view.load_full();
-        let frozen: Vec<Arc<MemCell>> = view.memtables[..view.memtables.len() - 1]
-            .iter()
-            .take(max)
-            .cloned()
-            .collect();
-        // IMPORTANT: not held through the flush, which can take seconds: the view pins its
-        // searcher's segments, and with them every page a merge read from segments that
-        // merges have since replaced (see `refresh_after_merges`).
-        drop(view);
-        if frozen.is_empty() {
+        let Some((ticket, frozen)) = self.take_frozen(max) else {
             return Ok(FlushOutcome::default());
+        };
+        self.flushing.fetch_add(1, Ordering::AcqRel);
+        let result = self.write_and_commit(ticket, &frozen, before_commit, failpoint);
+        self.flushing.fetch_sub(1, Ordering::AcqRel);
+        if result.is_err() {
+            for cell in &frozen {
+                cell.taken.store(false, Ordering::Release);
+            }
         }
-        let last_lsn = frozen
-            .iter()
-            .map(|m| m.mem.read().last_lsn())
-            .max()
-            .unwrap_or(0);
-        before_commit()?;
-        failpoint("flush.before_commit")?;
-        let guards: Vec<_> = frozen.iter().map(|m| m.mem.read()).collect();
-        let mems: Vec<&Memtable> = guards.iter().map(|g| &**g).collect();
-        let commit = self.segments.flush(&mems, last_lsn, failpoint)?;
-        drop(mems);
-        drop(guards);
-        failpoint("flush.after_dir_sync")?;
-        self.publish(commit, &frozen)?;
-        failpoint("flush.after_publish")?;
+        // Whatever happened, the next flush's turn comes.
+        let (order, turn) = &self.flush_order;
+        order.lock().next_to_commit = ticket + 1;
+        turn.notify_all();
+        let last_lsn = result?;
         let mut stats = self.flush_stats.lock();
         stats.last_flush_at = Some(OffsetDateTime::now_utc());
         stats.last_flush_duration = Some(started.elapsed());
@@ -947,6 +960,81 @@ impl IndexInstance {
             memtables: frozen.len(),
             checkpoint: Some(last_lsn),
         })
+    }
+
+    /// Takes the oldest frozen memtables (up to `max`) that no other flush has taken, with
+    /// the ticket that orders this flush's commit.
+    fn take_frozen(&self, max: usize) -> Option<(u64, Vec<Arc<MemCell>>)> {
+        let (order, _) = &self.flush_order;
+        let mut order = order.lock();
+        let view = self.view.load_full();
+        let frozen: Vec<Arc<MemCell>> = view.memtables[..view.memtables.len() - 1]
+            .iter()
+            .filter(|m| !m.taken.load(Ordering::Acquire))
+            .take(max)
+            .cloned()
+            .collect();
+        if frozen.is_empty() {
+            return None;
+        }
+        for cell in &frozen {
+            cell.taken.store(true, Ordering::Release);
+        }
+        let ticket = order.next_ticket;
+        order.next_ticket += 1;
+        Some((ticket, frozen))
+    }
+
+    fn write_and_commit(
+        &self,
+        ticket: u64,
+        frozen: &[Arc<MemCell>],
+        before_commit: &dyn Fn() -> Result<()>,
+        failpoint: &dyn Fn(&'static str) -> Result<()>,
+    ) -> Result<Lsn> {
+        let last_lsn = frozen
+            .iter()
+            .map(|m| m.mem.read().last_lsn())
+            .max()
+            .unwrap_or(0);
+        // IMPORTANT: no view is held through the writing, which can take seconds: the view
+        // pins its searcher's segments, and with them every page a merge read from segments
+        // that merges have since replaced (see `refresh_after_merges`).
+        let written = {
+            let guards: Vec<_> = frozen.iter().map(|m| m.mem.read()).collect();
+            let mems: Vec<&Memtable> = guards.iter().map(|g| &**g).collect();
+            self.segments.write_segments(&mems)
+        };
+        failpoint("flush.segments_written")?;
+        // Commits go in ticket order, whether or not this flush's writing succeeded.
+        {
+            let (order, turn) = &self.flush_order;
+            let mut order = order.lock();
+            while order.next_to_commit != ticket {
+                turn.wait(&mut order);
+            }
+        }
+        let written = written?;
+        let _flush = self.flush_lock.lock();
+        // The flushes before this one committed every older memtable, unless one failed.
+        let view = self.view.load_full();
+        let first = &frozen[0];
+        if !view.memtables.iter().any(|m| Arc::ptr_eq(m, first)) {
+            return Err(Error::Corrupt("a flushed memtable left the view".into()));
+        }
+        if !Arc::ptr_eq(&view.memtables[0], first) {
+            return Err(Error::Corrupt(
+                "an older memtable was not flushed (a flush before this one failed)".into(),
+            ));
+        }
+        drop(view);
+        before_commit()?;
+        failpoint("flush.before_commit")?;
+        let commit = self.segments.commit(written, last_lsn, failpoint)?;
+        failpoint("flush.after_dir_sync")?;
+        self.publish(commit, frozen)?;
+        failpoint("flush.after_publish")?;
+        Ok(last_lsn)
     }
 
     /// Publishes a view on the segments Tantivy merged since the last publication, with the

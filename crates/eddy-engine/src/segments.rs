@@ -207,6 +207,15 @@ impl Commit<'_> {
     }
 }
 
+/// A memtable written as a segment, waiting to be committed (see
+/// [`SegmentStore::write_segments`]).
+pub struct WrittenSegment {
+    /// The segment (`None`: the memtable held no live document).
+    meta: Option<tantivy::index::SegmentMeta>,
+    /// The deletes of the versions the memtable hides.
+    deletes: OlderVersions,
+}
+
 /// One index's Tantivy directory.
 pub struct SegmentStore {
     disk: Arc<dyn Disk>,
@@ -344,12 +353,67 @@ impl SegmentStore {
         self.reader.searcher()
     }
 
-    /// Writes memtables (oldest first) into one commit whose payload is `last_lsn`, makes it
-    /// durable and reloads the reader. Each document gets the tokens its memtable indexed.
-    /// Returns the commit, to publish.
-    pub fn flush(
+    /// Writes each memtable (oldest first) as a segment of its own, on up to `threads`
+    /// threads, without taking the writer: a flush can write its segments while another
+    /// flush commits. The result goes to [`SegmentStore::commit`]; dropped instead, its
+    /// files are left to Tantivy's garbage collection.
+    pub fn write_segments(&self, memtables: &[&Memtable]) -> Result<Vec<WrittenSegment>> {
+        let f = self.fields;
+        let mut work = Vec::with_capacity(memtables.len());
+        for mem in memtables {
+            let mut older = Vec::new();
+            let mut docs = Vec::new();
+            for entry in mem.flush_entries() {
+                match entry {
+                    FlushEntry::Delete { pk, since } => older.push((pk, since)),
+                    FlushEntry::Upsert {
+                        pk,
+                        json,
+                        slot,
+                        len,
+                        seq,
+                        lsn,
+                        replaces,
+                    } => {
+                        if let Some(since) = replaces {
+                            older.push((pk.clone(), since));
+                        }
+                        docs.push(SegmentDoc {
+                            slot,
+                            pk,
+                            json,
+                            len,
+                            seq,
+                            lsn,
+                        });
+                    }
+                }
+            }
+            work.push((*mem, docs, OlderVersions::new(f.pk, older, mem.clear_lsn())));
+        }
+        let index = &self.index;
+        // Memtables side by side (several are frozen at once at the end of a bulk load, and
+        // there nothing else runs); with threads to spare, a segment's columns and store
+        // beside its inverted index.
+        let metas = parallel_map(&work, self.threads, |(mem, docs, _)| {
+            segment_build::write_segment(index, f, mem, docs, self.threads > 1)
+        });
+        work.into_iter()
+            .zip(metas)
+            .map(|((_, _, deletes), meta)| {
+                Ok(WrittenSegment {
+                    meta: meta?,
+                    deletes,
+                })
+            })
+            .collect()
+    }
+
+    /// Commits written segments (oldest memtable first) with the payload `last_lsn`, makes
+    /// the commit durable and reloads the reader. Returns the commit, to publish.
+    pub fn commit(
         &self,
-        memtables: &[&Memtable],
+        written: Vec<WrittenSegment>,
         last_lsn: Lsn,
         failpoint: &dyn Fn(&'static str) -> Result<()>,
     ) -> Result<Commit<'_>> {
@@ -357,7 +421,7 @@ impl SegmentStore {
         let writer = guard
             .as_mut()
             .ok_or_else(|| Error::Corrupt("the index writer is closed".into()))?;
-        let result = self.write_and_commit(writer, memtables, last_lsn);
+        let result = self.adopt_and_commit(writer, written, last_lsn);
         if result.is_err() {
             // Leave the writer at the last commit; the memtables stay in memory and the log
             // still holds them, so nothing is lost.
@@ -378,6 +442,17 @@ impl SegmentStore {
             checkpoint: last_lsn,
             gate,
         })
+    }
+
+    /// [`SegmentStore::write_segments`] then [`SegmentStore::commit`].
+    pub fn flush(
+        &self,
+        memtables: &[&Memtable],
+        last_lsn: Lsn,
+        failpoint: &dyn Fn(&'static str) -> Result<()>,
+    ) -> Result<Commit<'_>> {
+        let written = self.write_segments(memtables)?;
+        self.commit(written, last_lsn, failpoint)
     }
 
     /// When Tantivy merged committed segments since the last reload: reloads the reader and
@@ -414,17 +489,14 @@ impl SegmentStore {
         }))
     }
 
-    fn write_and_commit(
+    fn adopt_and_commit(
         &self,
         writer: &mut IndexWriter,
-        memtables: &[&Memtable],
+        written: Vec<WrittenSegment>,
         last_lsn: Lsn,
     ) -> Result<MutexGuard<'_, Lsn>> {
-        let f = self.fields;
-        // The memtables' segments are written side by side on up to `threads` threads
-        // (several memtables are frozen at once at the end of a bulk load, and there nothing
-        // else runs), then adopted one by one, each right after the deletes of the versions
-        // its memtable hides.
+        // Each segment is adopted right after the deletes of the versions its memtable
+        // hides.
         //
         // IMPORTANT: that order. Every segment added *before* a memtable's deletes are queued
         // is certain to see them, and only the older memtables' segments hold versions it
@@ -433,45 +505,7 @@ impl SegmentStore {
         // it): that is why the deletes are bounded by LSN (see `OlderVersions`). Queuing all
         // deletes before adopting any segment left older versions alive whenever a merge
         // flushed the queue in between (found by the crash test).
-        let mut work = Vec::with_capacity(memtables.len());
-        for mem in memtables {
-            let mut older = Vec::new();
-            let mut docs = Vec::new();
-            for entry in mem.flush_entries() {
-                match entry {
-                    FlushEntry::Delete { pk, since } => older.push((pk, since)),
-                    FlushEntry::Upsert {
-                        pk,
-                        json,
-                        slot,
-                        len,
-                        seq,
-                        lsn,
-                        replaces,
-                    } => {
-                        if let Some(since) = replaces {
-                            older.push((pk.clone(), since));
-                        }
-                        docs.push(SegmentDoc {
-                            slot,
-                            pk,
-                            json,
-                            len,
-                            seq,
-                            lsn,
-                        });
-                    }
-                }
-            }
-            let deletes = OlderVersions::new(f.pk, older, mem.clear_lsn());
-            work.push((*mem, docs, deletes));
-        }
-        let index = &self.index;
-        let metas = parallel_map(&work, self.threads, |(mem, docs, _)| {
-            segment_build::write_segment(index, f, mem, docs, self.threads > 1)
-        });
-        for ((_, _, deletes), meta) in work.into_iter().zip(metas) {
-            let meta = meta?;
+        for WrittenSegment { meta, deletes } in written {
             if !deletes.is_empty() {
                 writer.delete_query(Box::new(deletes))?;
             }

@@ -185,3 +185,104 @@ fn one_flush_of_many_memtables_keeps_only_the_newest_versions() {
     let engine = Engine::open(dir.path(), config()).unwrap();
     assert_only_round(&engine, 47);
 }
+
+/// Round `round` writes the 50 documents of group `round / 2`: each group is written by two
+/// rounds in a row and never again.
+fn write_pair_round(engine: &Engine, round: usize) {
+    let docs: Vec<String> = (0..50)
+        .map(|k| {
+            format!(
+                r#"{{"id":"{}-{k}","text":"common round{round}"}}"#,
+                round / 2
+            )
+        })
+        .collect();
+    let payload = format!("[{}]", docs.join(","));
+    engine
+        .add_documents(
+            "m",
+            payload.as_bytes(),
+            PayloadFormat::Json,
+            Method::Replace,
+            None,
+        )
+        .unwrap();
+}
+
+/// Every group holds its second version only, once.
+fn assert_second_versions(engine: &Engine, rounds: usize) {
+    let (docs, total) = engine.documents("m", 0, 100_000, None).unwrap();
+    assert_eq!(
+        (docs.len(), total as usize),
+        (rounds / 2 * 50, rounds / 2 * 50)
+    );
+    for doc in docs {
+        let group: usize = doc["id"]
+            .as_str()
+            .unwrap()
+            .split('-')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            doc["text"],
+            format!("common round{}", group * 2 + 1),
+            "{doc:?}"
+        );
+    }
+}
+
+#[test]
+fn overlapping_flushes_commit_in_order() {
+    // A writer writes every group of documents twice in a row, in small memtables, while the
+    // flusher and three more threads flush all the time: flushes write their segments side
+    // by side and must still commit oldest first, or where a group's two versions fall in
+    // two memtables, the first would come back beside the second.
+    let dir = tempfile::tempdir().unwrap();
+    let config = || EngineConfig {
+        merge_strategy: MergeStrategy::Immediate,
+        write_buffer_bytes: 24 << 10,
+        idle_freeze: Duration::from_millis(2),
+        ..config()
+    };
+    // Every other flush dawdles once its segments are written, so that later flushes
+    // overtake it there.
+    let written = Arc::new(AtomicU64::new(0));
+    let mut slow = config();
+    slow.failpoint = Some(Arc::new(move |name| {
+        if name == "flush.segments_written"
+            && written.fetch_add(1, Ordering::Relaxed).is_multiple_of(2)
+        {
+            std::thread::sleep(Duration::from_millis(3));
+        }
+        Ok(())
+    }));
+    let engine = Arc::new(Engine::open(dir.path(), slow).unwrap());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flushers: Vec<_> = (0..3)
+        .map(|_| {
+            let (engine, stop) = (engine.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    engine.flush().unwrap();
+                }
+            })
+        })
+        .collect();
+    let rounds = 240;
+    for round in 0..rounds {
+        write_pair_round(&engine, round);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for f in flushers {
+        f.join().unwrap();
+    }
+    assert!(engine.poisoned().is_none());
+    assert_second_versions(&engine, rounds);
+    engine.flush().unwrap();
+    assert_second_versions(&engine, rounds);
+    drop(engine);
+    let engine = Engine::open(dir.path(), config()).unwrap();
+    assert_second_versions(&engine, rounds);
+}
