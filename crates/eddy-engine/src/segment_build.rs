@@ -77,7 +77,9 @@ fn open_write(
 
 /// Writes `docs` (ascending slots; document `i` of the segment is `docs[i]`) with the
 /// tokens `mem` indexed for them into a new segment of `index`, and returns its meta for
-/// [`IndexWriter::add_segment`]. `None` when `docs` is empty.
+/// [`IndexWriter::add_segment`]. `None` when `docs` is empty. `terms` are the memtable's term
+/// ids in byte order of their terms ([`Memtable::term_ids_in_order`]); `docs` may be any of
+/// its live versions (a big memtable can be written as several segments side by side).
 ///
 /// With `side_thread`, the columns and the document store (about two fifths of the work) are
 /// written on a second thread beside the inverted index: the flush of the last memtables of
@@ -90,6 +92,7 @@ pub fn write_segment(
     fields: SegmentFields,
     mem: &Memtable,
     docs: &[SegmentDoc],
+    terms: &[u32],
     side_thread: bool,
 ) -> Result<Option<SegmentMeta>> {
     if docs.is_empty() {
@@ -105,7 +108,7 @@ pub fn write_segment(
                 write_columns(&segment, fields, docs, max_doc)?;
                 write_store(&segment, fields, docs)
             });
-            let inverted = write_inverted_index(&segment, fields, mem, docs, max_doc);
+            let inverted = write_inverted_index(&segment, fields, mem, docs, terms, max_doc);
             let rest = rest
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -114,7 +117,7 @@ pub fn write_segment(
         inverted?;
         rest?;
     } else {
-        write_inverted_index(&segment, fields, mem, docs, max_doc)?;
+        write_inverted_index(&segment, fields, mem, docs, terms, max_doc)?;
         write_columns(&segment, fields, docs, max_doc)?;
         write_store(&segment, fields, docs)?;
     }
@@ -127,6 +130,7 @@ fn write_inverted_index(
     fields: SegmentFields,
     mem: &Memtable,
     docs: &[SegmentDoc],
+    terms: &[u32],
     max_doc: u32,
 ) -> Result<()> {
     // Field norms come first: the postings serializer reads them for its block-max scores.
@@ -152,7 +156,7 @@ fn write_inverted_index(
     // One field at a time, in field order.
     let mut inverted = InvertedIndexSerializer::open(segment)?;
     write_pks(&mut inverted, fields, &norms, docs, max_doc)?;
-    write_text(&mut inverted, fields, &norms, mem, docs)?;
+    write_text(&mut inverted, fields, &norms, mem, docs, terms)?;
     write_lsns(&mut inverted, fields, &norms, docs, max_doc)?;
     inverted.close().map_err(io("write postings of"))
 }
@@ -255,6 +259,7 @@ fn write_text(
     norms: &FieldNormReaders,
     mem: &Memtable,
     docs: &[SegmentDoc],
+    terms: &[u32],
 ) -> Result<()> {
     let mut doc_of_slot = vec![NO_DOC; mem.slot_count()];
     for (doc, d) in (0u32..).zip(docs) {
@@ -270,7 +275,7 @@ fn write_text(
         .map_err(io("write postings of"))?;
     let mut live: Vec<(u32, u32)> = Vec::new();
     let mut deltas: Vec<u32> = Vec::new();
-    for id in mem.term_ids_in_order() {
+    for &id in terms {
         live.clear();
         deltas.clear();
         for (slot, positions) in mem.term_postings(id) {
@@ -644,9 +649,16 @@ mod tests {
         let mut w = writer(&direct);
         // Both ways of writing: with the side thread, and all on this one.
         let side_thread = ops.len().is_multiple_of(2);
-        let meta = write_segment(&direct, f, &mem, &docs, side_thread)
-            .expect("write")
-            .expect("a segment");
+        let meta = write_segment(
+            &direct,
+            f,
+            &mem,
+            &docs,
+            &mem.term_ids_in_order(),
+            side_thread,
+        )
+        .expect("write")
+        .expect("a segment");
         w.add_segment(meta).expect("adopt");
         w.commit().expect("commit");
 

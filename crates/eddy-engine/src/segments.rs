@@ -207,11 +207,14 @@ impl Commit<'_> {
     }
 }
 
-/// A memtable written as a segment, waiting to be committed (see
+/// Fewest documents of a segment written from part of a memtable.
+const MIN_SEGMENT_PIECE_DOCS: usize = 8192;
+
+/// A memtable written as segments, waiting to be committed (see
 /// [`SegmentStore::write_segments`]).
 pub struct WrittenSegment {
-    /// The segment (`None`: the memtable held no live document).
-    meta: Option<tantivy::index::SegmentMeta>,
+    /// Its segments (none when the memtable held no live document).
+    metas: Vec<tantivy::index::SegmentMeta>,
     /// The deletes of the versions the memtable hides.
     deletes: OlderVersions,
 }
@@ -391,22 +394,51 @@ impl SegmentStore {
             }
             work.push((*mem, docs, OlderVersions::new(f.pk, older, mem.clear_lsn())));
         }
-        let index = &self.index;
         // Memtables side by side (several are frozen at once at the end of a bulk load, and
-        // there nothing else runs); with threads to spare, a segment's columns and store
-        // beside its inverted index.
-        let metas = parallel_map(&work, self.threads, |(mem, docs, _)| {
-            segment_build::write_segment(index, f, mem, docs, self.threads > 1)
+        // there nothing else runs). With more threads than memtables, a big memtable is
+        // written as several segments of consecutive documents (each key lives in one); and
+        // with threads to spare still, a segment's columns and store beside its inverted
+        // index.
+        let pieces = if self.threads > work.len() {
+            self.threads / work.len().max(1)
+        } else {
+            1
+        };
+        let orders: Vec<Vec<u32>> = work
+            .iter()
+            .map(|(mem, _, _)| mem.term_ids_in_order())
+            .collect();
+        let mut jobs = Vec::new();
+        for (i, (mem, docs, _)) in work.iter().enumerate() {
+            let per_piece = if docs.len() >= pieces * MIN_SEGMENT_PIECE_DOCS {
+                docs.len().div_ceil(pieces)
+            } else {
+                docs.len().max(1)
+            };
+            for chunk in docs.chunks(per_piece) {
+                jobs.push((i, *mem, chunk, &orders[i][..]));
+            }
+        }
+        let index = &self.index;
+        let side_thread = self.threads > jobs.len();
+        let metas = parallel_map(&jobs, self.threads, |(_, mem, docs, terms)| {
+            segment_build::write_segment(index, f, mem, docs, terms, side_thread)
         });
-        work.into_iter()
-            .zip(metas)
-            .map(|((_, _, deletes), meta)| {
-                Ok(WrittenSegment {
-                    meta: meta?,
-                    deletes,
-                })
+        let owners: Vec<usize> = jobs.iter().map(|(i, ..)| *i).collect();
+        drop(jobs);
+        let mut written: Vec<WrittenSegment> = work
+            .into_iter()
+            .map(|(_, _, deletes)| WrittenSegment {
+                metas: Vec::new(),
+                deletes,
             })
-            .collect()
+            .collect();
+        for (i, meta) in owners.into_iter().zip(metas) {
+            if let Some(meta) = meta? {
+                written[i].metas.push(meta);
+            }
+        }
+        Ok(written)
     }
 
     /// Commits written segments (oldest memtable first) with the payload `last_lsn`, makes
@@ -505,11 +537,11 @@ impl SegmentStore {
         // it): that is why the deletes are bounded by LSN (see `OlderVersions`). Queuing all
         // deletes before adopting any segment left older versions alive whenever a merge
         // flushed the queue in between (found by the crash test).
-        for WrittenSegment { meta, deletes } in written {
+        for WrittenSegment { metas, deletes } in written {
             if !deletes.is_empty() {
                 writer.delete_query(Box::new(deletes))?;
             }
-            if let Some(meta) = meta {
+            for meta in metas {
                 writer.add_segment(meta)?;
             }
         }

@@ -286,3 +286,59 @@ fn overlapping_flushes_commit_in_order() {
     let engine = Engine::open(dir.path(), config()).unwrap();
     assert_second_versions(&engine, rounds);
 }
+
+#[test]
+fn a_big_memtable_is_written_as_several_segments_side_by_side() {
+    // With more flush threads than frozen memtables, a big memtable becomes several segments
+    // of consecutive documents: the first memtable's 20,000 documents two (a smaller one
+    // stays whole). The second memtable replaces half of each piece, so its deletes must
+    // reach both.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config();
+    config.segments.writer_threads = 4;
+    let engine = Engine::open(dir.path(), config.clone()).unwrap();
+    let batch = |version: &str, ids: std::ops::Range<usize>| {
+        let docs: Vec<String> = ids
+            .map(|k| format!(r#"{{"id":"{k}","text":"common {version}"}}"#))
+            .collect();
+        let payload = format!("[{}]", docs.join(","));
+        engine
+            .add_documents(
+                "m",
+                payload.as_bytes(),
+                PayloadFormat::Json,
+                Method::Replace,
+                None,
+            )
+            .unwrap();
+    };
+    batch("first", 0..20_000);
+    engine.freeze_all();
+    batch("second", 5_000..15_000);
+    engine.flush().unwrap();
+    let check = |engine: &Engine| {
+        let count = |q: &str| {
+            engine
+                .search(
+                    "m",
+                    &SearchRequest {
+                        q: Some(q.into()),
+                        limit: 1,
+                        ..SearchRequest::default()
+                    },
+                )
+                .unwrap()
+                .total
+        };
+        assert_eq!(count("common"), 20_000);
+        assert_eq!(count("first"), 10_000);
+        assert_eq!(count("second"), 10_000);
+        let (docs, total) = engine.documents("m", 0, 100_000, None).unwrap();
+        assert_eq!((docs.len(), total), (20_000, 20_000));
+    };
+    assert_eq!(engine.index_stats("m", false).unwrap().segments, 3);
+    check(&engine);
+    engine.close().unwrap();
+    let engine = Engine::open(dir.path(), config).unwrap();
+    check(&engine);
+}
