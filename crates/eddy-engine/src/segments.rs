@@ -208,7 +208,7 @@ impl Commit<'_> {
 }
 
 /// Fewest documents of a segment written from part of a memtable.
-const MIN_SEGMENT_PIECE_DOCS: usize = 8192;
+const MIN_SEGMENT_PIECE_DOCS: usize = 2048;
 
 /// A memtable written as segments, waiting to be committed (see
 /// [`SegmentStore::write_segments`]).
