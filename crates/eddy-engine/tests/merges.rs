@@ -290,9 +290,9 @@ fn overlapping_flushes_commit_in_order() {
 #[test]
 fn a_big_memtable_is_written_as_several_segments_side_by_side() {
     // With more flush threads than frozen memtables, a big memtable becomes several segments
-    // of consecutive documents: the first memtable's 20,000 documents two (a smaller one
-    // stays whole). The second memtable replaces half of each piece, so its deletes must
-    // reach both.
+    // of consecutive documents: the first memtable's 20,000 documents two (a memtable of
+    // fewer than two pieces of 2,048 documents stays whole). The second memtable replaces
+    // documents of each piece, so its deletes must reach both.
     let dir = tempfile::tempdir().unwrap();
     let mut config = config();
     config.segments.writer_threads = 4;
@@ -314,7 +314,7 @@ fn a_big_memtable_is_written_as_several_segments_side_by_side() {
     };
     batch("first", 0..20_000);
     engine.freeze_all();
-    batch("second", 5_000..15_000);
+    batch("second", 9_000..11_000);
     engine.flush().unwrap();
     let check = |engine: &Engine| {
         let count = |q: &str| {
@@ -331,8 +331,8 @@ fn a_big_memtable_is_written_as_several_segments_side_by_side() {
                 .total
         };
         assert_eq!(count("common"), 20_000);
-        assert_eq!(count("first"), 10_000);
-        assert_eq!(count("second"), 10_000);
+        assert_eq!(count("first"), 18_000);
+        assert_eq!(count("second"), 2_000);
         let (docs, total) = engine.documents("m", 0, 100_000, None).unwrap();
         assert_eq!((docs.len(), total), (20_000, 20_000));
     };
