@@ -22,12 +22,9 @@ fn config() -> EngineConfig {
     config
 }
 
-/// Batch `i`: 50 documents that all contain `common`.
-fn write_batch(engine: &Engine, i: usize) {
-    let docs: Vec<String> = (0..50)
-        .map(|k| format!(r#"{{"id":"{i}-{k}","text":"common word{k} batch{i}"}}"#))
-        .collect();
-    let payload = format!("[{}]", docs.join(","));
+/// Adds or replaces `docs` (JSON objects) in index `m`, as one write.
+fn replace(engine: &Engine, docs: impl Iterator<Item = String>) {
+    let payload = format!("[{}]", docs.collect::<Vec<_>>().join(","));
     engine
         .add_documents(
             "m",
@@ -37,6 +34,14 @@ fn write_batch(engine: &Engine, i: usize) {
             None,
         )
         .unwrap();
+}
+
+/// Batch `i`: 50 documents that all contain `common`.
+fn write_batch(engine: &Engine, i: usize) {
+    replace(
+        engine,
+        (0..50).map(|k| format!(r#"{{"id":"{i}-{k}","text":"common word{k} batch{i}"}}"#)),
+    );
 }
 
 /// Every document matching `common`, once each; panics on a duplicate.
@@ -129,19 +134,10 @@ fn a_merge_never_publishes_a_commit_whose_flush_failed() {
 
 /// Round `round` replaces the same 50 documents; the text names the round.
 fn write_round(engine: &Engine, round: usize) {
-    let docs: Vec<String> = (0..50)
-        .map(|k| format!(r#"{{"id":"{k}","text":"common round{round}"}}"#))
-        .collect();
-    let payload = format!("[{}]", docs.join(","));
-    engine
-        .add_documents(
-            "m",
-            payload.as_bytes(),
-            PayloadFormat::Json,
-            Method::Replace,
-            None,
-        )
-        .unwrap();
+    replace(
+        engine,
+        (0..50).map(|k| format!(r#"{{"id":"{k}","text":"common round{round}"}}"#)),
+    );
 }
 
 /// Every match of `common`, once each, all from `round`.
@@ -189,24 +185,11 @@ fn one_flush_of_many_memtables_keeps_only_the_newest_versions() {
 /// Round `round` writes the 50 documents of group `round / 2`: each group is written by two
 /// rounds in a row and never again.
 fn write_pair_round(engine: &Engine, round: usize) {
-    let docs: Vec<String> = (0..50)
-        .map(|k| {
-            format!(
-                r#"{{"id":"{}-{k}","text":"common round{round}"}}"#,
-                round / 2
-            )
-        })
-        .collect();
-    let payload = format!("[{}]", docs.join(","));
-    engine
-        .add_documents(
-            "m",
-            payload.as_bytes(),
-            PayloadFormat::Json,
-            Method::Replace,
-            None,
-        )
-        .unwrap();
+    let group = round / 2;
+    replace(
+        engine,
+        (0..50).map(|k| format!(r#"{{"id":"{group}-{k}","text":"common round{round}"}}"#)),
+    );
 }
 
 /// Every group holds its second version only, once.
@@ -298,19 +281,10 @@ fn a_big_memtable_is_written_as_several_segments_side_by_side() {
     config.segments.writer_threads = 4;
     let engine = Engine::open(dir.path(), config.clone()).unwrap();
     let batch = |version: &str, ids: std::ops::Range<usize>| {
-        let docs: Vec<String> = ids
-            .map(|k| format!(r#"{{"id":"{k}","text":"common {version}"}}"#))
-            .collect();
-        let payload = format!("[{}]", docs.join(","));
-        engine
-            .add_documents(
-                "m",
-                payload.as_bytes(),
-                PayloadFormat::Json,
-                Method::Replace,
-                None,
-            )
-            .unwrap();
+        replace(
+            &engine,
+            ids.map(|k| format!(r#"{{"id":"{k}","text":"common {version}"}}"#)),
+        );
     };
     batch("first", 0..20_000);
     engine.freeze_all();
