@@ -231,6 +231,24 @@ struct Pending {
     header: OpHeader,
     docs: Option<Vec<Document>>,
     pre: Option<PreAnalyzed>,
+    /// Whether the drain already tried to analyze it (see [`Inner::analyze_queued`]).
+    analysis_tried: bool,
+}
+
+impl Pending {
+    /// An add-or-replace with documents and no analysis, not yet tried by the drain.
+    fn wants_analysis(&self) -> bool {
+        self.pre.is_none()
+            && !self.analysis_tried
+            && self.docs.is_some()
+            && matches!(
+                self.header.op,
+                Op::Documents {
+                    method: Method::Replace,
+                    ..
+                }
+            )
+    }
 }
 
 #[derive(Default)]
@@ -1403,6 +1421,7 @@ impl Inner {
                 header,
                 docs,
                 pre,
+                analysis_tried: false,
             },
             estimate,
         })
@@ -1510,6 +1529,9 @@ impl Inner {
         let mut batch = MetaBatch::default();
         let mut applied = Vec::new();
         while queue.pending.front().is_some_and(|p| p.lsn <= durable) {
+            if queue.pending.front().is_some_and(Pending::wants_analysis) {
+                self.analyze_queued(slot, queue);
+            }
             let Some(p) = queue.pending.pop_front() else {
                 break;
             };
@@ -1537,6 +1559,51 @@ impl Inner {
         for lsn in applied {
             in_flight.remove(&lsn);
         }
+    }
+
+    /// Analyzes the queued add-or-replace writes that have no analysis yet, on as many
+    /// threads as there are cores, so that the drain applies them without analyzing one after
+    /// the other. Such writes were prepared before their index existed (the first batches of
+    /// writers loading a new index in parallel): their writers are waiting on this queue, so
+    /// the cores would otherwise idle while the drain analyzes every batch alone.
+    fn analyze_queued(&self, slot: &Slot, queue: &mut SlotQueue) {
+        if slot.instance().is_none() {
+            // The first write creates the index; the next iteration analyzes the others.
+            return;
+        }
+        let mut todo: Vec<&mut Pending> = queue
+            .pending
+            .iter_mut()
+            .filter(|p| p.wants_analysis())
+            .collect();
+        for p in &mut todo {
+            p.analysis_tried = true;
+        }
+        let threads = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(todo.len());
+        let analyze = |p: &mut Pending| {
+            // A failure leaves the analysis to the apply, which reports it.
+            p.pre = self
+                .pre_analyze(p.lsn, &p.header, p.docs.as_deref())
+                .ok()
+                .flatten();
+        };
+        if threads <= 1 {
+            todo.into_iter().for_each(analyze);
+            return;
+        }
+        let per_thread = todo.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let mut chunks = todo.chunks_mut(per_thread);
+            let mine = chunks.next();
+            for chunk in chunks {
+                scope.spawn(|| chunk.iter_mut().for_each(|p| analyze(p)));
+            }
+            if let Some(chunk) = mine {
+                chunk.iter_mut().for_each(|p| analyze(p));
+            }
+        });
     }
 
     /// Analyzes the documents of an add-or-replace ahead of its apply (see [`PreAnalyzed`]),
