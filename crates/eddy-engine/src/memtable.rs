@@ -134,35 +134,32 @@ pub struct MemStats {
     pub dead_tokens: u64,
 }
 
-/// What the flusher writes to Tantivy for one primary key.
+/// One document the flusher writes into a segment: a live version the memtable holds.
 #[derive(Debug, Clone)]
-pub enum FlushEntry {
-    /// Add this version (after deleting the older ones when `replaces` is set).
-    Upsert {
-        /// Primary key.
-        pk: Arc<str>,
-        /// Stored JSON.
-        json: Arc<[u8]>,
-        /// The memtable slot holding this version (see [`Memtable::slot_tokens`]).
-        slot: u32,
-        /// Number of tokens.
-        len: u32,
-        /// Ordering key.
-        seq: u64,
-        /// Version LSN.
-        lsn: Lsn,
-        /// When an older layer holds a version to delete: the LSN from which this memtable
-        /// hides the key. Every older version has a smaller LSN, and every version this
-        /// memtable or a newer one writes has this LSN or a greater one.
-        replaces: Option<Lsn>,
-    },
-    /// Delete the older versions.
-    Delete {
-        /// Primary key.
-        pk: Arc<str>,
-        /// The LSN from which this memtable hides the key (see `Upsert::replaces`).
-        since: Lsn,
-    },
+pub struct SegmentDoc {
+    /// The memtable slot of the version.
+    pub slot: u32,
+    /// Primary key.
+    pub pk: Arc<str>,
+    /// Stored JSON.
+    pub json: Arc<[u8]>,
+    /// Number of tokens.
+    pub len: u32,
+    /// Ordering key.
+    pub seq: u64,
+    /// Version LSN.
+    pub lsn: Lsn,
+}
+
+/// What the flusher writes to Tantivy for a memtable.
+#[derive(Debug, Clone, Default)]
+pub struct FlushPlan {
+    /// The live versions, in slot order (the order they were written).
+    pub docs: Vec<SegmentDoc>,
+    /// The keys whose versions in older layers the memtable hides (replaced or deleted),
+    /// each with the LSN from which it hides them. Every older version has a smaller LSN,
+    /// and every version this memtable or a newer one writes has this LSN or a greater one.
+    pub older: Vec<(Arc<str>, Lsn)>,
 }
 
 /// The in-memory inverted index of one index's recent writes.
@@ -388,8 +385,10 @@ impl Memtable {
     pub fn upsert(&mut self, lsn: Lsn, doc: PreparedDoc) {
         self.note_lsn(lsn);
         let slot_id = u32::try_from(self.slots.len()).expect("fewer than 2^32 slots");
-        let (seq, shadows_older, first_lsn) = match self.pks.get(&doc.pk) {
-            Some(entry) => {
+        // One lookup of the key, whether it is new to the memtable or not.
+        let seq = match self.pks.entry(doc.pk.clone()) {
+            std::collections::hash_map::Entry::Occupied(mut entry) => {
+                let entry = entry.get_mut();
                 let mut seq = doc.new_seq;
                 if let Some(old) = entry.current {
                     let old = &mut self.slots[old as usize];
@@ -398,28 +397,30 @@ impl Memtable {
                     self.pending.live_docs -= 1;
                     self.pending.live_tokens -= u64::from(old.len);
                 }
-                (seq, entry.shadows_older, entry.first_lsn)
+                entry.current = Some(slot_id);
+                entry.last_lsn = lsn;
+                seq
             }
-            None => match doc.older {
-                Some(older) => {
-                    self.pending.dead_docs += 1;
-                    self.pending.dead_tokens += u64::from(older.len);
-                    *self.shadow_hashes.entry(pk_hash(&doc.pk)).or_insert(0) += 1;
-                    self.shadow_log.push(lsn, doc.pk.clone());
-                    (older.seq, true, lsn)
-                }
-                None => (doc.new_seq, false, lsn),
-            },
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let (seq, shadows_older) = match doc.older {
+                    Some(older) => {
+                        self.pending.dead_docs += 1;
+                        self.pending.dead_tokens += u64::from(older.len);
+                        *self.shadow_hashes.entry(pk_hash(&doc.pk)).or_insert(0) += 1;
+                        self.shadow_log.push(lsn, doc.pk.clone());
+                        (older.seq, true)
+                    }
+                    None => (doc.new_seq, false),
+                };
+                entry.insert(PkEntry {
+                    first_lsn: lsn,
+                    current: Some(slot_id),
+                    last_lsn: lsn,
+                    shadows_older,
+                });
+                seq
+            }
         };
-        self.pks.insert(
-            doc.pk.clone(),
-            PkEntry {
-                first_lsn,
-                current: Some(slot_id),
-                last_lsn: lsn,
-                shadows_older,
-            },
-        );
         let len = doc.terms.len();
         for (term, positions) in doc.terms.iter() {
             let term_id = match self.term_ids.get(term) {
@@ -660,46 +661,48 @@ impl Memtable {
     /// The postings of a term id, dead slots included: `(slot, positions)` by ascending slot,
     /// positions ascending within a slot (their count is the term frequency).
     pub fn term_postings(&self, id: u32) -> impl Iterator<Item = (u32, &[u32])> + '_ {
-        let postings = &self.postings[id as usize];
-        postings.entries.iter().map(move |p| {
+        self.term_postings_in(id, 0..=u32::MAX)
+    }
+
+    /// [`Memtable::term_postings`] of the slots in `slots` only (found by binary search: a
+    /// flush writing a memtable as several segments walks each one's share of a list).
+    pub fn term_postings_in(
+        &self,
+        id: u32,
+        slots: std::ops::RangeInclusive<u32>,
+    ) -> impl Iterator<Item = (u32, &[u32])> + '_ {
+        let entries = &self.postings[id as usize].entries[..];
+        let from = entries.partition_point(|p| p.slot < *slots.start());
+        let to = entries.partition_point(|p| p.slot <= *slots.end());
+        entries[from..to.max(from)].iter().map(move |p| {
             let start = p.pos_start as usize;
             (p.slot, &self.positions[start..start + p.tf as usize])
         })
     }
 
-    /// Final state of every key, in insertion order of the final version, for the flusher.
-    pub fn flush_entries(&self) -> Vec<FlushEntry> {
-        let mut entries: Vec<(u64, FlushEntry)> = self
-            .pks
-            .iter()
-            .filter_map(|(pk, e)| match e.current {
-                Some(slot) => {
-                    let s = &self.slots[slot as usize];
-                    Some((
-                        u64::from(slot),
-                        FlushEntry::Upsert {
-                            pk: pk.clone(),
-                            json: s.json.clone(),
-                            slot,
-                            len: s.len,
-                            seq: s.seq,
-                            lsn: s.lsn,
-                            replaces: e.shadows_older.then_some(e.first_lsn),
-                        },
-                    ))
-                }
-                None if e.shadows_older => Some((
-                    0,
-                    FlushEntry::Delete {
-                        pk: pk.clone(),
-                        since: e.first_lsn,
-                    },
-                )),
-                None => None,
+    /// What the flusher writes: the live versions, and the older versions to delete.
+    /// A live slot is its key's current version (a slot dies when its key is written again
+    /// or deleted), so the slots in order give the documents without a lookup or a sort.
+    pub fn flush_plan(&self) -> FlushPlan {
+        let docs = (0u32..)
+            .zip(&self.slots)
+            .filter(|(_, s)| s.dead_lsn == Lsn::MAX)
+            .map(|(slot, s)| SegmentDoc {
+                slot,
+                pk: s.pk.clone(),
+                json: s.json.clone(),
+                len: s.len,
+                seq: s.seq,
+                lsn: s.lsn,
             })
             .collect();
-        entries.sort_by_key(|(order, _)| *order);
-        entries.into_iter().map(|(_, e)| e).collect()
+        let older = self
+            .pks
+            .iter()
+            .filter(|(_, e)| e.shadows_older)
+            .map(|(pk, e)| (pk.clone(), e.first_lsn))
+            .collect();
+        FlushPlan { docs, older }
     }
 }
 
@@ -1171,8 +1174,9 @@ mod tests {
         m.finish(6);
         let s = m.stats();
         assert_eq!((s.live_docs, s.dead_docs, s.dead_tokens), (0, 1, 7));
-        let entries = m.flush_entries();
-        assert!(matches!(&entries[..], [FlushEntry::Delete { pk, since: 5 }] if &**pk == "x"));
+        let plan = m.flush_plan();
+        assert!(plan.docs.is_empty());
+        assert!(matches!(&plan.older[..], [(pk, 5)] if &**pk == "x"));
     }
 
     #[test]
@@ -1180,28 +1184,26 @@ mod tests {
         let mut m = Memtable::new(1, None);
         assert!(!m.delete(1, Arc::from("nope"), None));
         m.finish(1);
-        assert!(m.flush_entries().is_empty());
+        let plan = m.flush_plan();
+        assert!(plan.docs.is_empty() && plan.older.is_empty());
         assert!(!m.reader(1).hides("nope"));
     }
 
     #[test]
-    fn flush_entries_mark_replacements() {
+    fn flush_plan_marks_replacements() {
         let mut m = Memtable::new(1, None);
         m.upsert(1, doc("new", &["a"], 1, None));
         m.upsert(
             1,
             doc("old", &["a"], 2, Some(OlderVersion { len: 1, seq: 0 })),
         );
-        m.finish(1);
-        let entries = m.flush_entries();
-        let flags: Vec<(String, Option<Lsn>)> = entries
-            .iter()
-            .map(|e| match e {
-                FlushEntry::Upsert { pk, replaces, .. } => (pk.to_string(), *replaces),
-                FlushEntry::Delete { pk, since } => (pk.to_string(), Some(*since)),
-            })
-            .collect();
-        assert_eq!(flags, vec![("new".into(), None), ("old".into(), Some(1))]);
+        m.upsert(2, doc("new", &["b"], 3, None));
+        m.finish(2);
+        let plan = m.flush_plan();
+        let docs: Vec<(u32, &str)> = plan.docs.iter().map(|d| (d.slot, &*d.pk)).collect();
+        assert_eq!(docs, vec![(1, "old"), (2, "new")]);
+        let older: Vec<(&str, Lsn)> = plan.older.iter().map(|(pk, l)| (&**pk, *l)).collect();
+        assert_eq!(older, vec![("old", 1)]);
     }
 
     #[test]

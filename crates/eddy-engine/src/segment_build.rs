@@ -39,25 +39,8 @@ use tantivy::{
 };
 
 use crate::error::{Error, Result};
-use crate::memtable::{Memtable, pk_hash};
+use crate::memtable::{Memtable, SegmentDoc, pk_hash};
 use crate::segments::SegmentFields;
-
-/// One document of the segment: a live version held by the memtable.
-#[derive(Debug, Clone)]
-pub struct SegmentDoc {
-    /// The memtable slot of the version.
-    pub slot: u32,
-    /// Primary key.
-    pub pk: Arc<str>,
-    /// Stored JSON.
-    pub json: Arc<[u8]>,
-    /// Number of tokens.
-    pub len: u32,
-    /// Ordering key.
-    pub seq: u64,
-    /// Version LSN.
-    pub lsn: Lsn,
-}
 
 /// A slot that is not in the segment.
 const NO_DOC: u32 = u32::MAX;
@@ -261,9 +244,14 @@ fn write_text(
     docs: &[SegmentDoc],
     terms: &[u32],
 ) -> Result<()> {
-    let mut doc_of_slot = vec![NO_DOC; mem.slot_count()];
+    // The documents are consecutive live slots of the memtable (all of them, or one piece).
+    let (Some(first), Some(last)) = (docs.first(), docs.last()) else {
+        return Ok(());
+    };
+    let (lo, hi) = (first.slot, last.slot);
+    let mut doc_of_slot = vec![NO_DOC; (hi - lo) as usize + 1];
     for (doc, d) in (0u32..).zip(docs) {
-        doc_of_slot[d.slot as usize] = doc;
+        doc_of_slot[(d.slot - lo) as usize] = doc;
     }
     let total_tokens: u64 = docs.iter().map(|d| u64::from(d.len)).sum();
     if total_tokens == 0 {
@@ -278,8 +266,8 @@ fn write_text(
     for &id in terms {
         live.clear();
         deltas.clear();
-        for (slot, positions) in mem.term_postings(id) {
-            let doc = doc_of_slot[slot as usize];
+        for (slot, positions) in mem.term_postings_in(id, lo..=hi) {
+            let doc = doc_of_slot[(slot - lo) as usize];
             if doc == NO_DOC {
                 continue;
             }
@@ -444,7 +432,7 @@ mod tests {
 
     use super::*;
     use crate::analysis::{DocTerms, Token};
-    use crate::memtable::{FlushEntry, PreparedDoc};
+    use crate::memtable::PreparedDoc;
     use crate::segments::{encode_token_list, new_schema};
 
     /// An operation on the memtable: write `pk` with these (term index, position) tokens,
@@ -595,29 +583,7 @@ mod tests {
     /// Writes the memtable `ops` leave both ways, and compares every file.
     fn same_files_as_tantivy(ops: &[Op]) -> Result<(), TestCaseError> {
         let mem = apply(ops);
-        let entries = mem.flush_entries();
-        let docs: Vec<SegmentDoc> = entries
-            .iter()
-            .filter_map(|e| match e {
-                FlushEntry::Upsert {
-                    pk,
-                    json,
-                    slot,
-                    len,
-                    seq,
-                    lsn,
-                    ..
-                } => Some(SegmentDoc {
-                    slot: *slot,
-                    pk: pk.clone(),
-                    json: json.clone(),
-                    len: *len,
-                    seq: *seq,
-                    lsn: *lsn,
-                }),
-                FlushEntry::Delete { .. } => None,
-            })
-            .collect();
+        let docs = mem.flush_plan().docs;
         if docs.is_empty() {
             return Ok(());
         }

@@ -29,9 +29,9 @@ use tantivy::{
 };
 
 use crate::error::{Error, Result};
-use crate::memtable::{FlushEntry, Memtable};
+use crate::memtable::Memtable;
 use crate::merge::{BoundedMergePolicy, DirectorySizer};
-use crate::segment_build::{self, OlderVersions, SegmentDoc};
+use crate::segment_build::{self, OlderVersions};
 use crate::storage::Disk;
 
 /// Fields of the Tantivy schema.
@@ -364,35 +364,12 @@ impl SegmentStore {
         let f = self.fields;
         let mut work = Vec::with_capacity(memtables.len());
         for mem in memtables {
-            let mut older = Vec::new();
-            let mut docs = Vec::new();
-            for entry in mem.flush_entries() {
-                match entry {
-                    FlushEntry::Delete { pk, since } => older.push((pk, since)),
-                    FlushEntry::Upsert {
-                        pk,
-                        json,
-                        slot,
-                        len,
-                        seq,
-                        lsn,
-                        replaces,
-                    } => {
-                        if let Some(since) = replaces {
-                            older.push((pk.clone(), since));
-                        }
-                        docs.push(SegmentDoc {
-                            slot,
-                            pk,
-                            json,
-                            len,
-                            seq,
-                            lsn,
-                        });
-                    }
-                }
-            }
-            work.push((*mem, docs, OlderVersions::new(f.pk, older, mem.clear_lsn())));
+            let plan = mem.flush_plan();
+            work.push((
+                *mem,
+                plan.docs,
+                OlderVersions::new(f.pk, plan.older, mem.clear_lsn()),
+            ));
         }
         // Memtables side by side (several are frozen at once at the end of a bulk load, and
         // there nothing else runs). With more threads than memtables, a big memtable is
