@@ -77,3 +77,68 @@ fn every_write_is_visible_to_the_writer_at_once() {
     // The flusher really ran during the test: segments exist.
     assert!(stats.segments > 0 || stats.checkpoint > 0, "{stats:?}");
 }
+
+/// Writers that load a new index in parallel: their first batches are queued before the index
+/// exists, and the drain analyzes them side by side (`Inner::analyze_queued`). Every document
+/// must come out with its own terms and content, whichever thread analyzed it.
+#[test]
+fn parallel_first_batches_to_a_new_index_keep_their_own_documents() {
+    let writers = 6u64;
+    let per_batch = 150u64;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Arc::new(Engine::open(dir.path(), EngineConfig::default()).unwrap());
+    for round in 0..4 {
+        let uid = format!("fresh{round}");
+        let barrier = Arc::new(std::sync::Barrier::new(writers as usize));
+        let handles: Vec<_> = (0..writers)
+            .map(|w| {
+                let (engine, barrier, uid) = (engine.clone(), barrier.clone(), uid.clone());
+                std::thread::spawn(move || {
+                    let docs: Vec<String> = (0..per_batch)
+                        .map(|i| {
+                            format!(r#"{{"id":"w{w}d{i}","text":"tok{w}x{i} common","w":{w}}}"#)
+                        })
+                        .collect();
+                    let payload = format!("[{}]", docs.join(","));
+                    barrier.wait();
+                    let task = engine
+                        .add_documents(
+                            &uid,
+                            payload.as_bytes(),
+                            PayloadFormat::Json,
+                            Method::Replace,
+                            Some("id".into()),
+                        )
+                        .unwrap();
+                    assert_eq!(task.status, eddy_engine::TaskStatus::Succeeded);
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let stats = engine.index_stats(&uid, false).unwrap();
+        assert_eq!(stats.number_of_documents, writers * per_batch);
+        for w in 0..writers {
+            for i in (0..per_batch).step_by(7) {
+                let found = engine
+                    .search(
+                        &uid,
+                        &SearchRequest {
+                            q: Some(format!("\"tok{w}x{i}\"")),
+                            limit: 5,
+                            ..SearchRequest::default()
+                        },
+                    )
+                    .unwrap();
+                assert_eq!(found.total, 1, "round {round} writer {w} doc {i}");
+                let hit = &found.hits[0];
+                assert_eq!(hit.id, format!("w{w}d{i}"));
+                assert_eq!(hit.document["w"], serde_json::json!(w));
+                // And by id: the key maps to this document.
+                let doc = engine.document(&uid, &format!("w{w}d{i}"), None).unwrap();
+                assert_eq!(doc["text"], serde_json::json!(format!("tok{w}x{i} common")));
+            }
+        }
+    }
+}
