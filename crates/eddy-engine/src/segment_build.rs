@@ -272,13 +272,14 @@ fn write_text(
                 continue;
             }
             live.push((doc, u32::try_from(positions.len()).unwrap_or(u32::MAX)));
-            let at = deltas.len();
-            deltas.extend_from_slice(positions);
             // Positions ascend within a document; each becomes its gap from the previous
             // one (the first from 0).
-            for i in (at + 1..deltas.len()).rev() {
-                deltas[i] -= deltas[i - 1];
-            }
+            let mut previous = 0;
+            deltas.extend(positions.iter().map(|&p| {
+                let gap = p - previous;
+                previous = p;
+                gap
+            }));
         }
         if live.is_empty() {
             continue;
