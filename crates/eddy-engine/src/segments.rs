@@ -372,26 +372,22 @@ impl SegmentStore {
             ));
         }
         // Memtables side by side (several are frozen at once at the end of a bulk load, and
-        // there nothing else runs). With more threads than memtables, a big memtable is
-        // written as several segments of consecutive documents (each key lives in one); and
-        // with threads to spare still, a segment's columns and store beside its inverted
-        // index.
-        let pieces = if self.threads > work.len() {
-            self.threads / work.len().max(1)
-        } else {
-            1
-        };
+        // there nothing else runs). The documents are shared out among the threads: a
+        // memtable with about twice a thread's share or more is written as several segments
+        // of consecutive documents (each key lives in one), so that a big memtable flushed
+        // with a small one does not leave a thread idle through most of the flush; and with
+        // threads to spare still, a segment's columns and store beside its inverted index.
+        let total: usize = work.iter().map(|(_, docs, _)| docs.len()).sum();
+        let share = total
+            .div_ceil(self.threads.max(1))
+            .max(MIN_SEGMENT_PIECE_DOCS);
         let orders: Vec<Vec<u32>> = work
             .iter()
             .map(|(mem, _, _)| mem.term_ids_in_order())
             .collect();
         let mut jobs = Vec::new();
         for (i, (mem, docs, _)) in work.iter().enumerate() {
-            let per_piece = if docs.len() >= pieces * MIN_SEGMENT_PIECE_DOCS {
-                docs.len().div_ceil(pieces)
-            } else {
-                docs.len().max(1)
-            };
+            let per_piece = docs.len().div_ceil(pieces_of(docs.len(), share)).max(1);
             for chunk in docs.chunks(per_piece) {
                 jobs.push((i, *mem, chunk, &orders[i][..]));
             }
@@ -567,6 +563,14 @@ impl SegmentStore {
     }
 }
 
+/// How many segments a memtable of `docs` documents is written as, when each thread's share of
+/// the flush is `share` documents: its number of shares, rounded, and pieces of at least
+/// [`MIN_SEGMENT_PIECE_DOCS`].
+fn pieces_of(docs: usize, share: usize) -> usize {
+    let shares = (docs + share / 2) / share.max(1);
+    shares.min(docs / MIN_SEGMENT_PIECE_DOCS).max(1)
+}
+
 /// `f` applied to every item, on up to `threads` threads (scoped), results in item order.
 fn parallel_map<T: Sync, R: Send>(
     items: &[T],
@@ -692,6 +696,22 @@ impl TokenStream for TokenListStream<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flushes_share_documents_out_among_threads() {
+        // A big memtable flushed with a small one (two threads): the big one in two pieces.
+        assert_eq!(pieces_of(57_000, (57_000usize + 2_791).div_ceil(2)), 2);
+        assert_eq!(pieces_of(2_791, (57_000usize + 2_791).div_ceil(2)), 1);
+        // One memtable, two threads: halves, unless a half is under the minimum piece.
+        assert_eq!(pieces_of(5_183, 2_592), 2);
+        assert_eq!(pieces_of(3_000, MIN_SEGMENT_PIECE_DOCS), 1);
+        // More memtables than threads: each stays whole.
+        assert_eq!(pieces_of(60_000, 150_000), 1);
+        // Four threads, 20,000 + 2,000 documents.
+        assert_eq!(pieces_of(20_000, 5_500), 4);
+        assert_eq!(pieces_of(2_000, 5_500), 1);
+        assert_eq!(pieces_of(0, MIN_SEGMENT_PIECE_DOCS), 1);
+    }
 
     #[test]
     fn token_lists_round_trip() {
