@@ -496,22 +496,49 @@ impl DocTerms {
         keys: &mut Vec<(u64, u32, u32)>,
     ) -> DocTerms {
         use std::hash::BuildHasher;
+        let hasher = rustc_hash::FxBuildHasher;
+        Self::grouped_by(text, tokens, keys, |term| hasher.hash_one(term))
+    }
+
+    /// [`DocTerms::grouped`] with the given term hash.
+    fn grouped_by(
+        text: &str,
+        tokens: &[(u32, u32, u32)],
+        keys: &mut Vec<(u64, u32, u32)>,
+        hash: impl Fn(&[u8]) -> u64,
+    ) -> DocTerms {
         let term = |i: u32| {
             let t = tokens[i as usize];
             &text[t.1 as usize..t.2 as usize]
         };
-        let hasher = rustc_hash::FxBuildHasher;
         keys.clear();
         keys.extend(
             (0u32..)
                 .zip(tokens)
-                .map(|(i, t)| (hasher.hash_one(term(i).as_bytes()), t.0, i)),
+                .map(|(i, t)| (hash(term(i).as_bytes()), t.0, i)),
         );
-        keys.sort_unstable_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then_with(|| term(a.2).cmp(term(b.2)))
-                .then(a.1.cmp(&b.1))
-        });
+        // By hash and position only (positions are unique, so the order is total): comparing
+        // the terms of equal hashes, which is every pair of occurrences of a word, was half of
+        // the sort on long documents.
+        keys.sort_unstable_by_key(|k| (k.0, k.1));
+        // Different terms with one hash (a collision) would interleave: such a run is sorted
+        // by term, then position.
+        let mut start = 0;
+        while start < keys.len() {
+            let hash = keys[start].0;
+            let first = term(keys[start].2);
+            let mut end = start + 1;
+            let mut mixed = false;
+            while end < keys.len() && keys[end].0 == hash {
+                mixed |= term(keys[end].2) != first;
+                end += 1;
+            }
+            if mixed {
+                keys[start..end]
+                    .sort_unstable_by(|a, b| term(a.2).cmp(term(b.2)).then(a.1.cmp(&b.1)));
+            }
+            start = end;
+        }
         let mut out = DocTerms {
             text: String::with_capacity(text.len()),
             terms: Vec::with_capacity(tokens.len()),
@@ -649,6 +676,7 @@ fn normalize_word_into(word: &str, out: &mut String) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::collections::BTreeMap;
 
     #[test]
     fn words_are_split_lowercased_and_folded() {
@@ -793,6 +821,52 @@ mod tests {
         );
         assert_eq!(analyzed.len(), 6);
     }
+    proptest::proptest! {
+        /// Grouping gives every term once with all its positions ascending, whatever the
+        /// hash: the real one, one that makes every term collide, and one by length.
+        #[test]
+        fn grouping_matches_a_map_of_terms(
+            words in proptest::collection::vec(0usize..6, 0..40),
+            ranks in proptest::collection::vec(0u32..3, 40),
+        ) {
+            let vocabulary = ["a", "b", "ab", "ba", "abc", "c"];
+            let mut text = String::new();
+            let mut tokens = Vec::new();
+            let mut next = [0u32; 3];
+            let mut reference: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+            for (&w, &rank) in words.iter().zip(&ranks) {
+                let start = text.len() as u32;
+                text.push_str(vocabulary[w]);
+                let position = encode_position(rank, next[rank as usize]);
+                next[rank as usize] += 1;
+                tokens.push((position, start, text.len() as u32));
+                reference.entry(vocabulary[w]).or_default().push(position);
+            }
+            for positions in reference.values_mut() {
+                positions.sort_unstable();
+            }
+            let hashes: [&dyn Fn(&[u8]) -> u64; 3] = [
+                &|t| {
+                    use std::hash::BuildHasher;
+                    rustc_hash::FxBuildHasher.hash_one(t)
+                },
+                &|_| 7,
+                &|t| t.len() as u64,
+            ];
+            for hash in hashes {
+                let grouped = DocTerms::grouped_by(&text, &tokens, &mut Vec::new(), hash);
+                let got: Vec<(&str, Vec<u32>)> =
+                    grouped.iter().map(|(t, p)| (t, p.to_vec())).collect();
+                let mut sorted = got.clone();
+                sorted.sort();
+                let expected: Vec<(&str, Vec<u32>)> =
+                    reference.iter().map(|(t, p)| (*t, p.clone())).collect();
+                proptest::prop_assert_eq!(sorted, expected);
+                proptest::prop_assert_eq!(grouped.len() as usize, words.len());
+            }
+        }
+    }
+
     #[test]
     fn compact_analysis_matches_the_reference() {
         let doc = match json!({
