@@ -845,7 +845,8 @@ mod tests {
             for positions in reference.values_mut() {
                 positions.sort_unstable();
             }
-            let hashes: [&dyn Fn(&[u8]) -> u64; 3] = [
+            type Hash<'a> = &'a dyn Fn(&[u8]) -> u64;
+            let hashes: [Hash<'_>; 3] = [
                 &|t| {
                     use std::hash::BuildHasher;
                     rustc_hash::FxBuildHasher.hash_one(t)
