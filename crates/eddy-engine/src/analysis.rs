@@ -521,8 +521,13 @@ impl DocTerms {
         // the terms of equal hashes, which is every pair of occurrences of a word, was half of
         // the sort on long documents.
         keys.sort_unstable_by_key(|k| (k.0, k.1));
-        // Different terms with one hash (a collision) would interleave: such a run is sorted
-        // by term, then position.
+        // Runs of one hash are one term each, but for a collision: different terms with one
+        // hash would interleave, so such a run is sorted by term, then position. The first
+        // pass also sizes the buffers exactly (documents are analyzed ahead and wait in the
+        // queue, and reallocating two buffers per document to shrink them cost more than
+        // the sort).
+        let mut collisions: Vec<(usize, usize)> = Vec::new();
+        let (mut distinct, mut bytes) = (0usize, 0usize);
         let mut start = 0;
         while start < keys.len() {
             let hash = keys[start].0;
@@ -534,21 +539,50 @@ impl DocTerms {
                 end += 1;
             }
             if mixed {
-                keys[start..end]
-                    .sort_unstable_by(|a, b| term(a.2).cmp(term(b.2)).then(a.1.cmp(&b.1)));
+                let run = &mut keys[start..end];
+                run.sort_unstable_by(|a, b| term(a.2).cmp(term(b.2)).then(a.1.cmp(&b.1)));
+                for (i, k) in run.iter().enumerate() {
+                    if i == 0 || term(run[i - 1].2) != term(k.2) {
+                        distinct += 1;
+                        bytes += term(k.2).len();
+                    }
+                }
+                collisions.push((start, end));
+            } else {
+                distinct += 1;
+                bytes += first.len();
             }
             start = end;
         }
         let mut out = DocTerms {
-            text: String::with_capacity(text.len()),
-            terms: Vec::with_capacity(tokens.len()),
-            positions: Vec::with_capacity(tokens.len()),
+            text: String::with_capacity(bytes),
+            terms: Vec::with_capacity(distinct),
+            positions: Vec::with_capacity(keys.len()),
         };
-        for &(_, position, i) in keys.iter() {
-            out.push(term(i), position);
+        let mut collisions = collisions.into_iter().peekable();
+        let mut start = 0;
+        while start < keys.len() {
+            if let Some((_, end)) = collisions.next_if(|(s, _)| *s == start) {
+                for &(_, position, i) in &keys[start..end] {
+                    out.push(term(i), position);
+                }
+                start = end;
+                continue;
+            }
+            let hash = keys[start].0;
+            let end = start + keys[start..].partition_point(|k| k.0 == hash);
+            let pos_start = u32::try_from(out.positions.len()).unwrap_or(u32::MAX);
+            out.positions.extend(keys[start..end].iter().map(|k| k.1));
+            let text_start = u32::try_from(out.text.len()).unwrap_or(u32::MAX);
+            out.text.push_str(term(keys[start].2));
+            out.terms.push(TermSpan {
+                start: text_start,
+                end: u32::try_from(out.text.len()).unwrap_or(u32::MAX),
+                pos_start,
+                pos_end: u32::try_from(out.positions.len()).unwrap_or(u32::MAX),
+            });
+            start = end;
         }
-        out.terms.shrink_to_fit();
-        out.text.shrink_to_fit();
         out
     }
 

@@ -472,8 +472,9 @@ impl IndexInstance {
         let (epoch, tok) = self.tokenization.read().clone();
         let mut analyzer = Analyzer::default();
         let mut out = Vec::with_capacity(docs.len());
+        let mut buffer = Vec::new();
         for doc in docs {
-            let json: Arc<[u8]> = Arc::from(serde_json::to_vec(doc).map_err(Error::meta)?);
+            let json = encode_json(doc, &mut buffer)?;
             out.push((json, self.analyze_assigning(&mut analyzer, doc, &tok)));
         }
         Ok(PreAnalyzed {
@@ -514,6 +515,7 @@ impl IndexInstance {
             })
             .map(|p| p.docs.into_iter());
         let mut analyzer = Analyzer::default();
+        let mut buffer = Vec::new();
         Self::snapshot_of(&view, self.segments.fields(), older, |older| {
             // Versions written earlier in this same operation (duplicates in a batch).
             let mut this_op: FxHashMap<Arc<str>, Arc<[u8]>> = FxHashMap::default();
@@ -538,9 +540,7 @@ impl IndexInstance {
                             doc = merged;
                         }
                         let terms = self.analyze_assigning(&mut analyzer, &doc, &tok);
-                        let json: Arc<[u8]> =
-                            Arc::from(serde_json::to_vec(&doc).map_err(Error::meta)?);
-                        (json, terms)
+                        (encode_json(&doc, &mut buffer)?, terms)
                     }
                 };
                 if method == Method::Update {
@@ -1058,6 +1058,14 @@ impl IndexInstance {
 /// What a write replaces: the older version's length and order key (when it lives in an
 /// older layer), and the JSON an update merges into.
 type Previous = (Option<OlderVersion>, Option<Arc<[u8]>>);
+
+/// A document as the JSON the memtable stores, serialized through `buffer` (reused from one
+/// document to the next, so that the only allocation is the stored copy).
+fn encode_json(doc: &Document, buffer: &mut Vec<u8>) -> Result<Arc<[u8]>> {
+    buffer.clear();
+    serde_json::to_writer(&mut *buffer, doc).map_err(Error::meta)?;
+    Ok(Arc::from(&buffer[..]))
+}
 
 /// Ordering key of the `i`-th document of the operation at `lsn`.
 pub fn seq_of(lsn: Lsn, i: usize) -> u64 {
