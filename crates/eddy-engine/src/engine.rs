@@ -1576,34 +1576,17 @@ impl Inner {
             .iter_mut()
             .filter(|p| p.wants_analysis())
             .collect();
-        for p in &mut todo {
-            p.analysis_tried = true;
-        }
-        let threads = std::thread::available_parallelism()
-            .map_or(1, usize::from)
-            .min(todo.len());
-        let analyze = |p: &mut Pending| {
-            // A failure leaves the analysis to the apply, which reports it.
-            p.pre = self
-                .pre_analyze(p.lsn, &p.header, p.docs.as_deref())
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        // A failure leaves the analysis to the apply, which reports it.
+        let analyses = crate::segments::parallel_map(&todo, threads, |p| {
+            self.pre_analyze(p.lsn, &p.header, p.docs.as_deref())
                 .ok()
-                .flatten();
-        };
-        if threads <= 1 {
-            todo.into_iter().for_each(analyze);
-            return;
-        }
-        let per_thread = todo.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            let mut chunks = todo.chunks_mut(per_thread);
-            let mine = chunks.next();
-            for chunk in chunks {
-                scope.spawn(|| chunk.iter_mut().for_each(|p| analyze(p)));
-            }
-            if let Some(chunk) = mine {
-                chunk.iter_mut().for_each(|p| analyze(p));
-            }
+                .flatten()
         });
+        for (p, pre) in todo.iter_mut().zip(analyses) {
+            p.analysis_tried = true;
+            p.pre = pre;
+        }
     }
 
     /// Analyzes the documents of an add-or-replace ahead of its apply (see [`PreAnalyzed`]),

@@ -341,11 +341,6 @@ impl Memtable {
         self.first_lsn.is_none()
     }
 
-    /// Number of slots (document versions) ever inserted.
-    pub fn slot_count(&self) -> usize {
-        self.slots.len()
-    }
-
     /// Statistics as of the visible LSN.
     pub fn stats(&self) -> MemStats {
         self.visible
@@ -658,14 +653,10 @@ impl Memtable {
         ids
     }
 
-    /// The postings of a term id, dead slots included: `(slot, positions)` by ascending slot,
-    /// positions ascending within a slot (their count is the term frequency).
-    pub fn term_postings(&self, id: u32) -> impl Iterator<Item = (u32, &[u32])> + '_ {
-        self.term_postings_in(id, 0..=u32::MAX)
-    }
-
-    /// [`Memtable::term_postings`] of the slots in `slots` only (found by binary search: a
-    /// flush writing a memtable as several segments walks each one's share of a list).
+    /// The postings of a term id in the slots `slots`, dead slots included: `(slot,
+    /// positions)` by ascending slot, positions ascending within a slot (their count is the
+    /// term frequency). The range is found by binary search: a flush writing a memtable as
+    /// several segments walks each one's share of a list.
     pub fn term_postings_in(
         &self,
         id: u32,

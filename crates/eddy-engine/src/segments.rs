@@ -572,7 +572,7 @@ fn pieces_of(docs: usize, share: usize) -> usize {
 }
 
 /// `f` applied to every item, on up to `threads` threads (scoped), results in item order.
-fn parallel_map<T: Sync, R: Send>(
+pub(crate) fn parallel_map<T: Sync, R: Send>(
     items: &[T],
     threads: usize,
     f: impl Fn(&T) -> R + Sync,
